@@ -1,0 +1,58 @@
+"""Small error classes. Each carries the ids a caller needs to act on it."""
+
+from __future__ import annotations
+
+
+class PersonaError(Exception):
+    """Base class of every error Persona raises on purpose."""
+
+
+class ValidationError(PersonaError, ValueError):
+    """Input that makes no sense: empty text, a naive datetime, a bad user id, text over a limit."""
+
+
+class NodeNotFoundError(PersonaError, LookupError):
+    """No node with this id belongs to this user."""
+
+    def __init__(self, node_id: str, user_id: str | None = None) -> None:
+        self.node_id = node_id
+        self.user_id = user_id
+        owner = f" for user {user_id!r}" if user_id else ""
+        super().__init__(f"no node {node_id!r}{owner}")
+
+
+class UserNotFoundError(PersonaError, LookupError):
+    """The user does not exist in the store."""
+
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+        super().__init__(f"no user {user_id!r}")
+
+
+class EmbedderMismatchError(PersonaError):
+    """The store was built with another embedder; mixing vectors would give nonsense."""
+
+    def __init__(self, stored: tuple[str, int], given: tuple[str, int]) -> None:
+        self.stored = stored
+        self.given = given
+        super().__init__(
+            f"this store holds embeddings from {stored[0]!r} ({stored[1]} dimensions), "
+            f"but the embedder in use is {given[0]!r} ({given[1]} dimensions); "
+            "use the same embedder, or a new store (PERSONA_HOME / another Neo4j database)"
+        )
+
+
+class StoreUnavailableError(PersonaError):
+    """The store cannot be reached (Neo4j down, file not writable)."""
+
+
+class ProviderError(PersonaError):
+    """The LLM provider failed: timeout, HTTP error, or output that does not validate."""
+
+
+class DuplicateError(PersonaError):
+    """The thing already exists (same user, same entry text)."""
+
+    def __init__(self, message: str, existing_id: str | None = None) -> None:
+        self.existing_id = existing_id
+        super().__init__(message)

@@ -1,0 +1,70 @@
+"""Pure helpers both stores share: (de)serialising nodes, checking batches, escaping search text, cascade plans."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+
+from persona.errors import ValidationError
+from persona.models import (
+    LINK_ENDPOINTS,
+    NODE_CLASSES,
+    AnyNode,
+    MemoryBatch,
+    NodeType,
+)
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+MAX_QUERY_WORDS = 64
+"""Full-text queries keep their first 64 distinct words: a 10,000-character question stays a fast search."""
+
+
+def serialise_node(node: AnyNode) -> str:
+    """A node as JSON without its embedding (vectors live in their own column or property)."""
+    return node.model_dump_json(exclude={"embedding"})
+
+
+def parse_node(node_type: NodeType, body: str | dict) -> AnyNode:
+    """The one record-to-model parser: a stored JSON body (or property map) back into its model."""
+    cls = NODE_CLASSES[node_type]
+    data = json.loads(body) if isinstance(body, str) else body
+    return cls.model_validate(data)  # type: ignore[return-value]
+
+
+def node_sort_time(node: AnyNode) -> datetime:
+    """The time a node is ordered and filtered by: when it happened, or when an entity was first stored."""
+    return getattr(node, "occurred_at", None) or node.created_at
+
+
+def fts_words(query: str) -> list[str]:
+    """The plain words of a search, lowercased and de-duplicated; punctuation and operators are dropped."""
+    if not isinstance(query, str):
+        return []
+    words = dict.fromkeys(w.lower() for w in _WORD.findall(query.replace("\x00", " ")))
+    return list(words)[:MAX_QUERY_WORDS]
+
+
+def check_batch(user_id: str, batch: MemoryBatch) -> None:
+    """Refuse a batch that would mix users, give NEXT links, or join node types that never link."""
+    types: dict[str, NodeType] = {}
+    for node in batch.nodes():
+        if node.user_id != user_id:
+            raise ValidationError(f"node {node.id} belongs to {node.user_id!r}, not {user_id!r}")
+        types[node.id] = node.type
+    for link in batch.links:
+        if link.type.value == "NEXT":
+            raise ValidationError("NEXT links are placed by the store, not given in a batch")
+        sources, targets = LINK_ENDPOINTS[link.type]
+        source_type, target_type = types.get(link.source_id), types.get(link.target_id)
+        if source_type is not None and source_type not in sources:
+            raise ValidationError(f"{link.type.value} cannot start at a {source_type.value}")
+        if target_type is not None and target_type not in targets:
+            raise ValidationError(f"{link.type.value} cannot end at a {target_type.value}")
+
+
+def cascade_plan(node: AnyNode, dependants: dict[str, NodeType]) -> dict[str, NodeType]:
+    """The nodes a delete removes: the node itself and what belongs to it (entities never cascade)."""
+    plan = {node.id: node.type}
+    plan.update({i: t for i, t in dependants.items() if t is not NodeType.ENTITY})
+    return plan
