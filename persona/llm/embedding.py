@@ -18,9 +18,14 @@ from persona.llm.base import Embedder
 from persona.models import EmbedderInfo
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-STOPWORDS = frozenset(
-    ["a", "an", "the", "of", "in", "on", "at", "to", "for", "and", "or", "is", "was", "were", "be", "been", "being", "it", "its", "this", "that", "these", "those", "with", "by", "from", "as", "i", "you", "he", "she", "they", "we", "my", "your", "his", "her", "their", "our", "me", "him", "them", "us", "do", "did", "does", "not", "no", "so", "but", "if", "then", "than", "there", "here", "what", "which", "who", "whom", "when", "where", "why", "how", "all", "any", "each", "few", "more", "most", "other", "some", "such", "only", "own", "same", "too", "very", "can", "will", "just", "should", "now", "am", "are", "has", "have", "had", "having", "would", "could", "also", "into", "about", "over", "after", "before", "up", "down", "out", "off", "again", "further", "once"]
-)
+_STOPWORD_TEXT = """
+a an the of in on at to for and or is was were be been being it its this that these those with by from as i you
+he she they we my your his her their our me him them us do did does not no so but if then than there here
+what which who whom when where why how all any each few more most other some such only own same too very can
+will just should now am are has have had having would could also into about over after before up down out off
+again further once
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _SUFFIXES = ("ingly", "edly", "ing", "ed", "ies", "es", "s", "ly")
 
 
