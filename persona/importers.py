@@ -1,0 +1,177 @@
+"""Reading journals from files: markdown / plain text with date headings, JSON Lines, Day One JSON, and Persona's
+own export (which restores the same graph).
+
+Parsers are pure: bytes in, ``(text, occurred_at)`` items out, or a ``ValidationError`` that says which line or
+entry is wrong — before anything is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil import parser as date_parser
+
+from persona.errors import ValidationError
+from persona.models import MAX_ENTRY_CHARS, NodeType
+from persona.store.base import EXPORT_FORMAT
+
+MAX_IMPORT_BYTES = 200 * 1024 * 1024
+"""Files above 200 MB are refused before reading: split them."""
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{1,2}:\d{2}(:\d{2})?)?")
+
+
+@dataclass(frozen=True)
+class ImportItem:
+    """One journal entry read from a file."""
+
+    text: str
+    occurred_at: datetime
+
+
+def local_timezone() -> tzinfo:
+    """The machine's time zone: a date heading without a zone means the writer's local day."""
+    return datetime.now().astimezone().tzinfo or UTC
+
+
+def parse_date(value: str, *, tz: tzinfo | None = None) -> datetime | None:
+    """A date or date-time from a heading or field (``2024-03-01``, ``1 March 2024``, ``Friday, March 1, 2024 9:30``),
+    made timezone-aware with ``tz`` when it has no zone; None when ``value`` is not a date."""
+    value = value.strip()
+    if not value or len(value) > 80 or not re.search(r"\d", value):
+        return None
+    try:
+        parsed = date_parser.parse(value, dayfirst=not _ISO_DATE.match(value) and "/" in value)
+    except (ValueError, OverflowError, TypeError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz or local_timezone())
+    return parsed
+
+
+def parse_markdown(text: str, *, tz: tzinfo | None = None) -> list[ImportItem]:
+    """Entries under date headings (``## 2024-03-01``, ``# March 1, 2024``, ``### 2024-03-01 19:30`` ...).
+
+    A heading that is not a date stays part of the entry's text. Text before the first date heading is ignored
+    when it is only a title; otherwise it is refused, because it has no date.
+    """
+    items: list[ImportItem] = []
+    current_date: datetime | None = None
+    lines: list[str] = []
+    preamble: list[str] = []
+
+    def flush() -> None:
+        body = "\n".join(lines).strip()
+        if current_date is not None and body:
+            items.append(ImportItem(body, current_date))
+
+    for line in text.splitlines():
+        heading = _HEADING.match(line)
+        when = parse_date(heading.group(2), tz=tz) if heading else None
+        if when is not None:
+            flush()
+            current_date, lines = when, []
+        elif current_date is None:
+            preamble.append(line)
+        else:
+            lines.append(line)
+    flush()
+    loose = [ln for ln in preamble if ln.strip() and not _HEADING.match(ln)]
+    if not items and text.strip():
+        raise ValidationError("no date headings found: start each entry with a heading like '## 2024-03-01'")
+    if len(loose) > 3:
+        raise ValidationError(f"{len(loose)} lines before the first date heading have no date: '{loose[0][:60]}'")
+    return items
+
+
+def parse_jsonl(text: str, *, tz: tzinfo | None = None) -> list[ImportItem]:
+    """One JSON object per line: ``{"text": ..., "occurred_at": ...}`` (``date`` is accepted for ``occurred_at``)."""
+    items = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"line {number} is not JSON: {exc.msg}") from exc
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise ValidationError(f'line {number} needs a "text" string')
+        raw_date = record.get("occurred_at", record.get("date"))
+        when = parse_date(str(raw_date), tz=tz) if raw_date is not None else None
+        if when is None:
+            raise ValidationError(f'line {number} needs an "occurred_at" date, got {raw_date!r}')
+        items.append(ImportItem(record["text"], when))
+    return items
+
+
+def parse_day_one(data: dict[str, Any]) -> list[ImportItem]:
+    """Day One's JSON export: ``{"entries": [{"creationDate": "...Z", "text": "...", "timeZone": "..."}]}``."""
+    entries = data.get("entries")
+    if not isinstance(entries, list):
+        raise ValidationError('a Day One export has an "entries" list')
+    items = []
+    for number, record in enumerate(entries, start=1):
+        text = record.get("text") if isinstance(record, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            continue  # Day One keeps photo-only entries with no text: nothing to remember from them here
+        when = parse_date(str(record.get("creationDate", "")), tz=UTC)
+        if when is None:
+            raise ValidationError(f"Day One entry {number} has no creationDate")
+        zone = record.get("timeZone")
+        if isinstance(zone, str):
+            # An unknown zone name keeps UTC: the instant is still right.
+            with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+                when = when.astimezone(ZoneInfo(zone))
+        items.append(ImportItem(_strip_day_one_markup(text), when))
+    return items
+
+
+def _strip_day_one_markup(text: str) -> str:
+    # Day One escapes markdown punctuation and embeds photo references; neither is part of what was written.
+    text = re.sub(r"!\[\]\(dayone-moment://[^)]*\)", "", text)
+    return re.sub(r"\\([\\.\-!()#*_\[\]])", r"\1", text).strip()
+
+
+def detect_and_parse(name: str, raw: bytes, *, tz: tzinfo | None = None) -> list[ImportItem] | dict[str, Any]:
+    """Parse a file by its name and content. Returns items, or the data of a Persona export (restore it with
+    ``persona.transfer.restore_export``)."""
+    if len(raw) > MAX_IMPORT_BYTES:
+        raise ValidationError(f"the file is {len(raw) / 1e6:.0f} MB; the limit is {MAX_IMPORT_BYTES / 1e6:.0f} MB")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"the file is not UTF-8 text (byte {exc.start})") from exc
+    suffix = Path(name).suffix.lower()
+    stripped = text.lstrip()
+    if suffix == ".jsonl" or (suffix != ".json" and stripped.startswith("{") and "\n{" in stripped):
+        items: list[ImportItem] | dict[str, Any] = parse_jsonl(text, tz=tz)
+    elif suffix == ".json" or stripped.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"the file is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+        if isinstance(data, dict) and data.get("format") == EXPORT_FORMAT:
+            return data
+        if not isinstance(data, dict):
+            raise ValidationError("a JSON import must be a Day One export or a Persona export")
+        items = parse_day_one(data)
+    else:
+        items = parse_markdown(text, tz=tz)
+    for item in items:
+        if len(item.text) > MAX_ENTRY_CHARS:
+            raise ValidationError(f"the entry of {item.occurred_at:%Y-%m-%d} is longer than {MAX_ENTRY_CHARS:,} chars")
+    return items
+
+
+def export_entry_items(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries of a Persona export, oldest first."""
+    entries = [n for n in data.get("nodes", []) if n.get("type") == NodeType.ENTRY.value]
+    return sorted(entries, key=lambda n: n["occurred_at"])

@@ -1,0 +1,320 @@
+"""From a journal entry to typed memories in the store.
+
+The order is what makes "nothing the user wrote is ever lost" true: the Entry is saved (status ``pending``) before
+any LLM call; extraction and embedding happen outside the store; all memories, entities, passages and links are
+written in ONE store transaction that also places the episode in the NEXT chain; only then is the entry ``done``.
+A failure at any step leaves the Entry stored with status ``failed`` and the reason; ``retry_failed`` re-runs them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from persona.errors import ValidationError
+from persona.llm.base import Extraction, Provider
+from persona.models import (
+    MAX_ENTRY_CHARS,
+    Entity,
+    Entry,
+    EntryStatus,
+    Episode,
+    Goal,
+    Link,
+    LinkType,
+    MemoryBatch,
+    NodeType,
+    Passage,
+    Psyche,
+    canonical_name,
+    check_aware,
+    check_user_id,
+    clean_text,
+    node_text,
+    utc_now,
+)
+from persona.store.base import Store
+
+log = logging.getLogger(__name__)
+
+PASSAGE_WORDS = 40
+"""Sentences are grouped into passages of about this many words: small enough to quote, big enough to mean
+something. Retrieval returns passages so the exact words a person wrote reach the LLM."""
+
+ProgressCallback = Callable[[int, int, "IngestResult"], None]
+StepCallback = Callable[[str], None]
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ])")
+
+
+@dataclass
+class IngestResult:
+    """What one ingest did: the entry (with its final status) and, when it succeeded, the memories it wrote."""
+
+    entry: Entry
+    batch: MemoryBatch | None = None
+    duplicate: bool = False
+    entity_ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.entry.status is EntryStatus.DONE
+
+    @property
+    def error(self) -> str | None:
+        return self.entry.error
+
+
+def validate_entry_input(user_id: str, text: str, occurred_at: datetime | None) -> tuple[str, datetime]:
+    """Check what the user gave before anything is written; return the cleaned text and the date."""
+    check_user_id(user_id)
+    if not isinstance(text, str):
+        raise ValidationError("entry text must be a string")
+    if len(text) > MAX_ENTRY_CHARS:
+        raise ValidationError(
+            f"entry is {len(text):,} characters; the limit is {MAX_ENTRY_CHARS:,}. Split it into several entries."
+        )
+    cleaned = clean_text(text)
+    if not cleaned.strip():
+        raise ValidationError("entry text is empty")
+    when = occurred_at or utc_now()
+    if not isinstance(when, datetime):
+        raise ValidationError("occurred_at must be a datetime")
+    try:
+        check_aware(when)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+    return cleaned, when
+
+
+def ingest_entry(
+    store: Store,
+    provider: Provider,
+    user_id: str,
+    text: str,
+    *,
+    occurred_at: datetime | None = None,
+    source: str = "journal",
+    on_step: StepCallback | None = None,
+) -> IngestResult:
+    """Save an entry and turn it into memories. Never loses the text: on failure the entry stays, ``failed``.
+
+    Bad input raises ``ValidationError`` before anything is written. Ingesting the same text again for the same
+    user is a no-op that returns the stored entry with ``duplicate=True`` (a failed one is retried).
+    """
+    cleaned, when = validate_entry_input(user_id, text, occurred_at)
+    step = on_step or (lambda _: None)
+    step("Saving the entry")
+    entry = Entry(user_id=user_id, text=cleaned, occurred_at=when, source=source)
+    saved = store.save_entry(entry)
+    if saved.id != entry.id:
+        if saved.status is EntryStatus.DONE:
+            step("Already in your journal: nothing to do")
+            return IngestResult(entry=saved, duplicate=True)
+        step("Seen before but not finished: processing it again")
+    return process_entry(store, provider, saved, on_step=step)
+
+
+def process_entry(
+    store: Store, provider: Provider, entry: Entry, *, on_step: StepCallback | None = None
+) -> IngestResult:
+    """Extract, embed and write the memories of a stored entry, then mark it done (or failed, with the reason)."""
+    step = on_step or (lambda _: None)
+    if _memories_written(store, entry):
+        # A crash between the memory write and the status update: the memories are there, finish the job.
+        store.set_entry_status(entry.user_id, entry.id, EntryStatus.DONE)
+        return IngestResult(entry=entry.model_copy(update={"status": EntryStatus.DONE, "error": None}))
+    try:
+        step("Extracting memories")
+        extraction = provider.extract(entry.text, occurred_at=entry.occurred_at)
+        batch = build_batch(entry, extraction)
+        step(f"Embedding {len(batch.nodes())} items")
+        embed_batch(provider, batch)
+        step("Writing to the graph")
+        entity_ids = store.write_batch(entry.user_id, batch)
+    except Exception as exc:  # noqa: BLE001 - any failure must leave the entry stored and marked, never lost
+        reason = _reason(exc)
+        log.warning("entry %s failed: %s", entry.id, reason)
+        step(f"Failed: {reason}")
+        _mark(store, entry, EntryStatus.FAILED, reason)
+        return IngestResult(entry=entry.model_copy(update={"status": EntryStatus.FAILED, "error": reason}))
+    _mark(store, entry, EntryStatus.DONE, None)
+    step("Done")
+    done = entry.model_copy(update={"status": EntryStatus.DONE, "error": None})
+    return IngestResult(entry=done, batch=batch, entity_ids=entity_ids)
+
+
+def _memories_written(store: Store, entry: Entry) -> bool:
+    links = store.neighbours(entry.user_id, [entry.id], link_types=[LinkType.FROM_ENTRY, LinkType.PART_OF])
+    return bool(links)
+
+
+def _mark(store: Store, entry: Entry, status: EntryStatus, error: str | None) -> None:
+    try:
+        store.set_entry_status(entry.user_id, entry.id, status, error=error)
+    except Exception:  # noqa: BLE001 - the entry stays pending, which retry_failed also picks up
+        log.exception("could not record status %s for entry %s", status, entry.id)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+def retry_failed(
+    store: Store, provider: Provider, user_id: str, *, on_progress: ProgressCallback | None = None
+) -> list[IngestResult]:
+    """Process again every entry of the user that failed or was left pending (a crash mid-way)."""
+    todo: list[Entry] = []
+    for status in (EntryStatus.FAILED, EntryStatus.PENDING):
+        todo.extend(store.list_nodes(user_id, NodeType.ENTRY, status=status.value, limit=10**9, newest_first=False))
+    results = []
+    for number, entry in enumerate(todo, start=1):
+        result = process_entry(store, provider, entry)  # type: ignore[arg-type]
+        results.append(result)
+        if on_progress:
+            on_progress(number, len(todo), result)
+    return results
+
+
+def ingest_many(
+    store: Store,
+    provider: Provider,
+    user_id: str,
+    items: Iterable[tuple[str, datetime | None]],
+    *,
+    source: str = "import",
+    on_progress: ProgressCallback | None = None,
+) -> list[IngestResult]:
+    """Ingest many (text, occurred_at) items in order, reporting progress after each. Every item is saved before
+    it is processed; one failing item is recorded as failed and the import goes on."""
+    pending = list(items)
+    for text, when in pending:  # refuse a bad file before anything of it is written
+        validate_entry_input(user_id, text, when)
+    results = []
+    for number, (text, when) in enumerate(pending, start=1):
+        result = ingest_entry(store, provider, user_id, text, occurred_at=when, source=source)
+        results.append(result)
+        if on_progress:
+            on_progress(number, len(pending), result)
+    return results
+
+
+# -- building the batch ----------------------------------------------------------------------------------------
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a text: lines first (a journal's line breaks mean something), then sentence ends."""
+    sentences: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            sentences.extend(s.strip() for s in _SENTENCE_END.split(line) if s.strip())
+    return sentences
+
+
+def chunk_passages(text: str, *, max_words: int = PASSAGE_WORDS) -> list[str]:
+    """Group sentences into passages of at most ``max_words`` words (a longer sentence is split by words)."""
+    passages: list[str] = []
+    current: list[str] = []
+    size = 0
+    for sentence in split_sentences(text):
+        words = sentence.split()
+        while len(words) > max_words:  # a run-on sentence: cut it, do not drop it
+            if current:
+                passages.append(" ".join(current))
+                current, size = [], 0
+            passages.append(" ".join(words[:max_words]))
+            words = words[max_words:]
+        if size + len(words) > max_words and current:
+            passages.append(" ".join(current))
+            current, size = [], 0
+        current.append(" ".join(words))
+        size += len(words)
+    if current:
+        passages.append(" ".join(current))
+    return passages
+
+
+def build_batch(entry: Entry, extraction: Extraction) -> MemoryBatch:
+    """Turn an extraction into stored models with links (embeddings are added by ``embed_batch``)."""
+    common = {"user_id": entry.user_id, "entry_id": entry.id, "occurred_at": entry.occurred_at}
+    title = clean_text(extraction.title).strip()[:300] or _fallback_title(entry.text)
+    summary = clean_text(extraction.summary).strip() or entry.text[:1000]
+    episode = Episode(title=title, summary=summary, importance=extraction.importance, **common)
+    entities = _entities(entry.user_id, extraction)
+    by_name = {e.canonical: e for e in entities}
+    for entity in entities:
+        for alias in entity.aliases:
+            by_name.setdefault(canonical_name(alias), entity)
+    links = [Link(type=LinkType.FROM_ENTRY, source_id=episode.id, target_id=entry.id)]
+    links += [Link(type=LinkType.MENTIONS, source_id=episode.id, target_id=e.id) for e in entities]
+    psyche = []
+    for item in extraction.psyche:
+        if not clean_text(item.text).strip():
+            continue
+        node = Psyche(
+            kind=item.kind, text=item.text, confidence=item.confidence, source_sentence=item.sentence, **common
+        )
+        psyche.append(node)
+        links += _derived_links(node.id, episode.id, item.entities, by_name)
+    goals = []
+    for item in extraction.goals:
+        if not clean_text(item.title).strip() and not clean_text(item.text).strip():
+            continue
+        title_text = clean_text(item.title).strip() or item.text
+        node = Goal(
+            kind=item.kind,
+            title=title_text[:300],
+            text=item.text if clean_text(item.text).strip() else title_text,
+            status=item.status,
+            due=item.due,
+            source_sentence=item.sentence,
+            **common,
+        )
+        goals.append(node)
+        links += _derived_links(node.id, episode.id, item.entities, by_name)
+    passages = [Passage(text=t, position=i, **common) for i, t in enumerate(chunk_passages(entry.text))]
+    links += [Link(type=LinkType.PART_OF, source_id=p.id, target_id=entry.id) for p in passages]
+    return MemoryBatch(
+        episodes=[episode], psyche=psyche, goals=goals, entities=entities, passages=passages, links=links
+    )
+
+
+def _fallback_title(text: str) -> str:
+    words = text.split()
+    return " ".join(words[:10]) + ("…" if len(words) > 10 else "")
+
+
+def _entities(user_id: str, extraction: Extraction) -> list[Entity]:
+    """One Entity per canonical name in the extraction (the store merges them with the user's existing ones)."""
+    merged: dict[str, Entity] = {}
+    for item in extraction.entities:
+        name = clean_text(item.name).strip()
+        if not canonical_name(name):
+            continue
+        key = canonical_name(name)
+        if key in merged:
+            known = merged[key]
+            merged[key] = known.model_copy(update={"aliases": sorted({*known.aliases, *item.aliases})})
+            continue
+        merged[key] = Entity(user_id=user_id, name=name[:200], kind=item.kind, aliases=item.aliases)
+    return list(merged.values())
+
+
+def _derived_links(node_id: str, episode_id: str, names: Sequence[str], by_name: dict[str, Entity]) -> list[Link]:
+    links = [Link(type=LinkType.DERIVED_FROM, source_id=node_id, target_id=episode_id)]
+    targets = {by_name[canonical_name(n)].id for n in names if canonical_name(n) in by_name}
+    links += [Link(type=LinkType.MENTIONS, source_id=node_id, target_id=t) for t in sorted(targets)]
+    return links
+
+
+def embed_batch(provider: Provider, batch: MemoryBatch) -> None:
+    """Embed every node of the batch with ONE call to the provider's embedder."""
+    nodes = batch.nodes()
+    vectors = provider.embedder.embed([node_text(n) for n in nodes])
+    if len(vectors) != len(nodes):
+        raise ValueError(f"the embedder returned {len(vectors)} vectors for {len(nodes)} texts")
+    for node, vector in zip(nodes, vectors, strict=True):
+        node.embedding = vector

@@ -1,0 +1,35 @@
+"""Building the clients (store, provider) from settings, in one place for the app, the CLI and the API."""
+
+from __future__ import annotations
+
+from persona.config import Settings, get_settings
+from persona.llm.base import Provider
+from persona.store.base import Store
+
+
+def make_provider(settings: Settings | None = None) -> Provider:
+    """The OpenAI-compatible provider when a key or base URL is configured, else the offline one."""
+    settings = settings or get_settings()
+    if settings.use_openai:
+        from persona.llm.openai_provider import OpenAIProvider
+
+        return OpenAIProvider.from_settings(settings)
+    from persona.llm.offline import OfflineProvider
+
+    return OfflineProvider()
+
+
+def open_store(provider: Provider, settings: Settings | None = None) -> Store:
+    """The configured store, bound to the provider's embedder. Raises ``StoreUnavailableError`` when unreachable."""
+    settings = settings or get_settings()
+    if settings.persona_store == "neo4j":
+        from persona.store.neo4j import Neo4jStore
+
+        password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
+        auth = (settings.neo4j_user, password) if password else None
+        return Neo4jStore(
+            settings.neo4j_uri, auth=auth, embedder=provider.embedder.info, database=settings.neo4j_database
+        )
+    from persona.store.sqlite import SqliteStore
+
+    return SqliteStore(settings.sqlite_path, embedder=provider.embedder.info)
