@@ -1,0 +1,285 @@
+"""Hybrid retrieval: vector and full-text seeds fused by reciprocal-rank fusion, one hop of expansion along the
+graph, recency and importance boosts, filters, and a token budget. Each result says why it was retrieved.
+
+The weights and k's are data (``RetrievalPreset``), not constants in the code. The functions are small and pure
+where they can be (``rrf``, ``recency``, ``apply_budget``); ``retrieve`` wires them to a store.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from persona.llm.base import Embedder
+from persona.models import (
+    AnyNode,
+    Entity,
+    LinkType,
+    NodeType,
+    SearchHit,
+    check_user_id,
+    node_text,
+    utc_now,
+)
+from persona.store.base import Store
+
+SIGNALS = ("vector", "text", "graph", "recency", "importance")
+
+
+@dataclass(frozen=True)
+class RetrievalPreset:
+    """How retrieval weighs its signals. Presets are data: tune them, compare them, never bury them in code."""
+
+    name: str = "default"
+    vector_k: int = 20
+    text_k: int = 20
+    rrf_k: int = 60
+    vector_weight: float = 1.0
+    text_weight: float = 1.0
+    expand_from: int = 8
+    expand_decay: float = 0.5
+    expand_links: tuple[LinkType, ...] = (LinkType.MENTIONS, LinkType.DERIVED_FROM, LinkType.NEXT)
+    recency_weight: float = 0.1
+    recency_half_life_days: float = 180.0
+    importance_weight: float = 0.1
+    type_weights: dict[NodeType, float] = field(
+        default_factory=lambda: {
+            NodeType.PASSAGE: 1.0,
+            NodeType.EPISODE: 1.0,
+            NodeType.PSYCHE: 1.0,
+            NodeType.GOAL: 1.0,
+            NodeType.ENTITY: 0.6,
+        }
+    )
+    filter_overfetch: int = 5
+
+
+PRESETS: dict[str, RetrievalPreset] = {
+    "default": RetrievalPreset(),
+    "recent": RetrievalPreset(name="recent", recency_weight=0.5, recency_half_life_days=30.0),
+    "text-only": RetrievalPreset(name="text-only", vector_weight=0.0, expand_from=0),
+    "vector-only": RetrievalPreset(name="vector-only", text_weight=0.0, expand_from=0),
+}
+
+
+@dataclass
+class RetrievedMemory:
+    """One retrieved node with its score and each signal's share of that score (the shares sum to 1)."""
+
+    node: AnyNode
+    score: float
+    shares: dict[str, float]
+    reason: str
+
+    @property
+    def id(self) -> str:
+        return self.node.id
+
+    @property
+    def type(self) -> NodeType:
+        return self.node.type
+
+
+@dataclass
+class RetrievalQuery:
+    """What to retrieve: a question and optional filters."""
+
+    text: str
+    types: tuple[NodeType, ...] | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    as_of: datetime | None = None
+    limit: int = 10
+    token_budget: int | None = None
+
+
+def rrf(
+    rankings: Sequence[Sequence[str]], *, k: int = 60, weights: Sequence[float] | None = None
+) -> dict[str, list[float]]:
+    """Reciprocal-rank fusion: for each id, its contribution from each ranking, ``weight / (k + rank)``."""
+    weights = weights or [1.0] * len(rankings)
+    fused: dict[str, list[float]] = {}
+    for index, (ranking, weight) in enumerate(zip(rankings, weights, strict=True)):
+        for rank, node_id in enumerate(ranking, start=1):
+            parts = fused.setdefault(node_id, [0.0] * len(rankings))
+            parts[index] += weight / (k + rank)
+    return fused
+
+
+def recency(occurred_at: datetime | None, now: datetime, *, half_life_days: float) -> float:
+    """1.0 for now, 0.5 after one half-life, towards 0 for the distant past (and 0 for undated nodes)."""
+    if occurred_at is None or half_life_days <= 0:
+        return 0.0
+    age_days = max(0.0, (now - occurred_at).total_seconds() / 86_400)
+    return math.pow(0.5, age_days / half_life_days)
+
+
+def estimate_tokens(text: str) -> int:
+    """A model-free token estimate: about 4 tokens for every 3 words."""
+    return math.ceil(len(text.split()) * 4 / 3)
+
+
+def apply_budget(items: Sequence[RetrievedMemory], budget: int | None) -> list[RetrievedMemory]:
+    """Keep items in rank order until the next one would pass ``budget`` tokens."""
+    if budget is None:
+        return list(items)
+    kept, used = [], 0
+    for item in items:
+        cost = estimate_tokens(node_text(item.node))
+        if used + cost > budget:
+            break
+        kept.append(item)
+        used += cost
+    return kept
+
+
+def _passes(node: AnyNode, query: RetrievalQuery) -> bool:
+    """Type, date and "as of" filters. Entities have no date: with a date filter they only serve as bridges."""
+    if query.types is not None and node.type not in query.types:
+        return False
+    if node.type is NodeType.ENTRY:
+        return False
+    when = getattr(node, "occurred_at", None)
+    dated = query.start is not None or query.end is not None or query.as_of is not None
+    if when is None:
+        return not dated
+    if query.start is not None and when < query.start:
+        return False
+    if query.end is not None and when >= query.end:
+        return False
+    return query.as_of is None or when <= query.as_of
+
+
+def _seeds(
+    store: Store, embedder: Embedder, user_id: str, query: RetrievalQuery, preset: RetrievalPreset
+) -> tuple[list[SearchHit], list[SearchHit]]:
+    filtered = query.start is not None or query.end is not None or query.as_of is not None
+    factor = preset.filter_overfetch if filtered else 1
+    vector_hits: list[SearchHit] = []
+    text_hits: list[SearchHit] = []
+    if preset.vector_weight > 0 and query.text.strip():
+        vector = embedder.embed([query.text[:20_000]])[0]
+        if any(vector):
+            vector_hits = store.vector_search(user_id, vector, k=preset.vector_k * factor)
+    if preset.text_weight > 0:
+        text_hits = store.text_search(user_id, query.text, k=preset.text_k * factor)
+    return vector_hits, text_hits
+
+
+def _expand(
+    store: Store, user_id: str, seeds: list[str], base: dict[str, float], preset: RetrievalPreset
+) -> dict[str, tuple[float, str]]:
+    """One hop from the best seeds: each neighbour gets the decayed score of its best seed, and which seed it was."""
+    if preset.expand_from <= 0 or not seeds:
+        return {}
+    sources = seeds[: preset.expand_from]
+    reached: dict[str, tuple[float, str]] = {}
+    for link in store.neighbours(user_id, sources, link_types=preset.expand_links):
+        for here, there in ((link.source_id, link.target_id), (link.target_id, link.source_id)):
+            if here in base and here in sources:
+                score = base[here] * preset.expand_decay
+                if score > reached.get(there, (0.0, ""))[0]:
+                    reached[there] = (score, here)
+    return reached
+
+
+def retrieve(
+    store: Store,
+    embedder: Embedder,
+    user_id: str,
+    query: RetrievalQuery | str,
+    *,
+    preset: RetrievalPreset | str = "default",
+    now: datetime | None = None,
+) -> list[RetrievedMemory]:
+    """The user's memories that best answer ``query``, best first, each with its score and signal shares."""
+    check_user_id(user_id)
+    query = RetrievalQuery(text=query) if isinstance(query, str) else query
+    preset = PRESETS[preset] if isinstance(preset, str) else preset
+    now = query.as_of or now or utc_now()
+    if not isinstance(query.text, str):
+        return []
+    vector_hits, text_hits = _seeds(store, embedder, user_id, query, preset)
+    fused = rrf(
+        [[h.id for h in vector_hits], [h.id for h in text_hits]],
+        k=preset.rrf_k,
+        weights=[preset.vector_weight, preset.text_weight],
+    )
+    base = {node_id: sum(parts) for node_id, parts in fused.items()}
+    ranked_seeds = sorted(base, key=lambda i: (-base[i], i))
+    expanded = _expand(store, user_id, ranked_seeds, base, preset)
+    nodes = {n.id: n for n in store.get_nodes(user_id, list(dict.fromkeys([*ranked_seeds, *expanded])))}
+    results = []
+    for node_id, node in nodes.items():
+        if not _passes(node, query):
+            continue
+        parts = fused.get(node_id, [0.0, 0.0])
+        graph = expanded.get(node_id, (0.0, ""))
+        results.append(_score(node, parts[0], parts[1], graph, nodes, now, preset))
+    results.sort(key=lambda r: (-r.score, r.id))
+    return apply_budget(results[: max(0, query.limit)], query.token_budget)
+
+
+def _score(
+    node: AnyNode,
+    vector: float,
+    text: float,
+    graph: tuple[float, str],
+    nodes: dict[str, AnyNode],
+    now: datetime,
+    preset: RetrievalPreset,
+) -> RetrievedMemory:
+    """Combine the signals: (vector + text + graph) x type weight x (1 + recency boost + importance boost)."""
+    weight = preset.type_weights.get(node.type, 1.0)
+    base = (vector + text + graph[0]) * weight
+    boost_recency = preset.recency_weight * recency(
+        getattr(node, "occurred_at", None), now, half_life_days=preset.recency_half_life_days
+    )
+    importance = getattr(node, "importance", None)
+    if importance is None:
+        importance = getattr(node, "confidence", 0.5)
+    boost_importance = preset.importance_weight * importance
+    score = base * (1 + boost_recency + boost_importance)
+    contributions = {
+        "vector": vector * weight,
+        "text": text * weight,
+        "graph": graph[0] * weight,
+        "recency": base * boost_recency,
+        "importance": base * boost_importance,
+    }
+    shares = {k: (v / score if score else 0.0) for k, v in contributions.items()}
+    return RetrievedMemory(node=node, score=score, shares=shares, reason=_reason(shares, graph[1], nodes))
+
+
+def _reason(shares: dict[str, float], via: str, nodes: dict[str, AnyNode]) -> str:
+    """A short sentence for the UI: which signals found it."""
+    parts = []
+    if shares["vector"] > 0:
+        parts.append("similar in meaning")
+    if shares["text"] > 0:
+        parts.append("shares words with the question")
+    if shares["graph"] > 0 and via in nodes:
+        source = nodes[via]
+        label = source.name if isinstance(source, Entity) else source.type.value.lower()
+        parts.append(f"linked to {label!s}")
+    return "; ".join(parts) or "boosted by recency and importance"
+
+
+def retrieve_many(
+    store: Store,
+    embedder: Embedder,
+    user_id: str,
+    questions: Iterable[str],
+    *,
+    preset: RetrievalPreset | str = "default",
+    limit: int = 10,
+) -> list[list[RetrievedMemory]]:
+    """``retrieve`` for several questions (evaluation, benchmarks)."""
+    return [retrieve(store, embedder, user_id, RetrievalQuery(text=q, limit=limit), preset=preset) for q in questions]
+
+
+def with_overrides(preset: RetrievalPreset, **changes: object) -> RetrievalPreset:
+    """A copy of ``preset`` with some fields changed (for experiments)."""
+    return replace(preset, **changes)  # type: ignore[arg-type]
