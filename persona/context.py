@@ -27,7 +27,7 @@ def _item(memory: RetrievedMemory) -> ET.Element:
     element = ET.Element("memory", {"id": node.id, "type": node.type.value})
     when = getattr(node, "occurred_at", None)
     if when is not None:
-        element.set("date", when.strftime("%Y-%m-%d %H:%M"))
+        element.set("date", f"{when.day} {when:%B %Y}")  # "8 May 2023": the words answers use
     match node:
         case Episode():
             element.set("title", xml_safe(node.title))

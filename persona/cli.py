@@ -1,0 +1,173 @@
+"""The ``persona`` command: import, export, the demo persona, retries, stats and the evaluation."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from persona.config import get_settings
+from persona.errors import PersonaError
+from persona.ingest import IngestResult, ingest_many, retry_failed
+from persona.llm.base import Provider
+from persona.store.base import Store
+
+USER_OPTION = click.option("--user", "-u", "user_id", default=None, help="the persona (user id); default PERSONA_USER")
+
+
+def _clients() -> tuple[Store, Provider]:
+    from persona.runtime import make_provider, open_store
+
+    provider = make_provider()
+    return open_store(provider), provider
+
+
+def _user(user_id: str | None) -> str:
+    return user_id or get_settings().persona_user
+
+
+@click.group()
+@click.version_option(package_name="persona")
+def cli() -> None:
+    """Persona: your journal as a memory graph you can browse, walk and chat with."""
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@USER_OPTION
+def import_command(file: Path, user_id: str | None) -> None:
+    """Import a journal: markdown/text with date headings, JSON Lines, Day One JSON, or a Persona export."""
+    from persona.importers import detect_and_parse
+    from persona.transfer import restore_export
+
+    user = _user(user_id)
+    parsed = detect_and_parse(file.name, file.read_bytes())
+    store, provider = _clients()
+    with store:
+        if isinstance(parsed, dict):
+            with click.progressbar(length=1, label="Restoring export") as bar:
+                report = restore_export(
+                    store, provider.embedder, parsed, user_id=user, on_progress=lambda n, total: _set(bar, n, total)
+                )
+            click.echo(
+                f"restored {report.entries} entries ({report.skipped_duplicates} already there), "
+                f"{report.nodes} nodes, {report.links} links for {user}"
+            )
+            return
+        with click.progressbar(length=len(parsed), label=f"Importing {len(parsed)} entries") as bar:
+            results = ingest_many(
+                store,
+                provider,
+                user,
+                [(i.text, i.occurred_at) for i in parsed],
+                source=f"import:{file.name}",
+                on_progress=lambda n, total, _r: bar.update(1),
+            )
+        _summarise(results, user)
+
+
+def _set(bar, done: int, total: int) -> None:  # type: ignore[no-untyped-def]
+    """Move a click progress bar to ``done`` of ``total`` (totals are known only once work starts)."""
+    bar.length = total
+    bar.update(done - bar.pos)
+
+
+def _summarise(results: list[IngestResult], user: str) -> None:
+    done = sum(r.ok and not r.duplicate for r in results)
+    duplicates = sum(r.duplicate for r in results)
+    failed = [r for r in results if not r.ok]
+    click.echo(f"{done} entries ingested, {duplicates} already there, {len(failed)} failed for {user}")
+    for result in failed[:10]:
+        click.echo(f"  failed {result.entry.occurred_at:%Y-%m-%d}: {result.error}", err=True)
+    if failed:
+        click.echo(f"run `persona retry --user {user}` when the cause is fixed", err=True)
+
+
+@cli.command("export")
+@USER_OPTION
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None, help="file (default: stdout)"
+)
+def export_command(user_id: str | None, output: Path | None) -> None:
+    """Export a persona's whole graph as JSON (``persona import`` reads it back)."""
+    store, _ = _clients()
+    with store:
+        data = store.export_user(_user(user_id))
+    text = json.dumps(data, ensure_ascii=False, indent=1)
+    if output is None:
+        click.echo(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {len(data['nodes'])} nodes and {len(data['links'])} links to {output}", err=True)
+
+
+@cli.command("demo")
+@click.option("--user", "-u", "user_id", default="demo", show_default=True, help="the persona to load it into")
+def demo_command(user_id: str) -> None:
+    """Load the bundled demo persona (a synthetic three-month journal), offline, in a few seconds."""
+    from persona.demo import load_demo
+
+    store, provider = _clients()
+    with store, click.progressbar(length=1, label="Loading the demo persona") as bar:
+        results = load_demo(store, provider, user_id, on_progress=lambda n, total, _r: _set(bar, n, total))
+    _summarise(results, user_id)
+
+
+@cli.command("retry")
+@USER_OPTION
+def retry_command(user_id: str | None) -> None:
+    """Process again the entries that failed (or were left pending by a crash)."""
+    store, provider = _clients()
+    user = _user(user_id)
+    with store, click.progressbar(length=1, label="Retrying") as bar:
+        results = retry_failed(store, provider, user, on_progress=lambda n, total, _r: _set(bar, n, total))
+    _summarise(results, user)
+
+
+@cli.command("stats")
+@USER_OPTION
+def stats_command(user_id: str | None) -> None:
+    """Counts of entries, memories, entities and links."""
+    store, provider = _clients()
+    with store:
+        counts = store.stats(_user(user_id))
+    click.echo(f"store: {store.description}\nprovider: {provider.describe()}")
+    for key, value in counts.items():
+        click.echo(f"{key:>10}: {value}")
+
+
+@cli.group("eval")
+def eval_group() -> None:
+    """Evaluations."""
+
+
+@eval_group.command("locomo")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--k", "ks", type=int, multiple=True, default=(1, 3, 5, 10), show_default=True, help="session recall@k")
+@click.option("--budget", "budgets", type=int, multiple=True, default=(500, 1000, 2000), show_default=True)
+@click.option("--preset", default="default", show_default=True, help="retrieval preset")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def eval_locomo(file: Path, ks: tuple[int, ...], budgets: tuple[int, ...], preset: str, as_json: bool) -> None:
+    """Answer recall within a context budget and session recall@k on LoCoMo-format data, with baselines."""
+    from persona.evaluation import evaluate_locomo, format_report
+    from persona.llm.offline import OfflineProvider
+
+    report = evaluate_locomo(
+        file, OfflineProvider(), budgets=budgets, ks=ks, preset=preset, on_progress=lambda m: click.echo(m, err=True)
+    )
+    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+def main() -> None:
+    """Entry point of the console script: clear messages for Persona's own errors, no tracebacks."""
+    try:
+        cli(standalone_mode=True)
+    except PersonaError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
