@@ -17,6 +17,7 @@ import pytest
 from persona.llm.embedding import HashEmbedder
 from persona.store.base import Store
 from persona.store.sqlite import SqliteStore
+from tests.fake_openai import fake_openai_fixture  # noqa: F401 - registers the `fake_openai` fixture
 from tests.neo4j_server import Neo4jServer
 
 

@@ -7,6 +7,7 @@ import re
 from datetime import datetime
 
 from persona.errors import ValidationError
+from persona.llm.embedding import STOPWORDS
 from persona.models import (
     LINK_ENDPOINTS,
     NODE_CLASSES,
@@ -38,11 +39,13 @@ def node_sort_time(node: AnyNode) -> datetime:
 
 
 def fts_words(query: str) -> list[str]:
-    """The plain words of a search, lowercased and de-duplicated; punctuation and operators are dropped."""
+    """The plain words of a search, lowercased and de-duplicated; punctuation and operators are dropped, and so are
+    stopwords (unless nothing else is left): "the" matches every memory and only slows the ranking down."""
     if not isinstance(query, str):
         return []
-    words = dict.fromkeys(w.lower() for w in _WORD.findall(query.replace("\x00", " ")))
-    return list(words)[:MAX_QUERY_WORDS]
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query.replace("\x00", " "))))
+    content = [w for w in words if w not in STOPWORDS]
+    return (content or words)[:MAX_QUERY_WORDS]
 
 
 def check_batch(user_id: str, batch: MemoryBatch) -> None:

@@ -50,6 +50,8 @@ from persona.store.common import (
     serialise_node,
 )
 
+# Lookups by id write ``+user_id``: the unary plus keeps SQLite from choosing the (user_id, ...) index, which would
+# scan all of a user's nodes, over the unique index on id. The user check still applies.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
@@ -207,14 +209,14 @@ class SqliteStore(Store):
         for start in range(0, len(ids), 500):
             part = list(ids[start : start + 500])
             marks = _placeholders(part)
-            pks = cur.execute(f"SELECT pk FROM nodes WHERE user_id = ? AND id IN ({marks})", (user_id, *part))
+            pks = cur.execute(f"SELECT pk FROM nodes WHERE +user_id = ? AND id IN ({marks})", (user_id, *part))
             for (pk,) in pks.fetchall():
                 cur.execute("DELETE FROM nodes_fts WHERE rowid = ?", (pk,))
             cur.execute(
                 f"DELETE FROM links WHERE user_id = ? AND (source_id IN ({marks}) OR target_id IN ({marks}))",
                 (user_id, *part, *part),
             )
-            cur.execute(f"DELETE FROM nodes WHERE user_id = ? AND id IN ({marks})", (user_id, *part))
+            cur.execute(f"DELETE FROM nodes WHERE +user_id = ? AND id IN ({marks})", (user_id, *part))
 
     def _rows_to_nodes(self, rows: Iterable[tuple[str, str]]) -> list[AnyNode]:
         return [parse_node(NodeType(kind), body) for kind, body in rows]
@@ -299,7 +301,7 @@ class SqliteStore(Store):
 
     def _insert_link(self, cur: sqlite3.Cursor, user_id: str, link_type: LinkType, source: str, target: str) -> None:
         found = cur.execute(
-            "SELECT count(*) FROM nodes WHERE user_id = ? AND id IN (?, ?)", (user_id, source, target)
+            "SELECT count(*) FROM nodes WHERE +user_id = ? AND id IN (?, ?)", (user_id, source, target)
         ).fetchone()[0]
         if found != len({source, target}):
             raise ValidationError(f"link {link_type.value} {source} -> {target} names a node this user does not have")
@@ -442,7 +444,7 @@ class SqliteStore(Store):
     # -- reads -------------------------------------------------------------------------------------------------
     def _get(self, cur: sqlite3.Cursor, user_id: str, node_id: str) -> AnyNode:
         row = cur.execute(
-            "SELECT type, body FROM nodes WHERE user_id = ? AND id = ?", (check_user_id(user_id), node_id)
+            "SELECT type, body FROM nodes WHERE +user_id = ? AND id = ?", (check_user_id(user_id), node_id)
         ).fetchone()
         if row is None:
             raise NodeNotFoundError(node_id, user_id)
@@ -459,7 +461,7 @@ class SqliteStore(Store):
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             rows = self._read(
-                f"SELECT type, body FROM nodes WHERE user_id = ? AND id IN ({_placeholders(part)})", (user_id, *part)
+                f"SELECT type, body FROM nodes WHERE +user_id = ? AND id IN ({_placeholders(part)})", (user_id, *part)
             )
             found.update((node.id, node) for node in self._rows_to_nodes(rows))
         return [found[i] for i in ids if i in found]
