@@ -85,10 +85,11 @@ def restore_export(
     used_entities: set[str] = set()
     for number, entry in enumerate(entries, start=1):
         # The content hash includes the user id: recompute it for the target user.
-        saved = store.save_entry(Entry.model_validate(entry.model_dump() | {"content_hash": ""}))
-        if saved.id != entry.id:
+        rehashed = Entry.model_validate(entry.model_dump() | {"content_hash": ""})
+        if store.find_entry_by_hash(target, rehashed.content_hash) is not None:
             report.skipped_duplicates += 1
         else:
+            store.save_entry(rehashed)
             report.entries += 1
             members = by_entry.get(entry.id, [])
             member_ids = {m.id for m in members} | {entry.id}
