@@ -157,14 +157,16 @@ def _seeds(
 ) -> tuple[list[SearchHit], list[SearchHit]]:
     filtered = query.start is not None or query.end is not None or query.as_of is not None
     factor = preset.filter_overfetch if filtered else 1
+    # A caller asking for more results than the preset's k gets deeper searches, not a pool that runs dry.
+    vector_k, text_k = max(preset.vector_k, query.limit), max(preset.text_k, query.limit)
     vector_hits: list[SearchHit] = []
     text_hits: list[SearchHit] = []
     if preset.vector_weight > 0 and query.text.strip():
         vector = embedder.embed([query.text[:20_000]])[0]
         if any(vector):
-            vector_hits = store.vector_search(user_id, vector, k=preset.vector_k * factor)
+            vector_hits = store.vector_search(user_id, vector, k=vector_k * factor)
     if preset.text_weight > 0:
-        text_hits = store.text_search(user_id, query.text, k=preset.text_k * factor)
+        text_hits = store.text_search(user_id, query.text, k=text_k * factor)
     return vector_hits, text_hits
 
 
