@@ -1,0 +1,327 @@
+"""A subgraph as a self-contained pyvis (vis-network) HTML page. Pure: no Streamlit, no network access when viewed.
+
+Safety and offline rules this module keeps:
+- vis-network is embedded in line (``cdn_resources="in_line"``) and the Bootstrap ``<link>``/``<script>`` tags of
+  pyvis's template are stripped, so the page loads nothing from the network (``remote_references`` checks it).
+- Every piece of user text is escaped: tooltips with ``html.escape`` (they become DOM elements through
+  ``innerHTML``), canvas labels for vis-network's small HTML label parser (see ``canvas_label``). The node data is
+  embedded as JSON by pyvis's ``tojson`` filter, which also escapes ``<``, ``>`` and ``&``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pyvis.network import Network
+
+from persona.models import AnyNode, Entity, Entry, Episode, Goal, LinkType, NodeType, Passage, Psyche, Subgraph
+
+
+@dataclass(frozen=True)
+class NodeStyle:
+    """How one node type looks: the legend shows the same colour and shape."""
+
+    colour: str
+    shape: str
+    base_size: float
+    legend: str
+
+
+TYPE_STYLES: dict[NodeType, NodeStyle] = {
+    NodeType.EPISODE: NodeStyle("#4C78A8", "dot", 14, "what happened"),
+    NodeType.PSYCHE: NodeStyle("#B279A2", "diamond", 11, "trait, preference, value, belief"),
+    NodeType.GOAL: NodeStyle("#F58518", "star", 13, "task, project, reminder, todo"),
+    NodeType.ENTITY: NodeStyle("#54A24B", "square", 9, "person, place, org, topic, thing"),
+    NodeType.ENTRY: NodeStyle("#8C8C8C", "triangleDown", 10, "the text you wrote"),
+    NodeType.PASSAGE: NodeStyle("#BAB0AC", "dot", 6, "a sentence of an entry"),
+}
+LINK_COLOURS: dict[LinkType, str] = {
+    LinkType.NEXT: "#4C78A8",
+    LinkType.DERIVED_FROM: "#B279A2",
+    LinkType.MENTIONS: "#A8B8A0",
+    LinkType.FROM_ENTRY: "#9D9DA0",
+    LinkType.PART_OF: "#C8C0BC",
+}
+HIGHLIGHT_COLOUR = "#D62728"
+FOCUS_COLOUR = "#111111"
+MAX_LABEL_CHARS = 28
+MAX_TOOLTIP_CHARS = 400
+
+# pyvis 0.3.2's template (the version is pinned): the anchors below are where the extra script and legend go.
+_DATA_ANCHOR = "data = {nodes: nodes, edges: edges};"
+_RETURN_ANCHOR = "return network;"
+_CONTAINER_ANCHOR = '<div id="mynetwork" class="card-body"></div>'
+_REMOTE_LINK = re.compile(r"<link\b[^>]*\bhref\s*=\s*[\"']?(?:https?:)?//[^>]*>", re.IGNORECASE)
+_REMOTE_SCRIPT = re.compile(
+    r"<script\b[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//[^>]*>\s*</script>", re.IGNORECASE | re.DOTALL
+)
+_EMPTY_HEADING = re.compile(r"<center>\s*<h1>\s*</h1>\s*</center>", re.IGNORECASE)
+_REMOTE_REFERENCE = re.compile(r"\b(?:src|href)\s*=\s*[\"']?\s*(?:https?:)?//[^\s\"'>]*", re.IGNORECASE)
+
+# Turns each node's escaped ``tip`` into a DOM element: vis-network 9 shows a string ``title`` as plain text, and
+# pyvis switches to an ``innerHTML`` popup when a title contains "href"; a ``tip`` field avoids both surprises.
+_TOOLTIP_SCRIPT = """
+                  nodes.update(nodes.get().filter(function (n) { return typeof n.tip === "string"; })
+                      .map(function (n) {
+                          var box = document.createElement("div");
+                          box.className = "persona-tip";
+                          box.innerHTML = n.tip;  // escaped by persona.viz
+                          return {id: n.id, title: box};
+                      }));
+"""
+# Once laid out, the graph stops moving: calmer to read, and a screenshot shows the settled layout.
+_SETTLE_SCRIPT = """
+                  network.once("stabilizationIterationsDone", function () {
+                      network.setOptions({physics: {enabled: false}});
+                      document.body.setAttribute("data-settled", "true");
+                  });
+                  {focus}
+"""
+_STYLE = """
+<style>
+  body { margin: 0; font-family: "Source Sans Pro", "Segoe UI", Roboto, sans-serif; }
+  .card { border: none; }
+  #mynetwork { border: 1px solid #E3E5E8 !important; border-radius: 8px; box-sizing: border-box; }
+  .persona-tip { max-width: 360px; white-space: normal; font-size: 13px; line-height: 1.35; }
+  #persona-legend { position: absolute; top: 8px; left: 8px; background: rgba(255,255,255,0.92);
+    border: 1px solid #E3E5E8; border-radius: 6px; padding: 6px 10px; font-size: 12px; color: #333; z-index: 5; }
+  #persona-legend span.swatch { display: inline-block; width: 10px; height: 10px; margin-right: 5px;
+    border-radius: 2px; vertical-align: middle; }
+  #persona-cap { position: absolute; bottom: 8px; left: 8px; background: rgba(255,248,230,0.95);
+    border: 1px solid #F2D39B; border-radius: 6px; padding: 4px 8px; font-size: 12px; color: #5A4200; z-index: 5; }
+</style>
+"""
+
+
+def short(text: str, limit: int) -> str:
+    """One line of at most ``limit`` characters (whitespace folded, an ellipsis when cut)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: max(0, limit - 1)].rstrip() + "…"
+
+
+def node_title(node: AnyNode) -> str:
+    """The plain-text name of a node: an episode's or goal's title, a psyche's text, an entity's name."""
+    match node:
+        case Episode() | Goal():
+            return node.title
+        case Entity():
+            return node.name
+        case Entry() | Psyche() | Passage():
+            return node.text
+    return node.id
+
+
+def node_date(node: AnyNode) -> str:
+    """When it happened (``12 Jun 2026``), or an empty string for entities."""
+    when = getattr(node, "occurred_at", None)
+    return f"{when:%d %b %Y}" if when else ""
+
+
+def node_kind(node: AnyNode) -> str:
+    """The subtype (``preference``, ``task``, ``person``...) or an empty string."""
+    kind = getattr(node, "kind", None)
+    return kind.value if kind is not None else ""
+
+
+def canvas_label(text: str) -> str:
+    """Escape text for a vis-network label drawn with ``font.multi = "html"``.
+
+    That parser reads ``<b>``, ``<i>``, ``<code>`` tags and decodes exactly two entities, ``&lt;`` and ``&amp;``.
+    Escaping those two characters (and no others, which it would draw literally) means a label is always drawn as
+    the text it is: ``<script>`` appears as ``<script>`` on the canvas and is never markup.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;")
+
+
+def tooltip_html(node: AnyNode, degree: int) -> str:
+    """The hover card of a node as HTML; every value from the user's data goes through ``html.escape``."""
+    heading = " · ".join(p for p in (node.type.value, node_kind(node), node_date(node)) if p)
+    lines = [f"<b>{html.escape(heading)}</b>", html.escape(short(node_title(node), MAX_TOOLTIP_CHARS))]
+    if isinstance(node, Episode) and node.summary != node.title:
+        lines.append(html.escape(short(node.summary, MAX_TOOLTIP_CHARS)))
+    if isinstance(node, Goal):
+        lines.append(html.escape(f"status: {node.status.value}" + (f", due {node.due:%d %b %Y}" if node.due else "")))
+    if isinstance(node, Entity) and node.aliases:
+        lines.append(html.escape("also: " + ", ".join(node.aliases)))
+    lines.append(f"<small>{degree} link{'s' if degree != 1 else ''}</small>")
+    return "<br>".join(lines)
+
+
+def node_size(node: AnyNode, degree: int) -> float:
+    """Bigger for what matters: an episode's importance, a psyche's confidence, and how connected a node is."""
+    size = TYPE_STYLES[node.type].base_size + min(16.0, 3.0 * math.sqrt(degree))
+    if isinstance(node, Episode):
+        size += 10 * node.importance
+    elif isinstance(node, Psyche):
+        size += 6 * node.confidence
+    return round(size, 1)
+
+
+def degrees(subgraph: Subgraph) -> Counter[str]:
+    """How many drawn links touch each node."""
+    counts: Counter[str] = Counter()
+    for link in subgraph.links:
+        counts[link.source_id] += 1
+        counts[link.target_id] += 1
+    return counts
+
+
+def cap_message(subgraph: Subgraph) -> str | None:
+    """What the node cap left out, in words; None when everything is drawn."""
+    if not subgraph.truncated:
+        return None
+    shown, total = len(subgraph.nodes), max(subgraph.total_nodes, len(subgraph.nodes))
+    return (
+        f"Showing {shown:,} of {total:,} nodes ({total - shown:,} left out to keep the graph readable). "
+        "Narrow the types or dates, search, or focus on a node to see the rest."
+    )
+
+
+def remote_references(page: str) -> list[str]:
+    """Every ``src``/``href`` that points at the network (``http:``, ``https:`` or ``//``): should be none."""
+    return _REMOTE_REFERENCE.findall(page)
+
+
+def _node_options(node: AnyNode, degree: int, *, highlighted: bool, focused: bool) -> dict[str, object]:
+    style = TYPE_STYLES[node.type]
+    label = canvas_label(short(node_title(node), MAX_LABEL_CHARS))
+    size = node_size(node, degree)
+    colour: dict[str, object] = {"background": style.colour, "border": style.colour}
+    border = 1
+    if highlighted:
+        colour["border"], border, size = HIGHLIGHT_COLOUR, 4, round(size * 1.35, 1)
+        label = f"<b>{label}</b>"  # our own markup around the escaped text
+    if focused:
+        colour["border"], border, size = FOCUS_COLOUR, 5, round(size * 1.2, 1)
+    return {
+        "label": label,
+        "shape": style.shape,
+        "size": size,
+        "color": colour,
+        "borderWidth": border,
+        "tip": tooltip_html(node, degree),
+        "ptype": node.type.value,
+        "highlighted": highlighted,
+    }
+
+
+def _options(physics: bool) -> dict[str, object]:
+    return {
+        "nodes": {"font": {"multi": "html", "size": 13, "face": "sans-serif", "color": "#333333"}},
+        "edges": {
+            "arrows": {"to": {"enabled": True, "scaleFactor": 0.45}},
+            "smooth": {"type": "continuous"},
+            "width": 1.2,
+        },
+        "interaction": {"hover": True, "tooltipDelay": 120, "hideEdgesOnDrag": True},
+        "physics": {
+            "enabled": physics,
+            "solver": "forceAtlas2Based",
+            "forceAtlas2Based": {"gravitationalConstant": -55, "springLength": 90, "springConstant": 0.05},
+            "stabilization": {"enabled": True, "iterations": 250, "fit": True},
+            "minVelocity": 1.0,
+        },
+    }
+
+
+def _legend(types: Iterable[NodeType], highlighted: bool) -> str:
+    # Only fixed strings go into the legend: no user data.
+    items = [
+        f'<div><span class="swatch" style="background:{TYPE_STYLES[t].colour}"></span>'
+        f"{t.value} <small>({TYPE_STYLES[t].shape}) {TYPE_STYLES[t].legend}</small></div>"
+        for t in TYPE_STYLES
+        if t in set(types)
+    ]
+    if highlighted:
+        items.append(
+            f'<div><span class="swatch" style="border:2px solid {HIGHLIGHT_COLOUR};background:#fff"></span>'
+            "source of the last chat answer</div>"
+        )
+    return f'<div id="persona-legend">{"".join(items)}</div>'
+
+
+def _meta(subgraph: Subgraph, highlighted: int) -> str:
+    message = cap_message(subgraph)
+    cap = f'<div id="persona-cap">{html.escape(message)}</div>' if message else ""
+    return (
+        f'<div id="persona-meta" hidden data-shown="{len(subgraph.nodes)}" data-links="{len(subgraph.links)}" '
+        f'data-total-nodes="{subgraph.total_nodes}" data-truncated="{str(subgraph.truncated).lower()}" '
+        f'data-highlighted="{highlighted}"></div>{cap}'
+    )
+
+
+def build_network(
+    subgraph: Subgraph, *, highlight_ids: Iterable[str] = (), focus_id: str | None = None, height: int = 620
+) -> Network:
+    """The pyvis network of a subgraph: colour and shape per type, size by importance and degree."""
+    net = Network(height=f"{height}px", width="100%", directed=True, cdn_resources="in_line")
+    highlight = set(highlight_ids)
+    counts = degrees(subgraph)
+    for node in subgraph.nodes:
+        options = _node_options(node, counts[node.id], highlighted=node.id in highlight, focused=node.id == focus_id)
+        net.add_node(node.id, **options)
+    known = {n.id for n in subgraph.nodes}
+    for link in subgraph.links:
+        if link.source_id in known and link.target_id in known:
+            net.add_edge(
+                link.source_id,
+                link.target_id,
+                title=link.type.value,
+                color=LINK_COLOURS[link.type],
+                width=2.2 if link.type is LinkType.NEXT else 1.0,
+                dashes=link.type is LinkType.FROM_ENTRY,
+            )
+    net.options = _options(physics=len(subgraph.nodes) > 1)
+    return net
+
+
+def render_graph(
+    subgraph: Subgraph,
+    *,
+    highlight_ids: Iterable[str] = (),
+    focus_id: str | None = None,
+    height: int = 620,
+) -> str:
+    """A complete HTML page drawing ``subgraph``, with nothing loaded from the network.
+
+    ``highlight_ids`` get a red border and a bold label (the sources of a chat answer); ``focus_id`` a dark border
+    and the selection. The page also carries the cap message and a ``#persona-meta`` element with the counts.
+    """
+    highlight = [i for i in dict.fromkeys(highlight_ids) if i in {n.id for n in subgraph.nodes}]
+    page = build_network(subgraph, highlight_ids=highlight, focus_id=focus_id, height=height).generate_html()
+    page = strip_remote_assets(page)
+    # The id goes into a script block: JSON, with "<" escaped so no text can close the block.
+    focus = f"network.selectNodes([{_script_json(focus_id)}]);" if focus_id else ""
+    page = _insert(page, _DATA_ANCHOR, _DATA_ANCHOR + _TOOLTIP_SCRIPT)
+    page = _insert(page, _RETURN_ANCHOR, _SETTLE_SCRIPT.replace("{focus}", focus) + _RETURN_ANCHOR)
+    overlay = _legend({n.type for n in subgraph.nodes}, bool(highlight)) + _meta(subgraph, len(highlight))
+    page = _insert(page, _CONTAINER_ANCHOR, f'<div style="position:relative">{_CONTAINER_ANCHOR}{overlay}</div>')
+    page = page.replace("</head>", _STYLE + "</head>", 1)
+    leftover = remote_references(page)
+    if leftover:  # a pyvis upgrade changed its template: refuse to ship a page that reaches out
+        raise RuntimeError(f"graph HTML still loads from the network: {leftover[:3]}")
+    return page
+
+
+def strip_remote_assets(page: str) -> str:
+    """Remove the Bootstrap ``<link>``/``<script>`` tags and the empty heading that pyvis's template adds."""
+    page = _REMOTE_LINK.sub("", page)
+    page = _REMOTE_SCRIPT.sub("", page)
+    return _EMPTY_HEADING.sub("", page)
+
+
+def _script_json(value: object) -> str:
+    """JSON for a ``<script>`` block, with ``<`` escaped so no value can close the block."""
+    return json.dumps(value).replace("<", "\\u003c")
+
+
+def _insert(page: str, anchor: str, replacement: str) -> str:
+    if anchor not in page:
+        raise RuntimeError(f"pyvis template changed: {anchor!r} not found")
+    return page.replace(anchor, replacement, 1)
