@@ -1,0 +1,307 @@
+"""Every Cypher query of Persona, in one module.
+
+Values are always ``$parameters``. The only names ever formatted into a query are node labels from ``NodeType``,
+relationship types from ``LinkType``, the fixed labels below and a sort direction chosen by a boolean: user text can
+never become Cypher. ``_label`` and ``_rel`` re-check their argument against the enums before it is formatted.
+
+Label scheme: every stored node is ``:Node:<Type>``; episodes, psyche and goals are also ``:Memory``; nodes with text
+to search are ``:Searchable`` (the full-text index); nodes with an embedding are ``:Embedded`` (the vector index).
+Users are ``:User``; the embedder the store was built with lives in one ``:PersonaMeta`` node.
+"""
+
+from __future__ import annotations
+
+from persona.models import MEMORY_TYPES, SEARCHABLE_TYPES, LinkType, NodeType
+
+VECTOR_INDEX = "persona_embedding"
+TEXT_INDEX = "persona_search_text"
+TEXT_ANALYZER = "english"
+"""Lucene's English analyzer stems (walked ~ walk), close to the SQLite store's porter tokenizer."""
+
+
+def _label(node_type: NodeType) -> str:
+    return NodeType(node_type).value
+
+
+def _rel(link_type: LinkType) -> str:
+    return LinkType(link_type).value
+
+
+def _labels(node_type: NodeType, *, embedded: bool) -> list[str]:
+    labels = ["Node", _label(node_type)]
+    if node_type in MEMORY_TYPES:
+        labels.append("Memory")
+    if node_type in SEARCHABLE_TYPES:
+        labels.append("Searchable")
+    if embedded:
+        labels.append("Embedded")
+    return labels
+
+
+def node_labels(node_type: NodeType, *, embedded: bool) -> str:
+    """The labels of a stored node of this type, e.g. ``:Node:Episode:Memory:Searchable:Embedded``."""
+    return ":" + ":".join(_labels(node_type, embedded=embedded))
+
+
+# -- schema ----------------------------------------------------------------------------------------------------------
+def schema_statements() -> list[str]:
+    """Constraints and indexes (all idempotent) except the vector index, which waits for the embedder check."""
+    statements = [
+        "CREATE CONSTRAINT persona_meta_key IF NOT EXISTS FOR (m:PersonaMeta) REQUIRE m.key IS UNIQUE",
+        "CREATE CONSTRAINT persona_user_id IF NOT EXISTS FOR (u:User) REQUIRE u.id IS UNIQUE",
+        "CREATE CONSTRAINT persona_node_id IF NOT EXISTS FOR (n:Node) REQUIRE n.id IS UNIQUE",
+        # Property uniqueness constraints (single and composite) are Community features; node keys are not.
+        "CREATE CONSTRAINT persona_entity_key IF NOT EXISTS FOR (n:Entity) REQUIRE (n.user_id, n.canonical) IS UNIQUE",
+        "CREATE CONSTRAINT persona_entry_hash IF NOT EXISTS FOR (n:Entry) "
+        "REQUIRE (n.user_id, n.content_hash) IS UNIQUE",
+        "CREATE INDEX persona_node_user IF NOT EXISTS FOR (n:Node) ON (n.user_id)",
+        "CREATE INDEX persona_node_entry IF NOT EXISTS FOR (n:Node) ON (n.entry_id)",
+        "CREATE INDEX persona_embedded_user IF NOT EXISTS FOR (n:Embedded) ON (n.user_id)",
+        "CREATE INDEX persona_episode_chain IF NOT EXISTS FOR (n:Episode) ON (n.user_id, n.chain_key)",
+        f"CREATE FULLTEXT INDEX {TEXT_INDEX} IF NOT EXISTS FOR (n:Searchable) ON EACH [n.search_text] "
+        f"OPTIONS {{indexConfig: {{`fulltext.analyzer`: '{TEXT_ANALYZER}'}}}}",
+    ]
+    for node_type in NodeType:
+        label = _label(node_type)
+        statements.append(
+            f"CREATE INDEX persona_{label.lower()}_time IF NOT EXISTS FOR (n:{label}) ON (n.user_id, n.sort_time)"
+        )
+    return statements
+
+
+CREATE_VECTOR_INDEX = (
+    f"CREATE VECTOR INDEX {VECTOR_INDEX} IF NOT EXISTS FOR (n:Embedded) ON n.embedding "
+    "OPTIONS {indexConfig: {`vector.dimensions`: $dimension, `vector.similarity_function`: 'cosine', "
+    # Quantisation (on by default since 5.23) skews scores by up to ~0.1; exact floats keep them comparable to SQLite.
+    "`vector.quantization.enabled`: false}}"
+)
+VECTOR_INDEX_OPTIONS = "SHOW VECTOR INDEXES YIELD name, options WHERE name = $name RETURN options"
+AWAIT_INDEXES = "CALL db.awaitIndexes($seconds)"
+MERGE_EMBEDDER = """
+MERGE (m:PersonaMeta {key: 'embedder'})
+ON CREATE SET m.name = $name, m.dimension = $dimension
+RETURN m.name AS name, m.dimension AS dimension
+"""
+
+# -- users -----------------------------------------------------------------------------------------------------------
+MERGE_USER = """
+MERGE (u:User {id: $id})
+ON CREATE SET u.display_name = $display_name, u.created_at = $created_at, u.body = $body
+RETURN u.body AS body
+"""
+# Every write transaction of a user starts here: the write lock on the user node serialises that user's writers,
+# so two ingests can never place episodes in the chain from the same stale view.
+LOCK_USER = "MATCH (u:User {id: $user_id}) SET u.lock_seq = coalesce(u.lock_seq, 0) + 1 RETURN u.id AS id"
+LIST_USERS = "MATCH (u:User) RETURN u.body AS body ORDER BY u.id"
+USER_EXISTS = "MATCH (u:User {id: $user_id}) RETURN count(u) AS n"
+COUNT_USERS = "MATCH (u:User) RETURN count(u) AS n"
+DELETE_USER_NODES = """
+MATCH (n:Node {user_id: $user_id})
+DETACH DELETE n
+RETURN count(*) AS n
+"""
+DELETE_USER = "MATCH (u:User {id: $user_id}) DETACH DELETE u"
+
+
+# -- nodes -----------------------------------------------------------------------------------------------------------
+# Lookups by id carry ``USING INDEX n:Node(id)``: a plan made while the database was small (or held one user) may
+# otherwise seek the user_id index and filter every node of the user. The user check still applies.
+_NODE_BY_ID = "MATCH (n:Node {id: $id, user_id: $user_id}) USING INDEX n:Node(id)"
+
+
+def _when(condition: str, action: str) -> str:
+    """Cypher's conditional write: ``action`` runs only for rows where ``condition`` holds."""
+    return f"FOREACH (_ IN CASE WHEN {condition} THEN [1] ELSE [] END | {action})"
+
+
+def _create_nodes() -> str:
+    # Labels cannot be parameters, so each type's labels are spelled out once, chosen per row: one round trip
+    # creates every node of a batch whatever its type.
+    switch = [
+        _when(f"row.type = '{_label(t)}'", "SET n" + node_labels(t, embedded=False).removeprefix(":Node"))
+        for t in NodeType
+    ]
+    switch.append(_when("row.embedding IS NOT NULL", "SET n:Embedded"))
+    return "UNWIND $rows AS row\nCREATE (n:Node)\nSET n = row\n" + "\n".join(switch)
+
+
+CREATE_NODES = _create_nodes()
+"""Create one node per row of ``$rows`` (each row is the node's property map, with ``type`` and ``embedding``)."""
+
+
+def merge_entities(*, embedded: bool) -> str:
+    """Create the entities of ``$rows`` unless the user already has their canonical name; return the stored ids."""
+    extra = "".join(f":{label}" for label in _labels(NodeType.ENTITY, embedded=embedded) if label != "Entity")
+    return f"""
+UNWIND $rows AS row
+MERGE (n:Entity {{user_id: row.user_id, canonical: row.canonical}})
+ON CREATE SET n{extra}, n = row
+RETURN row.id AS given, n.id AS stored
+"""
+
+
+FIND_ENTITIES = """
+UNWIND $canonicals AS canonical
+MATCH (n:Entity {user_id: $user_id, canonical: canonical})
+RETURN n.id AS id, n.body AS body
+"""
+SET_BODIES = """
+UNWIND $rows AS row
+MATCH (n:Node {id: row.id, user_id: $user_id}) USING INDEX n:Node(id)
+SET n.body = row.body, n.search_text = row.search_text
+"""
+UPDATE_NODE = f"""
+{_NODE_BY_ID}
+SET n.body = $body, n.sort_time = $sort_time, n.chain_key = $chain_key, n.status = $status, n.canonical = $canonical,
+    n.content_hash = $content_hash, n.search_text = $search_text
+"""
+SET_EMBEDDING = f"{_NODE_BY_ID} SET n:Embedded, n.embedding = $embedding"
+REMOVE_EMBEDDING = f"{_NODE_BY_ID} REMOVE n:Embedded, n.embedding"
+GET_NODE = f"{_NODE_BY_ID} RETURN n.type AS type, n.body AS body"
+GET_NODES = """
+UNWIND $ids AS id
+MATCH (n:Node {id: id, user_id: $user_id}) USING INDEX n:Node(id)
+RETURN n.type AS type, n.body AS body
+"""
+OWNED_IDS = """
+UNWIND $ids AS id
+MATCH (n:Node {id: id, user_id: $user_id}) USING INDEX n:Node(id)
+RETURN n.id AS id
+"""
+DELETE_NODES = """
+UNWIND $ids AS id
+MATCH (n:Node {id: id, user_id: $user_id}) USING INDEX n:Node(id)
+DETACH DELETE n
+"""
+DELETE_ORPHAN_ENTITIES = """
+UNWIND $ids AS id
+MATCH (n:Node:Entity {id: id, user_id: $user_id}) USING INDEX n:Node(id)
+WHERE NOT ()-[:MENTIONS]->(n)
+DETACH DELETE n
+RETURN count(*) AS n
+"""
+ENTRY_DEPENDANTS = "MATCH (n:Node {user_id: $user_id, entry_id: $id}) RETURN n.id AS id, n.type AS type"
+EPISODE_DEPENDANTS = """
+MATCH (n:Node {user_id: $user_id})-[:DERIVED_FROM]->(e:Node:Episode {id: $id}) USING INDEX e:Node(id)
+RETURN n.id AS id, n.type AS type
+"""
+MENTIONED_BY = """
+UNWIND $ids AS id
+MATCH (n:Node {id: id, user_id: $user_id})-[:MENTIONS]->(e:Entity) USING INDEX n:Node(id)
+RETURN DISTINCT e.id AS id
+"""
+MOVE_MENTIONS = """
+MATCH (keep:Node:Entity {id: $keep_id, user_id: $user_id}) USING INDEX keep:Node(id)
+MATCH (source:Node {user_id: $user_id})-[:MENTIONS]->(drop:Node:Entity {id: $drop_id, user_id: $user_id})
+USING INDEX drop:Node(id)
+MERGE (source)-[:MENTIONS]->(keep)
+"""
+FIND_ENTRY_BY_HASH = "MATCH (n:Entry {user_id: $user_id, content_hash: $content_hash}) RETURN n.body AS body"
+
+
+def list_nodes(node_type: NodeType, *, newest_first: bool) -> str:
+    """One type's nodes, filtered by ``sort_time`` in [$start, $end) and ``$status`` (nulls mean no filter)."""
+    order = "DESC" if newest_first else "ASC"
+    return f"""
+MATCH (n:{_label(node_type)} {{user_id: $user_id}})
+WHERE ($start IS NULL OR n.sort_time >= $start) AND ($end IS NULL OR n.sort_time < $end)
+  AND ($status IS NULL OR n.status = $status)
+RETURN n.type AS type, n.body AS body
+ORDER BY n.sort_time {order}, n.created_at {order}, n.id {order}
+SKIP $offset LIMIT $limit
+"""
+
+
+def count_nodes(node_type: NodeType) -> str:
+    """How many nodes of one type the user has."""
+    return f"MATCH (n:{_label(node_type)} {{user_id: $user_id}}) RETURN count(n) AS n"
+
+
+# -- links -----------------------------------------------------------------------------------------------------------
+def _merge_links() -> str:
+    switch = [_when(f"link.type = '{_rel(t)}'", f"MERGE (a)-[:{_rel(t)}]->(b)") for t in LinkType]
+    return (
+        "UNWIND $links AS link\n"
+        "MATCH (a:Node {id: link.source, user_id: $user_id}) USING INDEX a:Node(id)\n"
+        "MATCH (b:Node {id: link.target, user_id: $user_id}) USING INDEX b:Node(id)\n"
+        + "\n".join(switch)
+        + "\nRETURN count(*) AS n"
+    )
+
+
+MERGE_LINKS = _merge_links()
+"""Create each link of ``$links`` (maps of type, source, target) unless it is already there. Returns how many had
+both ends among the user's nodes: fewer than given means a foreign or unknown id."""
+
+
+NEIGHBOURS = """
+UNWIND $ids AS id
+MATCH (n:Node {id: id, user_id: $user_id})-[r]-(:Node {user_id: $user_id}) USING INDEX n:Node(id)
+WHERE type(r) IN $types
+RETURN DISTINCT type(r) AS type, startNode(r).id AS source, endNode(r).id AS target
+"""
+
+# -- the NEXT chain --------------------------------------------------------------------------------------------------
+# Episodes carry ``chain_key``: fixed-width UTC occurred_at, created_at and the id in one string, so its text order
+# is the chain's (occurred_at, created_at, id) order and each neighbour is one seek on a (user_id, chain_key) index.
+PLACE_IN_CHAIN = """
+MATCH (e:Node:Episode {id: $id, user_id: $user_id}) USING INDEX e:Node(id)
+CALL (e) {
+  OPTIONAL MATCH (p:Episode {user_id: $user_id}) USING INDEX p:Episode(user_id, chain_key)
+  WHERE p.chain_key < e.chain_key
+  RETURN p ORDER BY p.chain_key DESC LIMIT 1
+}
+CALL (e) {
+  OPTIONAL MATCH (q:Episode {user_id: $user_id}) USING INDEX q:Episode(user_id, chain_key)
+  WHERE q.chain_key > e.chain_key
+  RETURN q ORDER BY q.chain_key LIMIT 1
+}
+OPTIONAL MATCH (p)-[old:NEXT]->(q)
+DELETE old
+FOREACH (_ IN CASE WHEN p IS NULL THEN [] ELSE [1] END | MERGE (p)-[:NEXT]->(e))
+FOREACH (_ IN CASE WHEN q IS NULL THEN [] ELSE [1] END | MERGE (e)-[:NEXT]->(q))
+"""
+UNLINK_FROM_CHAIN = """
+MATCH (e:Node:Episode {id: $id, user_id: $user_id}) USING INDEX e:Node(id)
+OPTIONAL MATCH (p:Episode)-[before:NEXT]->(e)
+OPTIONAL MATCH (e)-[after:NEXT]->(q:Episode)
+DELETE before, after
+FOREACH (_ IN CASE WHEN p IS NULL OR q IS NULL THEN [] ELSE [1] END | MERGE (p)-[:NEXT]->(q))
+"""
+CHAIN_LINKS = "MATCH (a:Episode {user_id: $user_id})-[:NEXT]->(b:Episode) RETURN a.id AS source, b.id AS target"
+FIRST_EPISODE = "MATCH (n:Episode {user_id: $user_id}) RETURN n.id AS id ORDER BY n.chain_key LIMIT 1"
+
+# -- search ----------------------------------------------------------------------------------------------------------
+# The vector index and vector.similarity.cosine both report cosine as (1 + cos) / 2; the store reports raw cosine.
+VECTOR_QUERY = f"""
+CALL db.index.vector.queryNodes('{VECTOR_INDEX}', $candidates, $embedding) YIELD node, score
+WHERE node.user_id = $user_id AND node.type IN $types
+RETURN node.id AS id, node.type AS type, 2 * score - 1 AS score
+ORDER BY score DESC, id
+LIMIT $k
+"""
+VECTOR_SCAN = """
+MATCH (n:Embedded {user_id: $user_id})
+WHERE n.type IN $types
+WITH n, vector.similarity.cosine(n.embedding, $embedding) AS similarity
+RETURN n.id AS id, n.type AS type, 2 * similarity - 1 AS score
+ORDER BY score DESC, id
+LIMIT $k
+"""
+_TEXT_QUERY = """
+CALL db.index.fulltext.queryNodes('{index}', $query{options}) YIELD node, score
+WHERE node.user_id = $user_id AND node.type IN $types
+RETURN node.id AS id, node.type AS type, score
+ORDER BY score DESC, id
+LIMIT $k
+"""
+# Like the vector index, the full-text index is global: the best $candidates hits usually hold the user's top k; when
+# they do not, the whole match list is filtered (Lucene results carry no user filter).
+TEXT_QUERY_TOP = _TEXT_QUERY.format(index=TEXT_INDEX, options=", {limit: $candidates}")
+TEXT_QUERY_ALL = _TEXT_QUERY.format(index=TEXT_INDEX, options="")
+
+# -- stats -----------------------------------------------------------------------------------------------------------
+COUNT_BY_TYPE = "MATCH (n:Node) RETURN n.type AS type, count(*) AS n"
+COUNT_LINKS = "MATCH (:Node)-[r]->(:Node) RETURN count(r) AS n"
+USER_COUNT_BY_TYPE = "MATCH (n:Node {user_id: $user_id}) RETURN n.type AS type, count(*) AS n"
+USER_COUNT_LINKS = "MATCH (:Node {user_id: $user_id})-[r]->(:Node) RETURN count(r) AS n"

@@ -1,0 +1,135 @@
+"""Neo4j-only behaviour: schema, labels, the vector-index fallback, exact scores, the user lock, connection errors."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from persona.errors import StoreUnavailableError
+from persona.llm.embedding import HashEmbedder
+from persona.models import Entity, EntityKind, LinkType, MemoryBatch, NodeType
+from persona.store.neo4j import Neo4jStore, lucene_query
+from tests.factories import EMBEDDER, day, write_entry
+
+
+@pytest.fixture
+def neo4j(neo4j_store_factory):
+    return neo4j_store_factory()
+
+
+@pytest.fixture
+def users(neo4j):
+    made = [f"u-{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    yield made
+    for user in made:
+        neo4j.delete_user(user)
+
+
+def _labels(store: Neo4jStore, node_id: str) -> set[str]:
+    with store._driver.session(database=store.database) as session:
+        return set(session.run("MATCH (n:Node {id: $id}) RETURN labels(n) AS l", id=node_id).single()["l"])
+
+
+def test_lucene_query_quotes_every_word():
+    assert lucene_query(["budget", "and"]) == '"budget" OR "and"'
+    assert lucene_query(['a"b', "c\\d", "x*"]) == '"a\\"b" OR "c\\\\d" OR "x\\*"'
+
+
+def test_unreachable_server_fails_fast_with_a_clear_error():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens once the socket closes
+    began = time.monotonic()
+    with pytest.raises(StoreUnavailableError, match=f"127.0.0.1:{port}"):
+        Neo4jStore(f"bolt://127.0.0.1:{port}", auth=None, embedder=EMBEDDER.info)
+    assert time.monotonic() - began < 30
+
+
+def test_bad_uri_is_a_store_error():
+    with pytest.raises(StoreUnavailableError):
+        Neo4jStore("http://not-bolt", auth=None, embedder=EMBEDDER.info)
+
+
+def test_opening_twice_is_idempotent(neo4j_store_factory, users):
+    first, second = neo4j_store_factory(), neo4j_store_factory()
+    first.ensure_user(users[0], display_name="Ada")
+    assert second.ensure_user(users[0]).display_name == "Ada"  # an existing user keeps its name
+    assert first.description.startswith("Neo4j · bolt://")
+    with second._driver.session(database=second.database) as session:
+        names = [r["name"] for r in session.run("SHOW VECTOR INDEXES YIELD name RETURN name")]
+    assert names == ["persona_embedding"]
+
+
+def test_labels_follow_the_scheme(neo4j, users):
+    entry, batch = write_entry(neo4j, users[0], "Labelled day with Ann", day(0), people=("Ann",))
+    assert _labels(neo4j, entry.id) == {"Node", "Entry"}
+    assert _labels(neo4j, batch.episodes[0].id) == {"Node", "Episode", "Memory", "Searchable", "Embedded"}
+    assert _labels(neo4j, batch.passages[0].id) == {"Node", "Passage", "Searchable", "Embedded"}
+    assert _labels(neo4j, batch.entities[0].id) == {"Node", "Entity", "Searchable", "Embedded"}
+    neo4j.update_node(users[0], batch.episodes[0].id, {"embedding": None})
+    assert "Embedded" not in _labels(neo4j, batch.episodes[0].id)
+
+
+def test_vector_scores_are_raw_cosine(neo4j, users):
+    _, batch = write_entry(neo4j, users[0], "baking sourdough bread at dawn", day(0))
+    query = np.asarray(EMBEDDER.embed(["sourdough bread"])[0])
+    hits = neo4j.vector_search(users[0], query.tolist(), k=4)
+    vectors = {n.id: np.asarray(n.embedding) for n in batch.nodes()}
+    for hit in hits:
+        expected = float(vectors[hit.id] @ query / np.linalg.norm(vectors[hit.id]) / np.linalg.norm(query))
+        assert hit.score == pytest.approx(expected, abs=1e-5)
+
+
+def test_vector_search_falls_back_when_other_users_crowd_the_index(neo4j, users):
+    mine, crowd = users
+    for n in range(25):  # 25 entries x 4 embedded nodes: the index's top 100 are all the crowd's
+        write_entry(neo4j, crowd, f"sourdough bread baking {n}", day(n))
+    _, batch = write_entry(neo4j, mine, "a walk by the river", day(0))
+    query = EMBEDDER.embed(["sourdough bread baking"])[0]
+    hits = neo4j.vector_search(mine, query, k=3)
+    assert len(hits) == 3
+    assert {h.id for h in hits} <= {n.id for n in batch.nodes()}
+
+
+def test_entities_with_one_canonical_name_in_one_batch_share_a_node(neo4j, users):
+    user = users[0]
+    write_entry(neo4j, user, "first", day(0))
+    sarah, again = (Entity(user_id=user, name=name, kind=EntityKind.PERSON) for name in ("Sarah", "SARAH"))
+    mapping = neo4j.write_batch(user, MemoryBatch(entities=[sarah, again]))
+    assert mapping == {sarah.id: sarah.id, again.id: sarah.id}
+    (stored,) = neo4j.list_nodes(user, NodeType.ENTITY)
+    assert stored.aliases == ["SARAH"]
+    assert [h.id for h in neo4j.text_search(user, "SARAH", types=[NodeType.ENTITY])] == [sarah.id]
+
+
+def test_concurrent_writers_keep_one_chain(neo4j_store_factory, users):
+    user = users[0]
+    stores = [neo4j_store_factory() for _ in range(4)]
+    stores[0].ensure_user(user)
+    days = [7, 3, 11, 0, 5, 9, 1, 13, 2, 8, 4, 12]
+
+    def write(n: int) -> None:
+        write_entry(stores[n % len(stores)], user, f"parallel entry {n}", day(days[n]))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(write, range(len(days))))
+    chain = stores[0].chain(user)
+    episodes = stores[0].list_nodes(user, NodeType.EPISODE, limit=100, newest_first=False)
+    assert chain == [e.id for e in episodes]
+    assert len(stores[0].neighbours(user, chain, link_types=[LinkType.NEXT])) == len(chain) - 1
+
+
+def test_store_with_another_dimension_is_refused_before_touching_the_index(neo4j_store_factory):
+    from persona.errors import EmbedderMismatchError
+
+    with pytest.raises(EmbedderMismatchError):
+        neo4j_store_factory(embedder_override=HashEmbedder(dimension=8))
+    store = neo4j_store_factory()
+    with store._driver.session(database=store.database) as session:
+        row = session.run("SHOW VECTOR INDEXES YIELD options RETURN options").single()
+    assert row["options"]["indexConfig"]["vector.dimensions"] == EMBEDDER.info.dimension
