@@ -1,0 +1,31 @@
+"""Persona's Streamlit entry point: page config, navigation, the sidebar every page shares. Routing only."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import app_support
+
+st.set_page_config(page_title="Persona", page_icon=":material/psychology:", layout="wide")
+
+# With st.navigation, pages/ is not discovered: every page is registered here, by section.
+PAGES = {
+    "Journal": [
+        st.Page("pages/journal.py", title="Journal", icon=":material/edit_note:", default=True),
+        st.Page("pages/timeline.py", title="Timeline", icon=":material/timeline:"),
+    ],
+    "Explore": [
+        st.Page("pages/graph.py", title="Graph", icon=":material/hub:"),
+        st.Page("pages/chat.py", title="Chat", icon=":material/forum:"),
+        st.Page("pages/memories.py", title="Memories", icon=":material/table_rows:"),
+    ],
+    "Settings": [
+        st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
+    ],
+}
+
+page = st.navigation(PAGES)
+st.session_state[app_support.SHELL_KEY] = True  # pages leave the sidebar to this file
+shared = app_support.clients()  # stops the run with a clear message when the store cannot be reached
+app_support.render_sidebar(shared)
+app_support.run_page(page)

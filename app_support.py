@@ -1,0 +1,233 @@
+"""What every page of the app shares: the clients (ONE cached factory), the current persona, the sidebar, and a few
+render helpers. Streamlit lives here and in ``pages/``; ``persona/`` never imports it.
+
+Every page starts with ``store, provider, user = app_support.context()``, so it also works run on its own
+(``streamlit run pages/graph.py`` or ``AppTest.from_file``): it then draws the sidebar itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+from streamlit.errors import StreamlitAPIException
+from streamlit.navigation.page import StreamlitPage
+
+from persona.config import get_settings
+from persona.demo import load_demo
+from persona.errors import PersonaError, StoreUnavailableError, ValidationError
+from persona.llm.base import Provider
+from persona.models import check_user_id
+from persona.runtime import make_provider, open_store
+from persona.store.base import Store
+from persona.views import MemoryCard, safe_markdown
+
+USER_KEY = "user_id"
+PICKER_KEY = "user_picker"
+SHELL_KEY = "_app_shell"
+HIGHLIGHT_KEY = "highlight_ids"
+GRAPH_FOCUS_REQUEST = "graph_focus_request"
+DEMO_USER = "demo"
+TYPE_ICONS = {
+    "Episode": ":material/event:",
+    "Psyche": ":material/psychology:",
+    "Goal": ":material/flag:",
+    "Entity": ":material/label:",
+    "Entry": ":material/description:",
+    "Passage": ":material/format_quote:",
+}
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The store and the provider, shared by every session of this process."""
+
+    store: Store
+    provider: Provider
+
+
+@st.cache_resource(show_spinner="Opening your memory store…")
+def _open_clients() -> Clients:
+    # One factory for the whole process: a store holds a connection (SQLite file, Neo4j driver) worth reusing.
+    # A failure raises and is not cached, so the next run tries again.
+    provider = make_provider()
+    return Clients(store=open_store(provider), provider=provider)
+
+
+def clients() -> Clients:
+    """The cached clients, or a clear message (not a traceback) and a stopped run when the store is unreachable."""
+    try:
+        return _open_clients()
+    except PersonaError as exc:
+        show_store_error(exc)
+        st.stop()
+        raise  # st.stop() raises; this keeps type checkers and readers sure nothing runs past it
+
+
+def show_store_error(exc: Exception) -> None:
+    """An error box saying what failed and what to do about it."""
+    settings = get_settings()
+    st.error(f"Persona cannot open its memory store: {exc}", icon=":material/cloud_off:")
+    if settings.persona_store == "neo4j":
+        st.info(
+            f"Start Neo4j at {settings.neo4j_uri} (`make neo4j-start`, or `docker compose up -d neo4j`), check "
+            "NEO4J_PASSWORD in `.env`, or use the embedded store with `PERSONA_STORE=sqlite`. Then reload the page."
+        )
+    else:
+        st.info(f"Check that the data folder {settings.home} exists and is writable (PERSONA_HOME), then reload.")
+
+
+def default_user() -> str:
+    """The persona the app opens with: ``PERSONA_USER`` from the settings, or ``demo`` when that is not valid."""
+    try:
+        return check_user_id(get_settings().persona_user)
+    except ValidationError:
+        return DEMO_USER
+
+
+def current_user() -> str:
+    """The persona this session looks at."""
+    return st.session_state.get(USER_KEY) or default_user()
+
+
+def set_user(user_id: str) -> None:
+    """Switch the session to another persona (the picker follows on the next run)."""
+    st.session_state[USER_KEY] = user_id
+
+
+def context() -> tuple[Store, Provider, str]:
+    """Store, provider and current user for a page; draws the sidebar when the page runs without ``app.py``."""
+    shared = clients()
+    if not st.session_state.get(SHELL_KEY):
+        render_sidebar(shared)
+    show_flash()
+    return shared.store, shared.provider, current_user()
+
+
+# -- sidebar ---------------------------------------------------------------------------------------------------
+def render_sidebar(shared: Clients) -> None:
+    """The persona picker, "new persona", and the store and provider badges."""
+    with st.sidebar:
+        _user_picker(shared.store)
+        _new_persona(shared.store)
+        st.divider()
+        st.caption("Memory store")
+        st.badge(safe_markdown(shared.store.description or "store"), icon=":material/database:", color="blue")
+        st.caption("Language model")
+        if shared.provider.offline:
+            st.badge("offline", icon=":material/cloud_off:", color="orange")
+            st.caption(
+                f"{safe_markdown(shared.provider.describe())}: rule-based extraction and extractive answers. "
+                "Set OPENAI\\_API\\_KEY or OPENAI\\_BASE\\_URL to use a model."
+            )
+        else:
+            st.badge(safe_markdown(shared.provider.describe()), icon=":material/smart_toy:", color="green")
+
+
+def _user_picker(store: Store) -> None:
+    user = current_user()
+    options = sorted({u.id for u in store.list_users()} | {user})
+    # The picker's own state follows the session's user, which other code may have switched (demo, new persona).
+    if st.session_state.get(PICKER_KEY) != user:
+        st.session_state[PICKER_KEY] = user
+    st.selectbox("Persona", options, key=PICKER_KEY, on_change=_picked)
+
+
+def _picked() -> None:
+    set_user(st.session_state[PICKER_KEY])
+
+
+def _new_persona(store: Store) -> None:
+    with st.expander("New persona", icon=":material/person_add:"):
+        with st.form("new_persona", clear_on_submit=False, border=False):
+            st.text_input("Id", key="new_user_id", placeholder="e.g. maya", help="lowercase letters, digits, - or _")
+            st.form_submit_button("Create", on_click=_create_user, args=(store,))
+        error = st.session_state.pop("new_user_error", None)
+        if error:
+            st.error(error)
+
+
+def _create_user(store: Store) -> None:
+    # A callback: it runs before the script, so it may still set the picker's state.
+    raw = st.session_state.get("new_user_id", "").strip()
+    try:
+        user_id = check_user_id(raw)
+        store.ensure_user(user_id)
+    except PersonaError as exc:
+        st.session_state["new_user_error"] = str(exc)
+        return
+    set_user(user_id)
+    st.session_state[PICKER_KEY] = user_id
+    st.session_state["new_user_id"] = ""
+    flash(f"Created persona {user_id}: write a first entry in the Journal.")
+
+
+def run_page(page: StreamlitPage) -> None:
+    """Run the chosen page; a store that goes away mid-run gets the same clear message as at start-up."""
+    try:
+        page.run()
+    except StoreUnavailableError as exc:
+        show_store_error(exc)
+
+
+def go_to_page(path: str, title: str) -> None:
+    """Switch to another page; run on its own (no ``app.py`` navigation), say where to go instead."""
+    try:
+        st.switch_page(path)
+    except StreamlitAPIException:
+        st.info(f"Open the {title} page to see it.")
+
+
+# -- render helpers --------------------------------------------------------------------------------------------
+def text(value: str) -> None:
+    """User text, shown as the words it is (markdown and HTML in it are not interpreted)."""
+    st.markdown(safe_markdown(value))
+
+
+def memory_card(card: MemoryCard) -> None:
+    """One extracted memory in a bordered card: type, kind, title, text, entities."""
+    with st.container(border=True):
+        kind = f" · {card.kind}" if card.kind else ""
+        status = f" · {card.status}" if card.status else ""
+        st.markdown(f"{TYPE_ICONS.get(card.type, '')} **{card.type}**{kind}{status}")
+        st.markdown(f"**{safe_markdown(card.title)}**")
+        if card.text and card.text != card.title:
+            st.caption(safe_markdown(card.text))
+        if card.entities:
+            st.caption("Mentions: " + ", ".join(safe_markdown(name) for name in card.entities))
+
+
+def progress_callback(bar: DeltaGenerator, label: str) -> Callable[[int, int], None]:
+    """A progress callback that moves ``bar`` (an ``st.progress``) and says how far it is."""
+
+    def update(done: int, total: int) -> None:
+        bar.progress(done / total if total else 1.0, text=f"{label}: {done} of {total}")
+
+    return update
+
+
+def demo_button(store: Store, provider: Provider, *, key: str) -> None:
+    """ "Load the demo persona": ingests the bundled journal into ``demo`` with a progress bar and switches to it."""
+    if not st.button("Load the demo persona", key=key, icon=":material/auto_awesome:"):
+        return
+    bar = st.progress(0.0, text="Loading the demo journal")
+    update = progress_callback(bar, "Demo entries")
+    results = load_demo(store, provider, DEMO_USER, on_progress=lambda n, total, _r: update(n, total))
+    failed = sum(1 for r in results if not r.ok)
+    set_user(DEMO_USER)
+    flash(f"Loaded the demo persona: {len(results)} entries ({failed} failed). You are now viewing “demo”.")
+    st.rerun()  # the sidebar, drawn before this page, must show the new persona
+
+
+def flash(message: str) -> None:
+    """A success message for the next run (a page that reruns itself would otherwise never show it)."""
+    st.session_state["flash"] = message
+
+
+def show_flash() -> None:
+    """Show, once, the message left by ``flash``."""
+    message = st.session_state.pop("flash", None)
+    if message:
+        st.success(message)

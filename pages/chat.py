@@ -1,0 +1,97 @@
+"""Chat: ask your memory. Answers stream in, cite memory ids, and list their sources (why each was retrieved);
+"Show in graph" highlights the sources on the graph page."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import app_support as ui
+from persona.chat import answer
+from persona.errors import PersonaError
+from persona.views import safe_markdown, source_rows
+
+HISTORY_KEY = "chat_history"
+
+store, provider, user = ui.context()
+st.title("Chat")
+if provider.offline:
+    st.info(
+        "Offline: answers are the memories that match best, cited, with no language model. "
+        "Set OPENAI_API_KEY or OPENAI_BASE_URL for written answers.",
+        icon=":material/cloud_off:",
+    )
+
+# One history per persona: switching persona must not show another person's answers.
+histories: dict[str, list[dict]] = st.session_state.setdefault(HISTORY_KEY, {})
+history = histories.setdefault(user, [])
+
+
+def show_sources(turn: dict, number: int) -> None:
+    """The sources of one answer, and the button that shows them in the graph."""
+    sources = turn.get("sources") or []
+    if not sources:
+        return
+    with st.expander(f"Sources ({len(sources)})", icon=":material/library_books:"):
+        cited = set(turn.get("cited") or [])
+        for row in sources:
+            mark = " · **cited**" if row["id"] in cited else ""
+            kind = f" · {row['kind']}" if row["kind"] else ""
+            date = f" · {row['date']}" if row["date"] else ""
+            st.markdown(f"{ui.TYPE_ICONS.get(row['type'], '')} **{row['type']}**{kind}{date}{mark}")
+            st.markdown(safe_markdown(row["text"]))
+            st.caption(f"Why: {safe_markdown(row['reason'])} · {row['shares']} · id {row['id']}")
+    if st.button("Show in graph", key=f"chat-graph-{number}", icon=":material/hub:"):
+        st.session_state[ui.HIGHLIGHT_KEY] = [row["id"] for row in sources]
+        ui.go_to_page("pages/graph.py", "Graph")
+
+
+def replay() -> None:
+    """Earlier turns of this session."""
+    for number, turn in enumerate(history):
+        with st.chat_message(turn["role"]):
+            if turn["role"] == "assistant" and turn.get("offline"):
+                st.badge("offline answer", icon=":material/cloud_off:", color="orange")
+            st.markdown(safe_markdown(turn["content"]))
+            if turn.get("error"):
+                st.warning(turn["error"])
+            show_sources(turn, number)
+
+
+def ask(question: str) -> None:
+    """Answer ``question``: stream it, then keep it (with its sources) in the history."""
+    with st.chat_message("user"):
+        st.markdown(safe_markdown(question))
+    earlier = [{"role": t["role"], "content": t["content"]} for t in history]
+    history.append({"role": "user", "content": question})
+    with st.chat_message("assistant"):
+        try:
+            reply = answer(store, provider, user, question, history=earlier)
+        except PersonaError as exc:
+            st.error(str(exc))
+            history.append({"role": "assistant", "content": f"(no answer: {exc})"})
+            return
+        if reply.offline:
+            st.badge("offline answer", icon=":material/cloud_off:", color="orange")
+        # Escaped per token: the model may quote journal text, which must stay text.
+        st.write_stream(safe_markdown(token) for token in reply)
+        turn = {
+            "role": "assistant",
+            "content": reply.text,
+            "offline": reply.offline,
+            "sources": source_rows(reply.sources),
+            "cited": reply.cited_ids,
+            "error": reply.error,
+        }
+        if reply.error:
+            st.warning(reply.error)
+        history.append(turn)
+        show_sources(turn, len(history) - 1)
+
+
+replay()
+question = st.chat_input("Ask about your memories, e.g. “What did I do with Sarah?”", key="chat_input")
+if question:
+    ask(question)
+if history and st.button("Clear the conversation", key="chat_clear", type="tertiary", icon=":material/delete_sweep:"):
+    histories[user] = []
+    st.rerun()

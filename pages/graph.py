@@ -1,0 +1,118 @@
+"""Graph: the user's memory graph (pyvis), with type, date and search filters, focus and depth, a node cap, the
+sources of the last chat answer highlighted, and a details panel for the focused node."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import app_support as ui
+from persona.models import NodeType
+from persona.store.base import GRAPH_TYPES
+from persona.views import NodeDetails, date_span, day_bounds, graph_view, node_details, node_label, safe_markdown
+from persona.viz import cap_message, node_title, render_graph, short
+
+FOCUS_KEY = "graph_focus"
+GRAPH_HEIGHT = 640
+DRAWABLE = [NodeType.EPISODE, NodeType.PSYCHE, NodeType.GOAL, NodeType.ENTITY, NodeType.ENTRY, NodeType.PASSAGE]
+
+store, provider, user = ui.context()
+st.title("Graph")
+
+# Another page (timeline, details links) asked to centre on a node: take it before the picker is drawn.
+if ui.GRAPH_FOCUS_REQUEST in st.session_state:
+    st.session_state[FOCUS_KEY] = st.session_state.pop(ui.GRAPH_FOCUS_REQUEST)
+
+
+def filters() -> dict:
+    """Type, date, search, depth and cap filters; returns the arguments of ``graph_view``."""
+    row = st.columns([3, 2, 3])
+    types = row[0].multiselect(
+        "Types", DRAWABLE, default=list(GRAPH_TYPES), key="graph_types", format_func=lambda t: t.value
+    )
+    span = date_span(store, user)
+    start = end = None
+    if span is not None:
+        picked = row[1].date_input("Dates", value=span, key=f"graph_dates-{user}", format="YYYY-MM-DD")
+        # The whole span means no date filter: the cap message can then count everything left out.
+        if isinstance(picked, tuple) and len(picked) == 2 and tuple(picked) != span:
+            start, end = day_bounds(picked[0], picked[1])
+    search = row[2].text_input("Search", key="graph_search", placeholder="e.g. Sarah, running, Lisbon")
+    more = st.columns([2, 2, 3])
+    depth = more[0].slider("Depth around the focus", 1, 3, 1, key="graph_depth")
+    limit = more[1].slider("Node cap", 50, 500, 300, step=50, key="graph_limit")
+    return {
+        "types": types or list(GRAPH_TYPES),
+        "start": start,
+        "end": end,
+        "search": search,
+        "depth": depth,
+        "limit": limit,
+    }
+
+
+def highlight_bar() -> list[str]:
+    """The sources of the last chat answer, with a button to clear them."""
+    ids = list(st.session_state.get(ui.HIGHLIGHT_KEY) or [])
+    if ids:
+        note, clear = st.columns([5, 1])
+        note.info(f"Highlighting the {len(ids)} sources of the last chat answer (red border).", icon=":material/forum:")
+        if clear.button("Clear", key="graph_clear_highlight", icon=":material/close:"):
+            st.session_state.pop(ui.HIGHLIGHT_KEY, None)
+            st.rerun()
+    return ids
+
+
+def focus_picker(view_nodes: list, focus_id: str | None, column) -> None:
+    """Choose the node to focus on among those drawn (the focus itself stays listed)."""
+    labels = {n.id: node_label(n, limit=60) for n in view_nodes}
+    if focus_id and focus_id not in labels:
+        found = store.get_nodes(user, [focus_id])
+        labels[focus_id] = node_label(found[0], limit=60) if found else focus_id
+    options = [None, *sorted(labels, key=lambda i: labels[i].casefold())]
+    column.selectbox(
+        "Focus on", options, key=FOCUS_KEY, format_func=lambda i: "— none —" if i is None else labels.get(i, i)
+    )
+
+
+def details_panel(details: NodeDetails | None) -> None:
+    """The focused node: type, dates, text, links, source entry."""
+    if details is None:
+        st.caption("Pick a node in “Focus on” to see its details, or hover a node in the graph.")
+        return
+    node = details.node
+    st.markdown(f"{ui.TYPE_ICONS.get(node.type.value, '')} **{node.type.value}**")
+    st.markdown(f"**{safe_markdown(short(node_title(node), 200))}**")
+    when = getattr(node, "occurred_at", None)
+    st.caption((f"Happened {when:%a %d %b %Y, %H:%M} · " if when else "") + f"stored {node.created_at:%d %b %Y, %H:%M}")
+    ui.text(details.text)
+    if details.links:
+        st.markdown("**Links**")
+        for link in details.links:
+            st.caption(f"{link.direction} {link.type} · {safe_markdown(link.other_label)}")
+    if details.entry is not None:
+        with st.expander("Source entry"):
+            st.text(details.entry.text)
+    st.button("Clear focus", key="graph_clear_focus", on_click=lambda: st.session_state.update({FOCUS_KEY: None}))
+
+
+args = filters()
+highlight = highlight_bar()
+focus_id = st.session_state.get(FOCUS_KEY)
+view = graph_view(store, provider, user, focus_id=focus_id, highlight_ids=highlight, **args)
+graph_column, side = st.columns([3, 1], gap="medium")
+with side:
+    focus_picker(view.subgraph.nodes, focus_id, st)
+    details_panel(node_details(store, user, focus_id) if focus_id else None)
+with graph_column:
+    st.caption(
+        f"{safe_markdown(view.note)} {len(view.subgraph.nodes)} nodes, {len(view.subgraph.links)} links. "
+        "Drag to move, scroll to zoom, hover for details."
+    )
+    message = cap_message(view.subgraph)
+    if message:
+        st.warning(message, icon=":material/filter_alt:")
+    if view.subgraph.nodes:
+        page = render_graph(view.subgraph, highlight_ids=highlight, focus_id=focus_id, height=GRAPH_HEIGHT)
+        st.iframe(page, height=GRAPH_HEIGHT + 20)
+    else:
+        st.info("Nothing to draw: write an entry in the Journal, load the demo persona, or widen the filters.")

@@ -1,0 +1,103 @@
+"""Settings: the provider and the store with their counts, export and import of a persona, the demo persona, and
+deleting a persona (type its id to confirm)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import streamlit as st
+
+import app_support as ui
+from persona.config import get_settings
+from persona.errors import PersonaError
+from persona.views import import_file, safe_markdown
+
+store, provider, user = ui.context()
+settings = get_settings()
+st.title("Settings")
+
+
+def status() -> None:
+    """What the app runs on, and how much this persona holds."""
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.subheader("Language model")
+        st.markdown(safe_markdown(provider.describe()))
+        if provider.offline:
+            st.badge("offline", icon=":material/cloud_off:", color="orange")
+            st.caption(
+                "Rule-based extraction and extractive answers: private, fast, no network. Set OPENAI\\_API\\_KEY, "
+                "or OPENAI\\_BASE\\_URL for Ollama, LM Studio or vLLM, to use a model."
+            )
+        st.caption(f"Embeddings: {safe_markdown(provider.embedder.info.name)} ({provider.embedder.info.dimension} d)")
+    with right:
+        st.subheader("Memory store")
+        st.markdown(safe_markdown(store.description))
+        st.caption(f"Data folder: {safe_markdown(str(settings.home))}")
+    counts = store.stats(user)
+    st.subheader(f"Persona {safe_markdown(user)}")
+    if not any(counts.values()):
+        st.caption("Nothing stored yet.")
+        return
+    columns = st.columns(min(7, len(counts)))
+    for number, (name, count) in enumerate(counts.items()):
+        columns[number % len(columns)].metric(name, f"{count:,}")
+
+
+def export() -> None:
+    """Download everything this persona holds as JSON."""
+    st.subheader("Export")
+    st.caption("Every entry, memory, entity and link of this persona, as JSON (Settings → Import reads it back).")
+    st.download_button(
+        "Download the export",
+        # Built only when clicked (a callable is deferred): a big persona costs nothing until then.
+        data=lambda: json.dumps(store.export_user(user), ensure_ascii=False, indent=1),
+        file_name=f"persona-{user}-{date.today():%Y%m%d}.json",
+        mime="application/json",
+        icon=":material/download:",
+        key="settings_download",
+        on_click="ignore",
+    )
+
+
+def restore() -> None:
+    """Upload a Persona export (or a journal file) into this persona."""
+    st.subheader("Import")
+    upload = st.file_uploader(
+        "A Persona export (or a journal file)", type=["json", "jsonl", "md", "txt"], key="settings_up"
+    )
+    if upload is None or not st.button("Import into this persona", key="settings_import", icon=":material/upload:"):
+        return
+    bar = st.progress(0.0, text="Reading the file")
+    try:
+        summary = import_file(
+            store, provider, user, upload.name, upload.getvalue(), on_progress=ui.progress_callback(bar, "Entries")
+        )
+    except PersonaError as exc:
+        st.error(f"{upload.name} was not imported: {exc}")
+        return
+    st.success(summary.message())
+
+
+def delete_persona() -> None:
+    """Delete this persona and everything it holds, after typing its id."""
+    st.subheader("Delete this persona")
+    typed = st.text_input(f"Type “{user}” to confirm", key=f"settings_delete-{user}")
+    if st.button("Delete persona", key="settings_delete", type="primary", disabled=typed.strip() != user):
+        removed = store.delete_user(user)
+        ui.set_user(ui.default_user() if user != ui.default_user() else ui.DEMO_USER)
+        ui.flash(f"Deleted persona {user} ({removed} nodes).")
+        st.rerun()
+
+
+status()
+st.divider()
+left, right = st.columns(2, gap="large")
+with left:
+    export()
+    st.subheader("Demo persona")
+    ui.demo_button(store, provider, key="settings_demo")
+with right:
+    restore()
+    delete_persona()

@@ -1,0 +1,175 @@
+"""Timeline: the chain of episodes by month, each with its psyche, goals and entry; on this day; entry density."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+import app_support as ui
+from persona.models import Episode
+from persona.views import (
+    TimelineItem,
+    date_span,
+    day_bounds,
+    entry_density,
+    group_by_month,
+    on_this_day,
+    safe_markdown,
+    timeline,
+    timeline_item,
+)
+
+FOCUS_KEY = "timeline_focus"
+
+store, provider, user = ui.context()
+st.title("Timeline")
+
+
+def pick_range() -> tuple[date, date] | None:
+    """A date range over the user's entries (the whole span by default)."""
+    span = date_span(store, user)
+    if span is None:
+        return None
+    picked = st.date_input("Dates", value=span, key=f"timeline_range-{user}", format="YYYY-MM-DD")
+    if isinstance(picked, tuple) and len(picked) == 2:
+        return picked[0], picked[1]
+    return span  # half-picked range: keep showing everything until the second date is chosen
+
+
+def density_chart() -> None:
+    """Entries per week, as bars."""
+    rows = entry_density(store, user)
+    if not rows:
+        return
+    frame = pd.DataFrame(rows)
+    chart = (
+        alt.Chart(frame)
+        .mark_bar(color="#4C78A8")
+        .encode(
+            x=alt.X("week:T", title="Week"),
+            y=alt.Y("entries:Q", title="Entries"),
+            tooltip=[alt.Tooltip("week:T", title="Week of"), "entries:Q"],
+        )
+        .properties(height=140)
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def focus(episode_id: str | None) -> None:
+    """Callback: follow the chain to another episode."""
+    st.session_state[FOCUS_KEY] = episode_id
+
+
+def show_in_graph(episode_id: str) -> None:
+    """Callback: ask the graph page to centre on this episode."""
+    st.session_state[ui.GRAPH_FOCUS_REQUEST] = episode_id
+
+
+def episode_block(item: TimelineItem, *, key: str, walking: bool = False) -> None:
+    """One episode: date, title, summary, psyche and goals, entities, its entry in an expander, and buttons to walk
+    the chain (``walking``: the focused episode gets previous / next) or to open it in the graph."""
+    episode = item.episode
+    with st.container(border=True):
+        st.markdown(f"**{episode.occurred_at:%a %d %b %Y}** · {safe_markdown(episode.title)}")
+        st.caption(safe_markdown(episode.summary))
+        for psyche in item.psyche:
+            st.markdown(f"{ui.TYPE_ICONS['Psyche']} *{psyche.kind.value}* · {safe_markdown(psyche.text)}")
+        for goal in item.goals:
+            label = f"*{goal.kind.value}, {goal.status.value}*"
+            st.markdown(f"{ui.TYPE_ICONS['Goal']} {label} · {safe_markdown(goal.title)}")
+        if item.entities:
+            st.caption("Mentions: " + ", ".join(safe_markdown(e.name) for e in item.entities))
+        if item.entry is not None:
+            with st.expander("Entry text"):
+                st.text(item.entry.text)
+        chain_buttons(item, key=key, walking=walking)
+
+
+def chain_buttons(item: TimelineItem, *, key: str, walking: bool) -> None:
+    """Previous / next along the NEXT chain (or "follow the chain from here"), and "show in graph"."""
+    row = st.container(horizontal=True)
+    if walking:
+        row.button(
+            "Previous",
+            key=f"{key}-prev",
+            icon=":material/arrow_back:",
+            disabled=item.previous_id is None,
+            on_click=focus,
+            args=(item.previous_id,),
+        )
+        row.button(
+            "Next",
+            key=f"{key}-next",
+            icon=":material/arrow_forward:",
+            disabled=item.next_id is None,
+            on_click=focus,
+            args=(item.next_id,),
+        )
+    else:
+        row.button(
+            "Follow the chain from here",
+            key=f"{key}-focus",
+            icon=":material/linear_scale:",
+            on_click=focus,
+            args=(item.episode.id,),
+            type="tertiary",
+        )
+    if row.button(
+        "Show in graph",
+        key=f"{key}-graph",
+        icon=":material/hub:",
+        type="tertiary",
+        on_click=show_in_graph,
+        args=(item.episode.id,),
+    ):
+        ui.go_to_page("pages/graph.py", "Graph")
+
+
+def focused_episode() -> None:
+    """The episode the chain buttons lead to, at the top of the page."""
+    episode_id = st.session_state.get(FOCUS_KEY)
+    if not episode_id:
+        return
+    item = timeline_item(store, user, episode_id)
+    if item is None:  # deleted, or another persona's: forget it
+        st.session_state.pop(FOCUS_KEY, None)
+        return
+    head = st.container(horizontal=True, vertical_alignment="center")
+    head.subheader("Following the chain")
+    head.button("Close", key="timeline-close", icon=":material/close:", on_click=focus, args=(None,))
+    episode_block(item, key="focused", walking=True)
+
+
+def day_memories(episodes: list[Episode]) -> None:
+    """Episodes from today's date in other years."""
+    today = date.today()
+    same_day = on_this_day(episodes, today)
+    with st.expander(f"On this day ({today:%d %B})", expanded=bool(same_day), icon=":material/today:"):
+        if not same_day:
+            st.caption("Nothing on this day in other years.")
+        for episode in same_day:
+            st.markdown(f"**{episode.occurred_at:%Y}** · {safe_markdown(episode.title)}")
+
+
+chosen = pick_range()
+if chosen is None:
+    st.info("No entries yet: write one in the Journal, or load the demo persona there.")
+    st.stop()
+density_chart()
+start, end = day_bounds(*chosen)
+whole = timeline(store, user, start=start, end=end)
+focused_episode()
+day_memories(whole.episodes)
+newest_first = st.toggle("Newest first", value=True, key="timeline_newest")
+if whole.in_range > len(whole.items):
+    st.info(f"Showing the newest {len(whole.items)} of {whole.in_range} episodes in this range: narrow the dates.")
+if not whole.items:
+    st.caption("No episodes in this range.")
+months = group_by_month(reversed(whole.items) if newest_first else whole.items)
+for month, items in months:
+    st.subheader(month)
+    for item in items:
+        episode_block(item, key=f"ep-{item.episode.id}")

@@ -1,0 +1,519 @@
+"""View models for the app: what a page shows, computed from the store with no Streamlit in sight.
+
+Pages stay thin (read widgets, call these, render). Everything here is plain Python and testable on its own; the
+functions that read the store take it as their first argument, like the rest of the library.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
+
+from persona.errors import ValidationError
+from persona.importers import ImportItem, detect_and_parse
+from persona.ingest import IngestResult, ingest_many
+from persona.llm.base import Provider
+from persona.models import (
+    MEMORY_TYPES,
+    AnyNode,
+    Entity,
+    Entry,
+    EntryStatus,
+    Episode,
+    Goal,
+    GoalStatus,
+    LinkType,
+    MemoryBatch,
+    NodeType,
+    Psyche,
+    Subgraph,
+)
+from persona.retrieval import RetrievalQuery, RetrievedMemory, retrieve
+from persona.store.base import GRAPH_TYPES, Store
+from persona.transfer import restore_export
+from persona.viz import node_date, node_kind, node_title, short
+
+TIMELINE_CAP = 150
+"""The timeline draws at most this many episodes at once (the newest in the range); the range picks others."""
+MEMORY_TABLE_CAP = 2_000
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^&])")
+STATUS_ICONS = {EntryStatus.DONE: "✅", EntryStatus.PENDING: "⏳", EntryStatus.FAILED: "⚠️"}
+
+
+# -- text and time ---------------------------------------------------------------------------------------------
+def safe_markdown(text: str) -> str:
+    """User or model text made inert for ``st.markdown``: every markdown, HTML, LaTeX (``$``) and Streamlit
+    directive (``:red[...]``) character is backslash-escaped, and line breaks are kept as hard breaks.
+
+    Journal text is data: an imported ``![](http://...)`` must not make the browser fetch anything.
+    """
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+    return escaped.replace("\r\n", "\n").replace("\n", "  \n")
+
+
+def local_timezone() -> tzinfo:
+    """The machine's time zone: the day a person picks in the app is their local day."""
+    return datetime.now().astimezone().tzinfo or UTC
+
+
+def entry_datetime(
+    day: date, at: time | None = None, *, now: datetime | None = None, tz: tzinfo | None = None
+) -> datetime:
+    """When an entry happened, from the app's date and optional time: the time given; else now for today, or noon
+    for another day (a neutral hour that keeps the day the same in nearby time zones)."""
+    zone = tz or local_timezone()
+    current = (now or datetime.now(zone)).astimezone(zone)
+    if at is not None:
+        return datetime.combine(day, at.replace(tzinfo=None), zone)
+    if day == current.date():
+        return current
+    return datetime.combine(day, time(12, 0), zone)
+
+
+def day_bounds(
+    start: date | None, end: date | None, *, tz: tzinfo | None = None
+) -> tuple[datetime | None, datetime | None]:
+    """A date range picked in the app as the store's half-open [start, end) datetimes (end day included)."""
+    zone = tz or local_timezone()
+    low = datetime.combine(start, time.min, zone) if start else None
+    high = datetime.combine(end + timedelta(days=1), time.min, zone) if end else None
+    return low, high
+
+
+def date_span(store: Store, user_id: str) -> tuple[date, date] | None:
+    """The first and last day of the user's entries, or None when there are none."""
+    first = store.list_nodes(user_id, NodeType.ENTRY, limit=1, newest_first=False)
+    last = store.list_nodes(user_id, NodeType.ENTRY, limit=1, newest_first=True)
+    if not first or not last:
+        return None
+    return first[0].occurred_at.date(), last[0].occurred_at.date()  # type: ignore[union-attr]
+
+
+def node_label(node: AnyNode, *, limit: int = 70) -> str:
+    """A one-line label for pickers: ``Goal · 12 Jun 2026 · Run a half marathon``."""
+    parts = [node.type.value, node_date(node), short(node_title(node), limit)]
+    return " · ".join(p for p in parts if p)
+
+
+# -- journal ---------------------------------------------------------------------------------------------------
+@dataclass
+class MemoryCard:
+    """One extracted memory as the journal page shows it."""
+
+    id: str
+    type: str
+    kind: str
+    title: str
+    text: str
+    entities: list[str] = field(default_factory=list)
+    status: str = ""
+
+
+def memory_cards(batch: MemoryBatch | None, entity_ids: dict[str, str] | None = None) -> list[MemoryCard]:
+    """The episodes, psyche and goals of an ingested batch, each with the names of the entities it mentions."""
+    if batch is None:
+        return []
+    names = {e.id: e.name for e in batch.entities}
+    mentions: dict[str, list[str]] = defaultdict(list)
+    for link in batch.links:
+        if link.type is LinkType.MENTIONS and link.target_id in names:
+            mentions[link.source_id].append(names[link.target_id])
+    cards = []
+    for node in [*batch.episodes, *batch.psyche, *batch.goals]:
+        text = node.summary if isinstance(node, Episode) else getattr(node, "text", "")
+        status = node.status.value if isinstance(node, Goal) else ""
+        cards.append(
+            MemoryCard(node.id, node.type.value, node_kind(node), node_title(node), text, mentions[node.id], status)
+        )
+    return cards
+
+
+def recent_entries(store: Store, user_id: str, *, limit: int = 10) -> list[Entry]:
+    """The user's latest entries (by when they happened), failed ones included."""
+    return store.list_nodes(user_id, NodeType.ENTRY, limit=limit)  # type: ignore[return-value]
+
+
+def failed_entries(store: Store, user_id: str) -> list[Entry]:
+    """Entries whose processing failed or never finished: the ones a retry would pick up."""
+    found: list[Entry] = []
+    for status in (EntryStatus.FAILED, EntryStatus.PENDING):
+        found.extend(store.list_nodes(user_id, NodeType.ENTRY, status=status.value, limit=1_000))  # type: ignore[arg-type]
+    return found
+
+
+@dataclass
+class ImportSummary:
+    """What an import did, in counts a page can print."""
+
+    kind: str
+    total: int = 0
+    done: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def message(self) -> str:
+        """One sentence for the page."""
+        if self.kind == "export":
+            return f"Restored {self.done} entries from a Persona export ({self.duplicates} already there)."
+        return f"Imported {self.total} entries: {self.done} new, {self.duplicates} already there, {self.failed} failed."
+
+
+def summarise(results: Iterable[IngestResult]) -> ImportSummary:
+    """Counts of an ``ingest_many`` run."""
+    summary = ImportSummary(kind="journal")
+    for result in results:
+        summary.total += 1
+        if result.duplicate:
+            summary.duplicates += 1
+        elif result.ok:
+            summary.done += 1
+        else:
+            summary.failed += 1
+            summary.errors.append(f"{result.entry.occurred_at:%Y-%m-%d}: {result.error}")
+    return summary
+
+
+def import_file(
+    store: Store,
+    provider: Provider,
+    user_id: str,
+    name: str,
+    raw: bytes,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ImportSummary:
+    """Import a journal file (markdown, JSON Lines, Day One) or a Persona export into ``user_id``.
+
+    The whole file is parsed and checked before anything is written (``ValidationError`` says what is wrong).
+    """
+    parsed = detect_and_parse(name, raw)
+    if isinstance(parsed, dict):
+        report = restore_export(store, provider.embedder, parsed, user_id=user_id, on_progress=on_progress)
+        return ImportSummary(
+            kind="export",
+            total=report.entries + report.skipped_duplicates,
+            done=report.entries,
+            duplicates=report.skipped_duplicates,
+        )
+    if not parsed:
+        raise ValidationError(f"{name} holds no entries")
+    return summarise(
+        ingest_many(
+            store,
+            provider,
+            user_id,
+            [(item.text, item.occurred_at) for item in parsed if isinstance(item, ImportItem)],
+            on_progress=(lambda n, total, _result: on_progress(n, total)) if on_progress else None,
+        )
+    )
+
+
+# -- timeline --------------------------------------------------------------------------------------------------
+@dataclass
+class TimelineItem:
+    """An episode of the chain with what hangs off it."""
+
+    episode: Episode
+    psyche: list[Psyche] = field(default_factory=list)
+    goals: list[Goal] = field(default_factory=list)
+    entities: list[Entity] = field(default_factory=list)
+    entry: Entry | None = None
+    previous_id: str | None = None
+    next_id: str | None = None
+
+
+@dataclass
+class Timeline:
+    """The episodes to show (chain order), how many the range held, and every episode of the chain."""
+
+    items: list[TimelineItem]
+    in_range: int
+    episodes: list[Episode]
+
+
+def timeline(
+    store: Store,
+    user_id: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    cap: int = TIMELINE_CAP,
+) -> Timeline:
+    """The user's chained episodes in order within [start, end), each with its psyche, goals, entities and entry.
+
+    At most ``cap`` are detailed (the newest of the range): the chain walk stays complete through ``chain``.
+    """
+    chain = store.chain(user_id)
+    episodes = [n for n in store.get_nodes(user_id, chain) if isinstance(n, Episode)]
+    chosen = [e for e in episodes if (start is None or e.occurred_at >= start) and (end is None or e.occurred_at < end)]
+    in_range = len(chosen)
+    chosen = chosen[-cap:] if cap else chosen
+    return Timeline(items=attach(store, user_id, chosen, chain), in_range=in_range, episodes=episodes)
+
+
+def attach(store: Store, user_id: str, episodes: Sequence[Episode], chain: Sequence[str]) -> list[TimelineItem]:
+    """Fetch, in a few queries, the psyche, goals, entities and entry of each episode."""
+    ids = [e.id for e in episodes]
+    links = store.neighbours(user_id, ids, link_types=[LinkType.DERIVED_FROM, LinkType.FROM_ENTRY, LinkType.MENTIONS])
+    nodes = {
+        n.id: n for n in store.get_nodes(user_id, list({lk.source_id for lk in links} | {lk.target_id for lk in links}))
+    }
+    position = {node_id: i for i, node_id in enumerate(chain)}
+    items = {e.id: TimelineItem(episode=e) for e in episodes}
+    for link in links:
+        if link.type is LinkType.DERIVED_FROM and link.target_id in items:
+            node = nodes.get(link.source_id)
+            item = items[link.target_id]
+            if isinstance(node, Psyche):
+                item.psyche.append(node)
+            elif isinstance(node, Goal):
+                item.goals.append(node)
+        elif link.type is LinkType.FROM_ENTRY and link.source_id in items:
+            entry = nodes.get(link.target_id)
+            items[link.source_id].entry = entry if isinstance(entry, Entry) else None
+        elif link.type is LinkType.MENTIONS and link.source_id in items:
+            entity = nodes.get(link.target_id)
+            if isinstance(entity, Entity):
+                items[link.source_id].entities.append(entity)
+    for item in items.values():
+        at = position.get(item.episode.id)
+        if at is not None:
+            item.previous_id = chain[at - 1] if at > 0 else None
+            item.next_id = chain[at + 1] if at + 1 < len(chain) else None
+        item.entities.sort(key=lambda e: e.name.casefold())
+    return [items[i] for i in ids]
+
+
+def timeline_item(store: Store, user_id: str, episode_id: str) -> TimelineItem | None:
+    """One episode with its psyche, goals, entities, entry and chain neighbours (None when it is not an episode)."""
+    found = store.get_nodes(user_id, [episode_id])
+    if not found or not isinstance(found[0], Episode):
+        return None
+    return attach(store, user_id, [found[0]], store.chain(user_id))[0]
+
+
+def group_by_month(items: Iterable[TimelineItem]) -> list[tuple[str, list[TimelineItem]]]:
+    """Items grouped under ``June 2026`` headings, keeping their order."""
+    groups: dict[str, list[TimelineItem]] = {}
+    for item in items:
+        groups.setdefault(f"{item.episode.occurred_at:%B %Y}", []).append(item)
+    return list(groups.items())
+
+
+def on_this_day(episodes: Iterable[Episode], today: date) -> list[Episode]:
+    """Episodes that happened on today's month and day in other years, most recent first."""
+    same = [
+        e
+        for e in episodes
+        if (e.occurred_at.month, e.occurred_at.day) == (today.month, today.day) and e.occurred_at.year != today.year
+    ]
+    return sorted(same, key=lambda e: e.occurred_at, reverse=True)
+
+
+def entry_density(store: Store, user_id: str, *, limit: int = 100_000) -> list[dict[str, Any]]:
+    """Entries per week (weeks start on Monday) for a density chart: ``[{"week": date, "entries": n}]``."""
+    entries = store.list_nodes(user_id, NodeType.ENTRY, limit=limit, newest_first=False)
+    weeks: dict[date, int] = defaultdict(int)
+    for entry in entries:
+        day = entry.occurred_at.date()  # type: ignore[union-attr]
+        weeks[day - timedelta(days=day.weekday())] += 1
+    return [{"week": week, "entries": count} for week, count in sorted(weeks.items())]
+
+
+# -- graph -----------------------------------------------------------------------------------------------------
+@dataclass
+class GraphView:
+    """What the graph page draws and why: the subgraph, the nodes it is centred on, and the search hits."""
+
+    subgraph: Subgraph
+    centre_ids: list[str] = field(default_factory=list)
+    hits: list[RetrievedMemory] = field(default_factory=list)
+    note: str = ""
+
+
+def graph_view(
+    store: Store,
+    provider: Provider,
+    user_id: str,
+    *,
+    types: Sequence[NodeType] = GRAPH_TYPES,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    search: str = "",
+    focus_id: str | None = None,
+    depth: int = 1,
+    highlight_ids: Sequence[str] = (),
+    limit: int = 300,
+) -> GraphView:
+    """The subgraph for the graph page. The centre is, in order of precedence: the focused node, the search hits,
+    the highlighted chat sources; with none of them, the user's most recent memories and their entities."""
+    hits: list[RetrievedMemory] = []
+    if focus_id:
+        centre, note = [focus_id], "Centred on the focused node."
+    elif search.strip():
+        query = RetrievalQuery(text=search, limit=12, start=start, end=end)
+        hits = retrieve(store, provider.embedder, user_id, query)
+        centre = drawable_ids(store, user_id, [h.node for h in hits])
+        note = f"Centred on {len(centre)} matches of the search." if centre else "Nothing matches the search."
+    elif highlight_ids:
+        centre, note = list(highlight_ids), "Centred on the sources of the last chat answer."
+    else:
+        centre, note = [], "The most recent memories and the entities they mention."
+    if (search.strip() or focus_id) and not centre:
+        return GraphView(Subgraph(), [], hits, note)
+    subgraph = store.subgraph(
+        user_id, center_ids=centre or None, depth=depth, types=types, start=start, end=end, limit=limit
+    )
+    return GraphView(subgraph, centre, hits, note)
+
+
+def drawable_ids(store: Store, user_id: str, nodes: Iterable[AnyNode]) -> list[str]:
+    """Ids to centre the graph on: drawable nodes as they are; a passage or an entry stands for its episodes."""
+    ids: list[str] = []
+    entry_ids: list[str] = []
+    for node in nodes:
+        if node.type in GRAPH_TYPES:
+            ids.append(node.id)
+        else:
+            entry_ids.append(getattr(node, "entry_id", None) or node.id)
+    if entry_ids:
+        links = store.neighbours(user_id, entry_ids, link_types=[LinkType.FROM_ENTRY])
+        ids.extend(lk.source_id for lk in links if lk.target_id in set(entry_ids))
+    return list(dict.fromkeys(ids))
+
+
+@dataclass
+class LinkView:
+    """One link of a node as the details panel lists it."""
+
+    type: str
+    direction: str
+    other_id: str
+    other_label: str
+
+
+@dataclass
+class NodeDetails:
+    """Everything the details panel shows about one node."""
+
+    node: AnyNode
+    text: str
+    links: list[LinkView]
+    entry: Entry | None
+
+
+def node_details(store: Store, user_id: str, node_id: str, *, max_links: int = 60) -> NodeDetails | None:
+    """A node's text, its links (with the label of the node at the other end) and its source entry."""
+    found = store.get_nodes(user_id, [node_id])
+    if not found:
+        return None
+    node = found[0]
+    links = [lk for lk in store.neighbours(user_id, [node_id]) if lk.type is not LinkType.PART_OF]
+    others = {
+        n.id: n
+        for n in store.get_nodes(user_id, [lk.target_id if lk.source_id == node_id else lk.source_id for lk in links])
+    }
+    views = []
+    for link in links[:max_links]:
+        outgoing = link.source_id == node_id
+        other = others.get(link.target_id if outgoing else link.source_id)
+        if other is not None:
+            views.append(LinkView(link.type.value, "→" if outgoing else "←", other.id, node_label(other)))
+    entry_id = getattr(node, "entry_id", None)
+    entry = None
+    if entry_id:
+        fetched = store.get_nodes(user_id, [entry_id])
+        entry = fetched[0] if fetched and isinstance(fetched[0], Entry) else None
+    return NodeDetails(node=node, text=full_text(node), links=views, entry=entry)
+
+
+def full_text(node: AnyNode) -> str:
+    """The whole text of a node: an episode's summary, a goal's or psyche's text, an entity's names."""
+    match node:
+        case Episode():
+            return node.summary
+        case Entity():
+            return ", ".join([node.name, *node.aliases])
+    return getattr(node, "text", "")
+
+
+# -- chat ------------------------------------------------------------------------------------------------------
+def share_text(shares: dict[str, float]) -> str:
+    """Signal shares as small percentages: ``vector 46% · text 31% · recency 9%`` (zero shares left out)."""
+    parts = sorted(((k, v) for k, v in shares.items() if v >= 0.005), key=lambda kv: -kv[1])
+    return " · ".join(f"{k} {v:.0%}" for k, v in parts)
+
+
+def source_rows(sources: Iterable[RetrievedMemory]) -> list[dict[str, str]]:
+    """The sources of an answer as plain, serialisable rows (kept in the chat history)."""
+    return [
+        {
+            "id": s.node.id,
+            "type": s.node.type.value,
+            "kind": node_kind(s.node),
+            "date": node_date(s.node),
+            "text": short(full_text(s.node) if isinstance(s.node, Episode) else node_title(s.node), 300),
+            "title": short(node_title(s.node), 120),
+            "reason": s.reason,
+            "shares": share_text(s.shares),
+        }
+        for s in sources
+    ]
+
+
+# -- memories --------------------------------------------------------------------------------------------------
+def memory_rows(
+    store: Store,
+    user_id: str,
+    *,
+    types: Sequence[NodeType] = MEMORY_TYPES,
+    status: str | None = None,
+    contains: str = "",
+    limit: int = MEMORY_TABLE_CAP,
+) -> list[dict[str, Any]]:
+    """The user's memories as table rows, newest first, filtered by type, goal status and text."""
+    nodes: list[AnyNode] = []
+    for node_type in types:
+        if status and node_type is not NodeType.GOAL:
+            continue  # a status filter is about goals: other types have none
+        nodes.extend(store.list_nodes(user_id, node_type, status=status or None, limit=limit))
+    needle = contains.strip().casefold()
+    if needle:
+        nodes = [n for n in nodes if needle in f"{node_title(n)} {full_text(n)}".casefold()]
+    nodes.sort(key=lambda n: (getattr(n, "occurred_at", n.created_at), n.created_at), reverse=True)
+    return [
+        {
+            "id": n.id,
+            "type": n.type.value,
+            "kind": node_kind(n),
+            "date": getattr(n, "occurred_at", None),
+            "title": node_title(n) if not isinstance(n, Psyche) else "",
+            "text": full_text(n),
+            "status": n.status.value if isinstance(n, Goal) else "",
+        }
+        for n in nodes[:limit]
+    ]
+
+
+def memory_changes(node: AnyNode, *, title: str | None, text: str | None, status: str | None) -> dict[str, Any]:
+    """The fields to change on ``node`` for the edits made in the app (only what actually changed)."""
+    changes: dict[str, Any] = {}
+    text_field = "summary" if isinstance(node, Episode) else "text"
+    if title is not None and hasattr(node, "title") and title.strip() != node.title:
+        changes["title"] = title.strip()
+    if text is not None and hasattr(node, text_field) and text.strip() != getattr(node, text_field):
+        changes[text_field] = text.strip()
+    if status is not None and isinstance(node, Goal) and status != node.status.value:
+        changes["status"] = GoalStatus(status)
+    return changes
+
+
+def entities(store: Store, user_id: str, *, limit: int = 5_000) -> list[Entity]:
+    """The user's entities by name (for the merge pickers)."""
+    found = store.list_nodes(user_id, NodeType.ENTITY, limit=limit)
+    return sorted((e for e in found if isinstance(e, Entity)), key=lambda e: e.name.casefold())

@@ -1,0 +1,383 @@
+"""The Streamlit app through AppTest: every page on the SQLite store with the offline provider, through ``app.py``
+and run on its own, and each page's main action (ingest, graph HTML, chat with sources, edits that persist)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from persona.config import get_settings
+from persona.errors import StoreUnavailableError
+from persona.ingest import ingest_entry
+from persona.llm.offline import OfflineProvider
+from persona.models import Goal, GoalStatus, NodeType
+from persona.store.sqlite import SqliteStore
+from persona.viz import remote_references
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ["journal", "timeline", "graph", "chat", "memories", "settings"]
+XSS = "<script>alert(1)</script>"
+IMG = "<img src=x onerror=alert(1)>"
+TIMEOUT = 30
+ENTRIES = [
+    (datetime(2026, 6, 1, 8, tzinfo=UTC), "Went running with Sarah in Lisbon. I love early mornings."),
+    (datetime(2026, 6, 3, 19, tzinfo=UTC), "Dinner with Sarah and Tom. I want to run a half marathon by October."),
+    (datetime(2026, 7, 2, 9, tzinfo=UTC), f"Read about gardens. {XSS} {IMG} Sarah called about the trip."),
+]
+RENDER_TIMES: dict[str, float] = {}
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh data folder, the SQLite store, the offline provider, and no cached settings or clients."""
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path))
+    monkeypatch.setenv("PERSONA_STORE", "sqlite")
+    monkeypatch.setenv("PERSONA_PROVIDER", "offline")
+    monkeypatch.setenv("PERSONA_USER", "demo")
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    yield tmp_path
+    st.cache_resource.clear()
+    get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def navigation_always_runs_app_py(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Work around an AppTest quirk: before every run it resets ``PagesManager.uses_pages_directory`` to None, which
+    is then recomputed as True because ``pages/`` exists, so every run after the first takes the old multipage path
+    and executes the page file alone, skipping ``app.py`` (and its sidebar). The real server keeps the False that
+    ``st.navigation`` sets. Pages run on their own have no ``pages/pages`` folder, so False is right for them too."""
+    original = PagesManager.__init__
+
+    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture
+def provider() -> OfflineProvider:
+    return OfflineProvider()
+
+
+@pytest.fixture
+def store(home: Path, provider: OfflineProvider) -> Iterator[SqliteStore]:
+    """The same SQLite file the app opens, for seeding and for checking what the app wrote."""
+    opened = SqliteStore(home / "persona.sqlite3", embedder=provider.embedder.info)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def seeded(store: SqliteStore, provider: OfflineProvider) -> SqliteStore:
+    """Three entries for the user ``demo``: Sarah, a goal, and one carrying HTML that must stay text."""
+    for when, text in ENTRIES:
+        assert ingest_entry(store, provider, "demo", text, occurred_at=when).ok
+    return store
+
+
+def page_test(name: str) -> AppTest:
+    """A page file run on its own, with no session state."""
+    return AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
+
+
+def app_test() -> AppTest:
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+
+
+def run(at: AppTest) -> AppTest:
+    at.run(timeout=TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def markdown_texts(at: AppTest) -> str:
+    """Every element whose text is rendered as markdown (markdown, captions, alerts), joined."""
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in [*at.info, *at.success, *at.warning, *at.error]]
+    return "\n".join(str(p) for p in parts)
+
+
+def texts(at: AppTest) -> str:
+    """Everything readable on the page: markdown elements and ``st.text`` (shown verbatim, never as markup)."""
+    return markdown_texts(at) + "\n" + "\n".join(t.value for t in at.text)
+
+
+def button(at: AppTest, label: str):
+    """The button with this label (form submit buttons have no key)."""
+    found = [b for b in at.button if b.label == label]
+    assert found, f"no button {label!r} among {[b.label for b in at.button]}"
+    return found[0]
+
+
+def srcdoc(at: AppTest) -> str:
+    frames = at.get("iframe")
+    assert frames, "the graph iframe is missing"
+    return frames[0].proto.srcdoc
+
+
+# -- every page renders --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", PAGES)
+def test_page_renders_on_its_own_with_an_empty_store(home: Path, name: str) -> None:
+    at = run(page_test(name))
+    assert not at.error
+    assert at.sidebar.selectbox, "a page run on its own draws the persona picker itself"
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_renders_on_its_own_with_memories(seeded: SqliteStore, name: str) -> None:
+    began = time.perf_counter()
+    at = run(page_test(name))
+    RENDER_TIMES[name] = time.perf_counter() - began
+    assert not at.error, [e.value for e in at.error]
+    assert XSS not in markdown_texts(at), "raw HTML from an entry reached a markdown element unescaped"
+
+
+def test_app_routes_every_page_with_the_shared_sidebar(seeded: SqliteStore) -> None:
+    at = run(app_test())
+    assert at.title[0].value == "Journal"
+    assert at.sidebar.selectbox(key="user_picker").value == "demo"
+    sidebar = "\n".join(m.value for m in at.sidebar.markdown)
+    assert "offline" in sidebar and "SQLite" in sidebar
+    for name in PAGES[1:]:
+        began = time.perf_counter()
+        at.switch_page(f"pages/{name}.py")
+        run(at)
+        RENDER_TIMES[f"app → {name}"] = time.perf_counter() - began
+        assert at.title[0].value == name.title()
+        assert not at.error, [e.value for e in at.error]
+        assert at.sidebar.selectbox(key="user_picker").value == "demo", "the sidebar is on every page"
+
+
+def test_render_times_are_reported(seeded: SqliteStore) -> None:
+    for name in PAGES:
+        began = time.perf_counter()
+        run(page_test(name))
+        RENDER_TIMES.setdefault(name, time.perf_counter() - began)
+    print("\nAppTest render times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in RENDER_TIMES.items()))
+
+
+# -- sidebar -------------------------------------------------------------------------------------------------------
+def test_new_persona_refuses_a_bad_id_and_switches_to_a_good_one(store: SqliteStore) -> None:
+    at = run(app_test())
+    at.sidebar.text_input(key="new_user_id").input("Bad Id!")
+    button(at, "Create").click()
+    run(at)
+    assert any("invalid user id" in e.value for e in at.sidebar.error)
+    assert [u.id for u in store.list_users()] == []
+    at.sidebar.text_input(key="new_user_id").input("maya")
+    button(at, "Create").click()
+    run(at)
+    assert at.sidebar.selectbox(key="user_picker").value == "maya"
+    assert "maya" in [u.id for u in store.list_users()]
+
+
+def test_unreachable_store_shows_a_message_not_a_traceback(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import app_support
+
+    def refuse(*_args, **_kwargs):
+        raise StoreUnavailableError("cannot connect to bolt://127.0.0.1:1")
+
+    monkeypatch.setattr(app_support, "open_store", refuse)
+    for at in (app_test(), page_test("graph")):
+        run(at)
+        assert any("cannot open its memory store" in e.value for e in at.error)
+        assert any("reload" in i.value for i in at.info)
+
+
+# -- journal -------------------------------------------------------------------------------------------------------
+def test_journal_ingests_an_entry_and_shows_its_memories(store: SqliteStore) -> None:
+    at = run(page_test("journal"))
+    at.text_area(key="journal_text").input("Coffee with Sarah in Porto. I want to learn Portuguese by December.")
+    button(at, "Save entry").click()
+    run(at)
+    shown = texts(at)
+    assert "Extracted memories" in [h.value for h in at.subheader]
+    assert "**Episode**" in shown and "**Goal**" in shown and "Sarah" in shown
+    assert at.get("status"), "ingest shows its steps in st.status"
+    assert store.count_nodes("demo", NodeType.ENTRY) == 1
+    assert store.count_nodes("demo", NodeType.GOAL) >= 1
+
+
+def test_journal_refuses_an_empty_entry_and_stores_nothing(store: SqliteStore) -> None:
+    at = run(page_test("journal"))
+    at.text_area(key="journal_text").input("   \n  ")
+    button(at, "Save entry").click()
+    run(at)
+    assert any("empty" in e.value for e in at.error)
+    assert store.count_nodes("demo", NodeType.ENTRY) == 0
+
+
+def test_journal_lists_failed_entries_with_a_retry(store: SqliteStore, provider: OfflineProvider) -> None:
+    from persona.models import Entry, EntryStatus
+
+    entry = store.save_entry(Entry(user_id="demo", text="Met Sarah at the market.", occurred_at=ENTRIES[0][0]))
+    store.set_entry_status("demo", entry.id, EntryStatus.FAILED, error="ProviderError: timeout")
+    at = run(page_test("journal"))
+    assert "timeout" in texts(at)
+    at.button(key=f"retry-{entry.id}").click()
+    run(at)
+    assert store.get_node("demo", entry.id).status is EntryStatus.DONE
+
+
+def test_demo_persona_loads_from_the_journal(store: SqliteStore) -> None:
+    at = run(page_test("journal"))
+    at.button(key="journal_demo").click()
+    run(at)
+    assert store.count_nodes("demo", NodeType.EPISODE) > 30
+    assert "Loaded the demo persona" in texts(at)
+
+
+# -- graph ---------------------------------------------------------------------------------------------------------
+def test_graph_iframe_holds_the_nodes_escaped(seeded: SqliteStore) -> None:
+    at = run(page_test("graph"))
+    page = srcdoc(at)
+    episodes = seeded.list_nodes("demo", NodeType.EPISODE)
+    assert all(e.id in page for e in episodes)
+    assert "Sarah" in page
+    assert XSS not in page and IMG not in page
+    assert "\\u0026lt;script" in page, "the label is escaped for vis-network, then JSON-escaped"
+    assert remote_references(page) == []
+
+
+def test_graph_search_and_focus_centre_the_graph(seeded: SqliteStore) -> None:
+    at = run(page_test("graph"))
+    at.text_input(key="graph_search").input("marathon")
+    run(at)
+    assert "matches of the search" in texts(at)
+    sarah = next(e for e in seeded.list_nodes("demo", NodeType.ENTITY) if e.name == "Sarah")
+    at.text_input(key="graph_search").input("")
+    at.selectbox(key="graph_focus").select(sarah.id)
+    run(at)
+    assert "Centred on the focused node" in texts(at)
+    assert "MENTIONS" in texts(at), "the details panel lists the focused node's links"
+    assert f'"{sarah.id}"' in srcdoc(at)
+
+
+def test_graph_says_what_the_cap_left_out(seeded: SqliteStore) -> None:
+    at = run(page_test("graph"))
+    at.slider(key="graph_limit").set_value(50)
+    run(at)
+    assert not any("left out" in w.value for w in at.warning), "few nodes: nothing to leave out"
+    from persona.viz import cap_message
+
+    sub = seeded.subgraph("demo", limit=3)
+    assert sub.truncated and "left out" in cap_message(sub)
+
+
+# -- chat ----------------------------------------------------------------------------------------------------------
+def test_chat_answers_offline_with_cited_sources(seeded: SqliteStore) -> None:
+    at = run(page_test("chat"))
+    assert any("Offline" in i.value for i in at.info)
+    at.chat_input[0].set_value("What did I do with Sarah?")
+    run(at)
+    shown = texts(at)
+    assert "Offline answer" in shown
+    assert "Sources" in " ".join(e.label for e in at.expander)
+    assert "Why:" in shown
+    history = at.session_state["chat_history"]["demo"]
+    assert history[-1]["cited"], "the offline answer cites memory ids"
+    assert set(history[-1]["cited"]) <= {s["id"] for s in history[-1]["sources"]}
+
+
+def test_chat_show_in_graph_highlights_the_sources(seeded: SqliteStore) -> None:
+    at = run(app_test())
+    at.switch_page("pages/chat.py")
+    run(at)
+    at.chat_input[0].set_value("Sarah")
+    run(at)
+    at.button(key="chat-graph-1").click()
+    run(at)
+    assert at.title[0].value == "Graph"
+    highlighted = at.session_state["highlight_ids"]
+    assert highlighted
+    page = srcdoc(at)
+    assert 'data-highlighted="0"' not in page and "source of the last chat answer" in page
+
+
+# -- timeline ------------------------------------------------------------------------------------------------------
+def test_timeline_groups_by_month_and_walks_the_chain(seeded: SqliteStore) -> None:
+    at = run(page_test("timeline"))
+    assert {"June 2026", "July 2026"} <= {h.value for h in at.subheader}
+    chain = seeded.chain("demo")
+    at.button(key=f"ep-{chain[0]}-focus").click()
+    run(at)
+    assert "Following the chain" in [h.value for h in at.subheader]
+    at.button(key="focused-next").click()
+    run(at)
+    assert at.session_state["timeline_focus"] == chain[1]
+    at.button(key="focused-prev").click()
+    run(at)
+    assert at.session_state["timeline_focus"] == chain[0]
+    assert any(e.label == "Entry text" for e in at.expander)
+    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart"), "the density chart is drawn"
+
+
+# -- memories ------------------------------------------------------------------------------------------------------
+def test_memories_goal_status_change_persists(seeded: SqliteStore) -> None:
+    goal = seeded.list_nodes("demo", NodeType.GOAL)[0]
+    assert isinstance(goal, Goal) and goal.status is GoalStatus.ACTIVE
+    at = run(page_test("memories"))
+    at.selectbox(key="mem_pick").select(goal.id)
+    run(at)
+    at.selectbox(key=f"mem_goal-{goal.id}").select("done")
+    button(at, "Save changes").click()
+    run(at)
+    assert seeded.get_node("demo", goal.id).status is GoalStatus.DONE
+    assert "Saved: status" in texts(at)
+
+
+def test_memories_edit_text_and_delete_with_confirmation(seeded: SqliteStore) -> None:
+    goal = seeded.list_nodes("demo", NodeType.GOAL)[0]
+    at = run(page_test("memories"))
+    at.selectbox(key="mem_pick").select(goal.id)
+    run(at)
+    at.text_area(key=f"mem_text-{goal.id}").input("Run the Lisbon half marathon")
+    button(at, "Save changes").click()
+    run(at)
+    assert seeded.get_node("demo", goal.id).text == "Run the Lisbon half marathon"
+    assert at.button(key=f"mem_del-{goal.id}").disabled, "delete waits for the confirmation"
+    at.checkbox(key=f"mem_del_ok-{goal.id}").check()
+    run(at)
+    at.button(key=f"mem_del-{goal.id}").click()
+    run(at)
+    assert seeded.get_nodes("demo", [goal.id]) == []
+
+
+def test_memories_filters_and_entity_merge(seeded: SqliteStore) -> None:
+    at = run(page_test("memories"))
+    at.text_input(key="mem_contains").input("marathon")
+    run(at)
+    assert "memories" in texts(at)
+    names = {e.name: e.id for e in seeded.list_nodes("demo", NodeType.ENTITY)}
+    at.selectbox(key="mem_keep").select(names["Sarah"])
+    at.selectbox(key="mem_drop").select(names["Tom"])
+    run(at)
+    at.button(key="mem_merge").click()
+    run(at)
+    assert seeded.get_nodes("demo", [names["Tom"]]) == []
+    assert "Tom" in seeded.get_node("demo", names["Sarah"]).aliases
+
+
+# -- settings ------------------------------------------------------------------------------------------------------
+def test_settings_shows_counts_and_deletes_the_persona_after_typing_its_id(seeded: SqliteStore) -> None:
+    at = run(page_test("settings"))
+    assert any(m.label == "Episode" and m.value == "3" for m in at.metric)
+    assert at.get("download_button"), "export is offered"
+    assert at.button(key="settings_delete").disabled
+    at.text_input(key="settings_delete-demo").input("demo")
+    run(at)
+    at.button(key="settings_delete").click()
+    run(at)
+    assert seeded.count_nodes("demo", NodeType.EPISODE) == 0
+    assert "Deleted persona demo" in texts(at)
