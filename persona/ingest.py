@@ -37,10 +37,11 @@ from persona.models import (
     utc_now,
 )
 from persona.store.base import Store
+from persona.timeref import annotate
 
 log = logging.getLogger(__name__)
 
-PASSAGE_WORDS = 40
+PASSAGE_WORDS = 60
 """Sentences are grouped into passages of about this many words: small enough to quote, big enough to mean
 something. Retrieval returns passages so the exact words a person wrote reach the LLM."""
 
@@ -214,27 +215,44 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
-def chunk_passages(text: str, *, max_words: int = PASSAGE_WORDS) -> list[str]:
-    """Group sentences into passages of at most ``max_words`` words (a longer sentence is split by words)."""
+def chunk_passages(text: str, *, max_words: int = PASSAGE_WORDS, min_words: int = 8) -> list[str]:
+    """Passages that follow the writer's lines: a line is one passage, a long line is split at sentence ends into
+    parts of at most ``max_words`` words (a run-on sentence by words), and very short lines join the next one."""
     passages: list[str] = []
-    current: list[str] = []
-    size = 0
-    for sentence in split_sentences(text):
-        words = sentence.split()
-        while len(words) > max_words:  # a run-on sentence: cut it, do not drop it
-            if current:
-                passages.append(" ".join(current))
-                current, size = [], 0
-            passages.append(" ".join(words[:max_words]))
-            words = words[max_words:]
-        if size + len(words) > max_words and current:
-            passages.append(" ".join(current))
-            current, size = [], 0
-        current.append(" ".join(words))
-        size += len(words)
-    if current:
-        passages.append(" ".join(current))
+    pending = ""
+    for line in (ln.strip() for ln in text.splitlines()):
+        if not line:
+            continue
+        line = f"{pending} {line}" if pending else line
+        pending = ""
+        if len(line.split()) < min_words:
+            pending = line
+            continue
+        passages.extend(_split_long(line, max_words))
+    if pending:
+        passages.append(pending)
     return passages
+
+
+def _split_long(line: str, max_words: int) -> list[str]:
+    """A line cut at sentence ends into parts of at most ``max_words`` words; nothing is dropped."""
+    parts: list[str] = []
+    current: list[str] = []
+    for sentence in _SENTENCE_END.split(line):
+        words = sentence.split()
+        while len(words) > max_words:  # a run-on sentence: cut it by words
+            if current:
+                parts.append(" ".join(current))
+                current = []
+            parts.append(" ".join(words[:max_words]))
+            words = words[max_words:]
+        if current and len(current) + len(words) > max_words:
+            parts.append(" ".join(current))
+            current = []
+        current.extend(words)
+    if current:
+        parts.append(" ".join(current))
+    return parts
 
 
 def build_batch(entry: Entry, extraction: Extraction) -> MemoryBatch:
@@ -275,7 +293,9 @@ def build_batch(entry: Entry, extraction: Extraction) -> MemoryBatch:
         )
         goals.append(node)
         links += _derived_links(node.id, episode.id, item.entities, by_name)
-    passages = [Passage(text=t, position=i, **common) for i, t in enumerate(chunk_passages(entry.text))]
+    # Relative dates ("yesterday") get the date they mean in brackets, so a question months later can find it.
+    chunks = [annotate(t, entry.occurred_at) for t in chunk_passages(entry.text)]
+    passages = [Passage(text=t, position=i, **common) for i, t in enumerate(chunks)]
     links += [Link(type=LinkType.PART_OF, source_id=p.id, target_id=entry.id) for p in passages]
     return MemoryBatch(
         episodes=[episode], psyche=psyche, goals=goals, entities=entities, passages=passages, links=links

@@ -18,7 +18,6 @@ from persona.models import (
     Entity,
     LinkType,
     NodeType,
-    SearchHit,
     check_user_id,
     node_text,
     utc_now,
@@ -36,7 +35,8 @@ class RetrievalPreset:
     vector_k: int = 20
     text_k: int = 20
     rrf_k: int = 60
-    vector_weight: float = 1.0
+    # The offline embedder hashes words, so its ranking is weaker than BM25's; an LLM embedder may deserve 1.0.
+    vector_weight: float = 0.3
     text_weight: float = 1.0
     expand_from: int = 8
     expand_decay: float = 0.5
@@ -46,11 +46,12 @@ class RetrievalPreset:
     importance_weight: float = 0.1
     type_weights: dict[NodeType, float] = field(
         default_factory=lambda: {
+            # Passages hold the exact words; typed memories summarise them and entities only name things.
             NodeType.PASSAGE: 1.0,
-            NodeType.EPISODE: 1.0,
-            NodeType.PSYCHE: 1.0,
-            NodeType.GOAL: 1.0,
-            NodeType.ENTITY: 0.6,
+            NodeType.EPISODE: 0.3,
+            NodeType.PSYCHE: 0.3,
+            NodeType.GOAL: 0.3,
+            NodeType.ENTITY: 0.05,
         }
     )
     filter_overfetch: int = 5
@@ -59,8 +60,13 @@ class RetrievalPreset:
 PRESETS: dict[str, RetrievalPreset] = {
     "default": RetrievalPreset(),
     "recent": RetrievalPreset(name="recent", recency_weight=0.5, recency_half_life_days=30.0),
+    "memories-first": RetrievalPreset(
+        name="memories-first",
+        type_weights={t: 1.0 for t in (NodeType.PASSAGE, NodeType.EPISODE, NodeType.PSYCHE, NodeType.GOAL)}
+        | {NodeType.ENTITY: 0.6},
+    ),
     "text-only": RetrievalPreset(name="text-only", vector_weight=0.0, expand_from=0),
-    "vector-only": RetrievalPreset(name="vector-only", text_weight=0.0, expand_from=0),
+    "vector-only": RetrievalPreset(name="vector-only", vector_weight=1.0, text_weight=0.0, expand_from=0),
 }
 
 
@@ -152,22 +158,36 @@ def _passes(node: AnyNode, query: RetrievalQuery) -> bool:
     return query.as_of is None or when <= query.as_of
 
 
+SEED_POOLS: dict[str, tuple[NodeType, ...]] = {
+    "memories": (NodeType.EPISODE, NodeType.PSYCHE, NodeType.GOAL, NodeType.ENTITY),
+    "passages": (NodeType.PASSAGE,),
+}
+"""Typed memories and source passages are searched as separate pools, so neither crowds the other out of the
+seeds: a long summary would otherwise outrank the one sentence that holds the detail."""
+
+
 def _seeds(
     store: Store, embedder: Embedder, user_id: str, query: RetrievalQuery, preset: RetrievalPreset
-) -> tuple[list[SearchHit], list[SearchHit]]:
+) -> list[tuple[str, list[str]]]:
+    """Rankings of ids, each tagged with its signal ("vector" or "text"): one per signal and pool."""
     filtered = query.start is not None or query.end is not None or query.as_of is not None
     factor = preset.filter_overfetch if filtered else 1
     # A caller asking for more results than the preset's k gets deeper searches, not a pool that runs dry.
-    vector_k, text_k = max(preset.vector_k, query.limit), max(preset.text_k, query.limit)
-    vector_hits: list[SearchHit] = []
-    text_hits: list[SearchHit] = []
+    vector_k, text_k = max(preset.vector_k, query.limit) * factor, max(preset.text_k, query.limit) * factor
+    vector = None
     if preset.vector_weight > 0 and query.text.strip():
         vector = embedder.embed([query.text[:20_000]])[0]
-        if any(vector):
-            vector_hits = store.vector_search(user_id, vector, k=vector_k * factor)
-    if preset.text_weight > 0:
-        text_hits = store.text_search(user_id, query.text, k=text_k * factor)
-    return vector_hits, text_hits
+        vector = vector if any(vector) else None
+    rankings: list[tuple[str, list[str]]] = []
+    for pool in SEED_POOLS.values():
+        types = [t for t in pool if query.types is None or t in query.types]
+        if not types:
+            continue
+        if vector is not None:
+            rankings.append(("vector", [h.id for h in store.vector_search(user_id, vector, k=vector_k, types=types)]))
+        if preset.text_weight > 0:
+            rankings.append(("text", [h.id for h in store.text_search(user_id, query.text, k=text_k, types=types)]))
+    return rankings
 
 
 def _expand(
@@ -203,13 +223,14 @@ def retrieve(
     now = query.as_of or now or utc_now()
     if not isinstance(query.text, str):
         return []
-    vector_hits, text_hits = _seeds(store, embedder, user_id, query, preset)
-    fused = rrf(
-        [[h.id for h in vector_hits], [h.id for h in text_hits]],
-        k=preset.rrf_k,
-        weights=[preset.vector_weight, preset.text_weight],
-    )
-    base = {node_id: sum(parts) for node_id, parts in fused.items()}
+    rankings = _seeds(store, embedder, user_id, query, preset)
+    weights = {"vector": preset.vector_weight, "text": preset.text_weight}
+    parts = rrf([r for _, r in rankings], k=preset.rrf_k, weights=[weights[signal] for signal, _ in rankings])
+    fused = {
+        node_id: [sum(v for (signal, _), v in zip(rankings, values, strict=True) if signal == name) for name in weights]
+        for node_id, values in parts.items()
+    }
+    base = {node_id: sum(values) for node_id, values in fused.items()}
     ranked_seeds = sorted(base, key=lambda i: (-base[i], i))
     expanded = _expand(store, user_id, ranked_seeds, base, preset)
     nodes = {n.id: n for n in store.get_nodes(user_id, list(dict.fromkeys([*ranked_seeds, *expanded])))}
