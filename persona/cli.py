@@ -160,6 +160,16 @@ def eval_locomo(file: Path, ks: tuple[int, ...], budgets: tuple[int, ...], prese
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind (loopback unless a token is set)")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="port to listen on")
+def serve_command(host: str, port: int) -> None:
+    """Serve the HTTP API (docs at /docs). Needs PERSONA_API_TOKEN (or PERSONA_API_ALLOW_NO_AUTH=1: loopback only)."""
+    from persona.api import serve
+
+    serve(host=host, port=port)
+
+
 def main() -> None:
     """Entry point of the console script: clear messages for Persona's own errors, no tracebacks."""
     try:
