@@ -6,7 +6,8 @@ import streamlit as st
 
 import app_support
 
-st.set_page_config(page_title="Persona", page_icon=":material/psychology:", layout="wide")
+# An emoji, not a :material/ icon: Streamlit fetches a material favicon from a font CDN, and Persona works offline.
+st.set_page_config(page_title="Persona", page_icon="🧠", layout="wide")
 
 # With st.navigation, pages/ is not discovered: every page is registered here, by section.
 PAGES = {

@@ -112,7 +112,7 @@ with graph_column:
     if message:
         st.warning(message, icon=":material/filter_alt:")
     if view.subgraph.nodes:
-        page = render_graph(view.subgraph, highlight_ids=highlight, focus_id=focus_id, height=GRAPH_HEIGHT)
+        page = render_graph(view.subgraph, highlight_ids=view.highlight_ids, focus_id=focus_id, height=GRAPH_HEIGHT)
         st.iframe(page, height=GRAPH_HEIGHT + 20)
     else:
         st.info("Nothing to draw: write an entry in the Journal, load the demo persona, or widen the filters.")

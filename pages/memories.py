@@ -36,10 +36,13 @@ def table(rows: list[dict]) -> None:
     st.dataframe(
         rows,
         hide_index=True,
-        height=320,
+        height="auto" if len(rows) < 10 else 360,  # no empty rows under a short table
         column_order=["date", "type", "kind", "status", "title", "text"],
         column_config={
             "date": st.column_config.DatetimeColumn("Date", format="YYYY-MM-DD HH:mm"),
+            "type": st.column_config.TextColumn("Type", width="small"),
+            "kind": st.column_config.TextColumn("Kind", width="small"),
+            "status": st.column_config.TextColumn("Status", width="small"),
             "title": st.column_config.TextColumn("Title", width="medium"),
             "text": st.column_config.TextColumn("Text", width="large"),
         },
@@ -127,8 +130,15 @@ def merge() -> None:
     labels = {e.id: f"{e.name} ({e.kind.value})" for e in known}
     ids = list(labels)
     left, right = st.columns(2)
-    keep = left.selectbox("Keep", ids, key="mem_keep", format_func=lambda i: labels[i])
-    drop = right.selectbox("Merge into it (and delete)", ids, index=1, key="mem_drop", format_func=lambda i: labels[i])
+    keep = left.selectbox("Keep this entity", ids, key="mem_keep", format_func=lambda i: labels[i])
+    drop = right.selectbox(
+        "Fold this one into it",
+        ids,
+        index=1,
+        key="mem_drop",
+        format_func=lambda i: labels[i],
+        help="Its mentions move to the kept entity, its names become aliases, and it is deleted.",
+    )
     if st.button("Merge", key="mem_merge", disabled=keep == drop, icon=":material/merge:"):
         try:
             merged = store.merge_entities(user, keep, drop)

@@ -35,7 +35,7 @@ def status() -> None:
         st.subheader("Memory store")
         st.markdown(safe_markdown(store.description))
         st.caption(f"Data folder: {safe_markdown(str(settings.home))}")
-    counts = store.stats(user)
+    counts = {name: count for name, count in store.stats(user).items() if name != "users"}
     st.subheader(f"Persona {safe_markdown(user)}")
     if not any(counts.values()):
         st.caption("Nothing stored yet.")

@@ -40,14 +40,14 @@ def pick_range() -> tuple[date, date] | None:
 
 
 def density_chart() -> None:
-    """Entries per week, as bars."""
+    """Entries per week, as an area: when the journal was busy and when it was quiet."""
     rows = entry_density(store, user)
     if not rows:
         return
     frame = pd.DataFrame(rows)
     chart = (
         alt.Chart(frame)
-        .mark_bar(color="#4C78A8")
+        .mark_area(color="#4C78A8", opacity=0.35, line={"color": "#4C78A8"}, point=True, interpolate="monotone")
         .encode(
             x=alt.X("week:T", title="Week"),
             y=alt.Y("entries:Q", title="Entries"),

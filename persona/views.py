@@ -334,6 +334,7 @@ class GraphView:
     centre_ids: list[str] = field(default_factory=list)
     hits: list[RetrievedMemory] = field(default_factory=list)
     note: str = ""
+    highlight_ids: list[str] = field(default_factory=list)
 
 
 def graph_view(
@@ -351,8 +352,16 @@ def graph_view(
     limit: int = 300,
 ) -> GraphView:
     """The subgraph for the graph page. The centre is, in order of precedence: the focused node, the search hits,
-    the highlighted chat sources; with none of them, the user's most recent memories and their entities."""
+    the highlighted chat sources; with none of them, the user's most recent memories and their entities.
+
+    Highlighted passages (chat sources that are an entry's exact words) stand for their episode, which is drawn.
+    """
     hits: list[RetrievedMemory] = []
+    if highlight_ids:
+        drawn = drawable_ids(store, user_id, store.get_nodes(user_id, list(highlight_ids)))
+        highlight_ids = list(dict.fromkeys([*highlight_ids, *drawn]))
+    else:
+        drawn = []
     if focus_id:
         centre, note = [focus_id], "Centred on the focused node."
     elif search.strip():
@@ -360,16 +369,16 @@ def graph_view(
         hits = retrieve(store, provider.embedder, user_id, query)
         centre = drawable_ids(store, user_id, [h.node for h in hits])
         note = f"Centred on {len(centre)} matches of the search." if centre else "Nothing matches the search."
-    elif highlight_ids:
-        centre, note = list(highlight_ids), "Centred on the sources of the last chat answer."
+    elif drawn:
+        centre, note = drawn, "Centred on the sources of the last chat answer."
     else:
         centre, note = [], "The most recent memories and the entities they mention."
     if (search.strip() or focus_id) and not centre:
-        return GraphView(Subgraph(), [], hits, note)
+        return GraphView(Subgraph(), [], hits, note, list(highlight_ids))
     subgraph = store.subgraph(
         user_id, center_ids=centre or None, depth=depth, types=types, start=start, end=end, limit=limit
     )
-    return GraphView(subgraph, centre, hits, note)
+    return GraphView(subgraph, centre, hits, note, list(highlight_ids))
 
 
 def drawable_ids(store: Store, user_id: str, nodes: Iterable[AnyNode]) -> list[str]:

@@ -164,6 +164,16 @@ def node_size(node: AnyNode, degree: int) -> float:
     return round(size, 1)
 
 
+def label_size(node: AnyNode, degree: int) -> int:
+    """Hubs get bigger labels: zoomed out on a large graph, vis-network hides small labels, so the names that
+    hold the graph together (Sarah, the important episodes) stay readable and the rest appear when zooming in."""
+    if node.type is NodeType.ENTITY:
+        return 12 + min(24, 2 * degree)
+    if node.type is NodeType.EPISODE:
+        return 12 + min(10, degree)
+    return 12
+
+
 def degrees(subgraph: Subgraph) -> Counter[str]:
     """How many drawn links touch each node."""
     counts: Counter[str] = Counter()
@@ -204,6 +214,8 @@ def _node_options(node: AnyNode, degree: int, *, highlighted: bool, focused: boo
         "label": label,
         "shape": style.shape,
         "size": size,
+        # "multi" again: a node's own font settings replace the global ones in vis-network, not merge with them.
+        "font": {"size": label_size(node, degree), "multi": "html"},
         "color": colour,
         "borderWidth": border,
         "tip": tooltip_html(node, degree),
@@ -214,7 +226,11 @@ def _node_options(node: AnyNode, degree: int, *, highlighted: bool, focused: boo
 
 def _options(physics: bool) -> dict[str, object]:
     return {
-        "nodes": {"font": {"multi": "html", "size": 13, "face": "sans-serif", "color": "#333333"}},
+        # drawThreshold: zoomed out, only labels drawn above 8 px show (the hubs, see label_size).
+        "nodes": {
+            "font": {"multi": "html", "size": 12, "face": "sans-serif", "color": "#333333"},
+            "scaling": {"label": {"drawThreshold": 8}},
+        },
         "edges": {
             "arrows": {"to": {"enabled": True, "scaleFactor": 0.45}},
             "smooth": {"type": "continuous"},

@@ -139,6 +139,8 @@ def test_colour_and_shape_per_type_and_size_by_importance() -> None:
         style = next(s for t, s in TYPE_STYLES.items() if t.value == type_name)
         assert node["shape"] == style.shape and node["color"]["background"] == style.colour
     assert data["Episode"]["size"] > data["Psyche"]["size"]
+    # Each node's font keeps the "html" mode, or vis-network would draw "&amp;" literally.
+    assert all(n["font"]["multi"] == "html" for n in data.values())
 
 
 @pytest.mark.parametrize("text", ["a & b", "<b>bold</b>", "x < y", "Zoë 🙂", "מה שלומך"])
