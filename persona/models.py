@@ -50,10 +50,14 @@ def check_aware(value: datetime) -> datetime:
     return value
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # Unicode category Cc, except tab and newline
+
+
 def clean_text(value: str) -> str:
     """Normalise text we store: NUL and other control characters (except newline and tab) removed, NFC form."""
-    value = unicodedata.normalize("NFC", value)
-    return "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    if not unicodedata.is_normalized("NFC", value):
+        value = unicodedata.normalize("NFC", value)
+    return _CONTROL.sub("", value)
 
 
 def require_text(value: str) -> str:

@@ -40,6 +40,7 @@ class RetrievalPreset:
     text_weight: float = 1.0
     expand_from: int = 8
     expand_decay: float = 0.5
+    expand_per_seed: int = 12
     expand_links: tuple[LinkType, ...] = (LinkType.MENTIONS, LinkType.DERIVED_FROM, LinkType.NEXT)
     recency_weight: float = 0.1
     recency_half_life_days: float = 180.0
@@ -196,11 +197,14 @@ def _expand(
     """One hop from the best seeds: each neighbour gets the decayed score of its best seed, and which seed it was."""
     if preset.expand_from <= 0 or not seeds:
         return {}
-    sources = seeds[: preset.expand_from]
+    sources = set(seeds[: preset.expand_from])
     reached: dict[str, tuple[float, str]] = {}
-    for link in store.neighbours(user_id, sources, link_types=preset.expand_links):
+    taken: dict[str, int] = {}
+    for link in store.neighbours(user_id, list(sources), link_types=preset.expand_links):
         for here, there in ((link.source_id, link.target_id), (link.target_id, link.source_id)):
-            if here in base and here in sources:
+            # A hub (an entity mentioned a thousand times) lends its score to a few neighbours, not to all.
+            if here in sources and taken.get(here, 0) < preset.expand_per_seed:
+                taken[here] = taken.get(here, 0) + 1
                 score = base[here] * preset.expand_decay
                 if score > reached.get(there, (0.0, ""))[0]:
                     reached[there] = (score, here)

@@ -111,6 +111,15 @@ class _VectorCache:
         self.ids = ids
         self.types = types
         self.matrix = matrix
+        self._subsets: dict[frozenset[str], _VectorCache] = {}
+
+    def subset(self, types: frozenset[str]) -> _VectorCache:
+        """The rows of some types as their own matrix, made once: a search then reads only the rows it can return
+        (the matrix product is memory-bound, so fewer rows is faster)."""
+        if types not in self._subsets:
+            rows = np.flatnonzero(np.isin(self.types, list(types)))
+            self._subsets[types] = _VectorCache([self.ids[i] for i in rows], self.types[rows], self.matrix[rows])
+        return self._subsets[types]
 
 
 class SqliteStore(Store):
@@ -561,11 +570,10 @@ class SqliteStore(Store):
         if not norm or k <= 0:
             return []
         cache = self._vector_cache(user_id)
-        scores = cache.matrix @ (query / norm)
         if types is not None:
-            allowed = np.isin(cache.types, [NodeType(t).value for t in types])
-            scores = np.where(allowed, scores, -np.inf)
-        k = min(k, int(np.isfinite(scores).sum()))
+            cache = cache.subset(frozenset(NodeType(t).value for t in types))
+        scores = cache.matrix @ (query / norm)
+        k = min(k, len(scores))
         if k <= 0:
             return []
         top = np.argpartition(-scores, k - 1)[:k]

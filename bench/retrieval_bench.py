@@ -1,0 +1,75 @@
+"""Retrieval latency (no LLM): p50/p95/p99 of ``retrieve`` at 1k, 10k and 100k memories for one user, per store.
+
+Memories are written directly (entry + episode, psyche, goal and passage per entry, with entities), as ingest
+would, so the 100k case does not spend its time in extraction.
+
+Usage: .venv/bin/python bench/retrieval_bench.py [--stores sqlite,neo4j] [--sizes 1000,10000,100000] [--queries 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+from _common import (
+    PEOPLE,
+    entry_date,
+    journal_text,
+    markdown_table,
+    open_stores,
+    question_text,
+    summary,
+    timed,
+)
+
+from persona.llm.embedding import HashEmbedder
+from persona.retrieval import RetrievalQuery, retrieve
+from persona.store.base import Store
+from tests.factories import entry_with_memories
+
+MEMORIES_PER_ENTRY = 4
+
+
+def grow_to(store: Store, user: str, target: int, rng: random.Random, written: int) -> tuple[int, float]:
+    """Write entries until the user has ``target`` memories; return the new count and the seconds it took."""
+    began = time.perf_counter()
+    index = written // MEMORIES_PER_ENTRY
+    while written < target:
+        entry, batch = entry_with_memories(
+            user, f"{journal_text(rng)} (#{index})", entry_date(index), people=(rng.choice(PEOPLE),)
+        )
+        store.save_entry(entry)
+        store.write_batch(user, batch)
+        written += MEMORIES_PER_ENTRY
+        index += 1
+    return written, time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--stores", default="sqlite,neo4j")
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    embedder = HashEmbedder()
+    rows = []
+    with open_stores(args.stores.split(","), embedder) as stores:
+        for kind, store in stores.items():
+            rng, written = random.Random(5), 0
+            for size in (int(s) for s in args.sizes.split(",")):
+                written, seconds = grow_to(store, "bench", size, rng, written)
+                questions = iter([question_text(rng) for _ in range(args.queries + 10)])
+
+                def one(s: Store = store, q=questions) -> None:
+                    retrieve(s, embedder, "bench", RetrievalQuery(text=next(q), limit=10))
+
+                timed(one, 10)  # warm caches and indexes
+                figures = summary(timed(one, args.queries))
+                rows.append({"store": kind, "memories": size, **figures, "write s": round(seconds, 1)})
+                print(rows[-1], flush=True)
+    print(markdown_table(rows))
+
+
+if __name__ == "__main__":
+    main()
