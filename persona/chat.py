@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
+from referencing import Registry
 
 from persona.context import format_context
 from persona.errors import PersonaError, ProviderError, ValidationError
@@ -192,6 +193,8 @@ def ask(
         jsonschema.Draft202012Validator.check_schema(json_schema)
     except jsonschema.SchemaError as exc:
         raise ValidationError(f"the schema is not a valid JSON schema: {exc.message}") from exc
+    if _remote_refs(json_schema):
+        raise ValidationError("the schema may only use local references ($ref starting with '#')")
     if provider.offline:
         raise AskError("structured answers need a language model; configure OPENAI_API_KEY or OPENAI_BASE_URL")
     today = now or utc_now()
@@ -216,9 +219,21 @@ def _validate(value: Any, schema: type[BaseModel] | dict[str, Any], json_schema:
             return schema.model_validate(value)
         except PydanticValidationError as exc:
             raise AskError(f"the model's answer does not match {schema.__name__}: {exc.errors()[0]['msg']}") from exc
+    # An empty registry: a $ref is resolved inside the schema or not at all, never fetched from the network.
+    validator = jsonschema.Draft202012Validator(json_schema, registry=Registry())
     try:
-        jsonschema.validate(value, json_schema)
+        validator.validate(value)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "the top level"
         raise AskError(f"the model's answer does not match the schema at {where}: {exc.message}") from exc
     return value
+
+
+def _remote_refs(schema: Any) -> list[str]:
+    """Every ``$ref`` in the schema that points outside it."""
+    if isinstance(schema, dict):
+        own = [schema["$ref"]] if isinstance(schema.get("$ref"), str) and not schema["$ref"].startswith("#") else []
+        return own + [ref for value in schema.values() for ref in _remote_refs(value)]
+    if isinstance(schema, list):
+        return [ref for value in schema for ref in _remote_refs(value)]
+    return []

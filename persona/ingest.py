@@ -45,6 +45,9 @@ PASSAGE_WORDS = 60
 """Sentences are grouped into passages of about this many words: small enough to quote, big enough to mean
 something. Retrieval returns passages so the exact words a person wrote reach the LLM."""
 
+IMPORT_CHUNK = 16
+"""Bulk imports write this many entries per transaction (and per embeddings call)."""
+
 ProgressCallback = Callable[[int, int, "IngestResult"], None]
 StepCallback = Callable[[str], None]
 
@@ -106,46 +109,59 @@ def ingest_entry(
     Bad input raises ``ValidationError`` before anything is written. Ingesting the same text again for the same
     user is a no-op that returns the stored entry with ``duplicate=True`` (a failed one is retried).
     """
-    cleaned, when = validate_entry_input(user_id, text, occurred_at)
     step = on_step or (lambda _: None)
     step("Saving the entry")
-    entry = Entry(user_id=user_id, text=cleaned, occurred_at=when, source=source)
-    saved = store.save_entry(entry)
-    if saved.id != entry.id:
+    saved, fresh = _save(store, user_id, text, occurred_at, source)
+    if not fresh:
         if saved.status is EntryStatus.DONE:
             step("Already in your journal: nothing to do")
             return IngestResult(entry=saved, duplicate=True)
         step("Seen before but not finished: processing it again")
-    return process_entry(store, provider, saved, on_step=step)
+    return process_entry(store, provider, saved, on_step=step, fresh=fresh)
+
+
+def _save(store: Store, user_id: str, text: str, occurred_at: datetime | None, source: str) -> tuple[Entry, bool]:
+    """Validate and store the entry; return the stored entry and whether it is new (not the same text again)."""
+    cleaned, when = validate_entry_input(user_id, text, occurred_at)
+    entry = Entry(user_id=user_id, text=cleaned, occurred_at=when, source=source)
+    saved = store.save_entry(entry)
+    return saved, saved.id == entry.id
 
 
 def process_entry(
-    store: Store, provider: Provider, entry: Entry, *, on_step: StepCallback | None = None
+    store: Store, provider: Provider, entry: Entry, *, on_step: StepCallback | None = None, fresh: bool = False
 ) -> IngestResult:
-    """Extract, embed and write the memories of a stored entry, then mark it done (or failed, with the reason)."""
+    """Extract, embed and write the memories of a stored entry, marking it done in the same transaction (or failed,
+    with the reason). ``fresh`` says the entry was just saved, so it cannot have memories yet."""
     step = on_step or (lambda _: None)
-    if _memories_written(store, entry):
-        # A crash between the memory write and the status update: the memories are there, finish the job.
+    if not fresh and _memories_written(store, entry):
+        # Memories from an earlier run are there (a crash before the status was written): finish the job.
         store.set_entry_status(entry.user_id, entry.id, EntryStatus.DONE)
-        return IngestResult(entry=entry.model_copy(update={"status": EntryStatus.DONE, "error": None}))
+        return IngestResult(entry=_with_status(entry, EntryStatus.DONE))
     try:
         step("Extracting memories")
-        extraction = provider.extract(entry.text, occurred_at=entry.occurred_at)
-        batch = build_batch(entry, extraction)
+        batch = build_batch(entry, provider.extract(entry.text, occurred_at=entry.occurred_at))
         step(f"Embedding {len(batch.nodes())} items")
         embed_batch(provider, batch)
         step("Writing to the graph")
-        entity_ids = store.write_batch(entry.user_id, batch)
+        entity_ids = store.write_batch(entry.user_id, batch, done_entry_ids=[entry.id])
     except Exception as exc:  # noqa: BLE001 - any failure must leave the entry stored and marked, never lost
-        reason = _reason(exc)
-        log.warning("entry %s failed: %s", entry.id, reason)
-        step(f"Failed: {reason}")
-        _mark(store, entry, EntryStatus.FAILED, reason)
-        return IngestResult(entry=entry.model_copy(update={"status": EntryStatus.FAILED, "error": reason}))
-    _mark(store, entry, EntryStatus.DONE, None)
+        step(f"Failed: {_reason(exc)}")
+        return _failed(store, entry, exc)
     step("Done")
-    done = entry.model_copy(update={"status": EntryStatus.DONE, "error": None})
-    return IngestResult(entry=done, batch=batch, entity_ids=entity_ids)
+    return IngestResult(entry=_with_status(entry, EntryStatus.DONE), batch=batch, entity_ids=entity_ids)
+
+
+def _with_status(entry: Entry, status: EntryStatus, error: str | None = None) -> Entry:
+    return entry.model_copy(update={"status": status, "error": error})
+
+
+def _failed(store: Store, entry: Entry, exc: Exception) -> IngestResult:
+    """Record the failure on the stored entry and return it as the result."""
+    reason = _reason(exc)
+    log.warning("entry %s failed: %s", entry.id, reason)
+    _mark(store, entry, EntryStatus.FAILED, reason)
+    return IngestResult(entry=_with_status(entry, EntryStatus.FAILED, reason))
 
 
 def _memories_written(store: Store, entry: Entry) -> bool:
@@ -188,20 +204,74 @@ def ingest_many(
     items: Iterable[tuple[str, datetime | None]],
     *,
     source: str = "import",
+    chunk_size: int = IMPORT_CHUNK,
     on_progress: ProgressCallback | None = None,
 ) -> list[IngestResult]:
-    """Ingest many (text, occurred_at) items in order, reporting progress after each. Every item is saved before
-    it is processed; one failing item is recorded as failed and the import goes on."""
+    """Ingest many (text, occurred_at) items in order, reporting progress after each. The whole input is checked
+    before anything is written; every entry is saved before it is processed; one failing entry is recorded as
+    failed and the import goes on. Entries are written ``chunk_size`` at a time: one embeddings call and one store
+    transaction per chunk (a chunk whose joint write fails is written entry by entry)."""
     pending = list(items)
-    for text, when in pending:  # refuse a bad file before anything of it is written
+    for text, when in pending:
         validate_entry_input(user_id, text, when)
-    results = []
-    for number, (text, when) in enumerate(pending, start=1):
-        result = ingest_entry(store, provider, user_id, text, occurred_at=when, source=source)
-        results.append(result)
-        if on_progress:
-            on_progress(number, len(pending), result)
+    results: list[IngestResult] = []
+    for start in range(0, len(pending), max(1, chunk_size)):
+        for result in _ingest_chunk(store, provider, user_id, pending[start : start + chunk_size], source):
+            results.append(result)
+            if on_progress:
+                on_progress(len(results), len(pending), result)
     return results
+
+
+def _ingest_chunk(
+    store: Store, provider: Provider, user_id: str, items: list[tuple[str, datetime | None]], source: str
+) -> list[IngestResult]:
+    results: list[IngestResult | None] = [None] * len(items)
+    built: list[tuple[int, Entry, MemoryBatch]] = []
+    seen: set[str] = set()
+    for index, (text, when) in enumerate(items):
+        entry, fresh = _save(store, user_id, text, when, source)
+        if entry.id in seen or (not fresh and entry.status is EntryStatus.DONE):
+            results[index] = IngestResult(entry=entry, duplicate=True)
+        elif not fresh:
+            results[index] = process_entry(store, provider, entry)
+        else:
+            try:
+                built.append((index, entry, build_batch(entry, provider.extract(entry.text, occurred_at=when))))
+            except Exception as exc:  # noqa: BLE001 - recorded on the entry, the import goes on
+                results[index] = _failed(store, entry, exc)
+        seen.add(entry.id)
+    if built:
+        for index, result in _write_chunk(store, provider, user_id, built):
+            results[index] = result
+    return [r for r in results if r is not None]
+
+
+def _write_chunk(
+    store: Store, provider: Provider, user_id: str, built: list[tuple[int, Entry, MemoryBatch]]
+) -> list[tuple[int, IngestResult]]:
+    """Embed and write several entries' memories at once; on failure, fall back to one entry at a time."""
+    try:
+        combined = MemoryBatch(
+            **{part: [n for _, _, b in built for n in getattr(b, part)] for part in MemoryBatch.model_fields}
+        )
+        embed_batch(provider, combined)
+        entity_ids = store.write_batch(user_id, combined, done_entry_ids=[e.id for _, e, _ in built])
+    except Exception:  # noqa: BLE001 - one bad entry must not fail its neighbours
+        log.warning("a chunk of %d entries failed as a whole; writing them one by one", len(built))
+        return [(i, _write_one(store, provider, entry, batch)) for i, entry, batch in built]
+    return [
+        (i, IngestResult(entry=_with_status(e, EntryStatus.DONE), batch=b, entity_ids=entity_ids)) for i, e, b in built
+    ]
+
+
+def _write_one(store: Store, provider: Provider, entry: Entry, batch: MemoryBatch) -> IngestResult:
+    try:
+        embed_batch(provider, batch)
+        entity_ids = store.write_batch(entry.user_id, batch, done_entry_ids=[entry.id])
+    except Exception as exc:  # noqa: BLE001 - recorded on the entry
+        return _failed(store, entry, exc)
+    return IngestResult(entry=_with_status(entry, EntryStatus.DONE), batch=batch, entity_ids=entity_ids)
 
 
 # -- building the batch ----------------------------------------------------------------------------------------

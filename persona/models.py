@@ -44,9 +44,16 @@ def check_user_id(user_id: Any) -> str:
 
 
 def check_aware(value: datetime) -> datetime:
-    """Refuse naive datetimes: a memory without a timezone cannot be ordered honestly."""
+    """Refuse naive datetimes (a memory without a timezone cannot be ordered honestly) and dates so close to year 1
+    or 9999 that converting them to UTC overflows."""
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise ValueError("datetime must be timezone-aware (for example 2024-03-01T09:00:00+00:00)")
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not 1 < in_utc.year < 9999:
+        raise ValueError("datetime must fall between the years 2 and 9998")
     return value
 
 

@@ -108,3 +108,10 @@ def test_ask_refuses_a_broken_schema_and_the_offline_provider(remembered):
         ask(remembered, OfflineProvider(), "maya", "anything", {"type": "no-such-type"})
     with pytest.raises(AskError, match="language model"):
         ask(remembered, OfflineProvider(), "maya", "anything", RunSummary)
+
+
+def test_ask_never_fetches_a_remote_schema_reference(remembered, fake_openai):
+    remote = {"type": "object", "properties": {"x": {"$ref": f"{fake_openai.base_url}/schema.json"}}}
+    with pytest.raises(ValidationError, match="local references"):
+        ask(remembered, _llm(fake_openai), "maya", "anything", remote)
+    assert not [r for r in fake_openai.requests if "schema.json" in r.path]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -174,3 +174,27 @@ def test_dates_in_other_time_zones_order_by_instant(store, provider, user):
     ingest_entry(store, provider, user, "Evening in New York.", occurred_at=west)
     dates = _chain_dates(store, user)
     assert dates == sorted(dates)
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=5))),
+        datetime(9999, 12, 31, 23, 0, tzinfo=timezone(-timedelta(hours=5))),
+    ],
+    ids=["year-1", "year-9999"],
+)
+def test_dates_at_the_edge_of_time_are_refused(store, provider, user, when):
+    with pytest.raises(ValidationError, match="between the years"):
+        ingest_entry(store, provider, user, "edge of time", occurred_at=when)
+    assert store.count_nodes(user, NodeType.ENTRY) == 0
+
+
+def test_a_closed_store_says_it_is_unavailable(tmp_path, provider):
+    from persona.errors import StoreUnavailableError
+    from persona.store.sqlite import SqliteStore
+
+    closed = SqliteStore(tmp_path / "closed.sqlite3", embedder=provider.embedder.info)
+    closed.close()
+    with pytest.raises(StoreUnavailableError, match="cannot be used"):
+        ingest_entry(closed, provider, "someone", "text", occurred_at=day(0))

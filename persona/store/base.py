@@ -72,10 +72,11 @@ class Store(ABC):
         """Record an entry's processing status (and the reason, when it failed)."""
 
     @abstractmethod
-    def write_batch(self, user_id: str, batch: MemoryBatch) -> dict[str, str]:
-        """Write an entry's memories, entities, passages and links in one transaction, and place its episodes in the
-        NEXT chain by ``occurred_at`` (ties by ``created_at``). Entities merge by canonical name. Returns the map from
-        each entity id given in the batch to the id of the node that holds it."""
+    def write_batch(self, user_id: str, batch: MemoryBatch, *, done_entry_ids: Sequence[str] = ()) -> dict[str, str]:
+        """Write memories, entities, passages and links in one transaction, and place the episodes in the NEXT chain
+        by ``occurred_at`` (ties by ``created_at``). Entities merge by canonical name. The entries named in
+        ``done_entry_ids`` are marked done in the same transaction, so memories and status never disagree. Returns
+        the map from each entity id given in the batch to the id of the node that holds it."""
 
     @abstractmethod
     def update_node(self, user_id: str, node_id: str, changes: dict[str, Any]) -> AnyNode:

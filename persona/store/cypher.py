@@ -150,6 +150,12 @@ UNWIND $rows AS row
 MATCH (n:Node {id: row.id, user_id: $user_id}) USING INDEX n:Node(id)
 SET n.body = row.body, n.search_text = row.search_text
 """
+SET_STATUSES = """
+UNWIND $rows AS row
+MATCH (n:Node {id: row.id, user_id: $user_id}) USING INDEX n:Node(id)
+WHERE n:Entry
+SET n.body = row.body, n.status = row.status
+"""
 UPDATE_NODE = f"""
 {_NODE_BY_ID}
 SET n.body = $body, n.sort_time = $sort_time, n.chain_key = $chain_key, n.status = $status, n.canonical = $canonical,

@@ -312,14 +312,16 @@ class Neo4jStore(Store):
         """Record an entry's processing status (and the reason, when it failed)."""
         self.update_node(user_id, entry_id, {"status": EntryStatus(status), "error": error})
 
-    def write_batch(self, user_id: str, batch: MemoryBatch) -> dict[str, str]:
-        """Write a batch in one transaction: entities merged by canonical name, links checked, episodes chained."""
+    def write_batch(self, user_id: str, batch: MemoryBatch, *, done_entry_ids: Sequence[str] = ()) -> dict[str, str]:
+        """Write a batch in one transaction: entities merged by canonical name, links checked, episodes chained, and
+        the entries named in ``done_entry_ids`` marked done."""
         check_user_id(user_id)
         check_batch(user_id, batch)
 
         def work(tx: ManagedTransaction) -> dict[str, str]:
             if not self._lock_user(tx, user_id):
                 raise UserNotFoundError(user_id)
+            self._mark_done(tx, user_id, done_entry_ids)
             entity_ids = self._merge_entities(tx, user_id, batch.entities)
             self._create_nodes(tx, [n for n in batch.nodes() if n.type is not NodeType.ENTITY])
             links = [
@@ -332,6 +334,22 @@ class Neo4jStore(Store):
             return entity_ids
 
         return self._write(work)
+
+    @staticmethod
+    def _mark_done(tx: ManagedTransaction, user_id: str, entry_ids: Sequence[str]) -> None:
+        """Set entries' status to done (and clear their error), body and property alike."""
+        if not entry_ids:
+            return
+        rows = []
+        for row in tx.run(cypher.GET_NODES, ids=list(entry_ids), user_id=user_id):
+            entry = parse_node(NodeType(row["type"]), row["body"])
+            if not isinstance(entry, Entry):
+                raise ValidationError(f"{entry.id} is not an entry")
+            done = entry.model_copy(update={"status": EntryStatus.DONE, "error": None})
+            rows.append({"id": done.id, "body": serialise_node(done), "status": EntryStatus.DONE.value})
+        if len(rows) != len(set(entry_ids)):
+            raise NodeNotFoundError(next(i for i in entry_ids if i not in {r["id"] for r in rows}), user_id)
+        tx.run(cypher.SET_STATUSES, rows=rows, user_id=user_id).consume()
 
     def _merge_entities(self, tx: ManagedTransaction, user_id: str, entities: Sequence[Entity]) -> dict[str, str]:
         """Create new entities; for a canonical name the user already has (in the store or earlier in this batch),

@@ -104,6 +104,17 @@ def _placeholders(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
 
 
+@contextmanager
+def _unavailable_on_failure(path: object) -> Iterator[None]:
+    """A closed connection, a locked or unwritable file, a full disk: the store is unavailable, say so clearly."""
+    try:
+        yield
+    except sqlite3.IntegrityError:
+        raise
+    except (sqlite3.ProgrammingError, sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+        raise StoreUnavailableError(f"the SQLite store at {path} cannot be used: {exc}") from exc
+
+
 class _VectorCache:
     """One user's vectors as a matrix, rebuilt after that user's data changes."""
 
@@ -149,13 +160,14 @@ class SqliteStore(Store):
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Cursor]:
         """One write transaction (BEGIN IMMEDIATE: taken at once, so concurrent writers queue instead of failing)."""
-        with self._lock:
+        with self._lock, _unavailable_on_failure(self.path):
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur
             except BaseException:
-                cur.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    cur.execute("ROLLBACK")
                 raise
             else:
                 cur.execute("COMMIT")
@@ -163,7 +175,7 @@ class SqliteStore(Store):
                 self._vectors.clear()
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
+        with self._lock, _unavailable_on_failure(self.path):
             return self._conn.execute(sql, params).fetchall()
 
     def _check_embedder(self) -> None:
@@ -264,12 +276,26 @@ class SqliteStore(Store):
         return entry
 
     def set_entry_status(self, user_id: str, entry_id: str, status: EntryStatus, *, error: str | None = None) -> None:
-        self.update_node(user_id, entry_id, {"status": EntryStatus(status), "error": error})
+        with self._write() as cur:
+            self._set_status(cur, user_id, entry_id, EntryStatus(status), error)
 
-    def write_batch(self, user_id: str, batch: MemoryBatch) -> dict[str, str]:
+    def _set_status(
+        self, cur: sqlite3.Cursor, user_id: str, entry_id: str, status: EntryStatus, error: str | None
+    ) -> None:
+        entry = self._get(cur, user_id, entry_id)
+        if not isinstance(entry, Entry):
+            raise ValidationError(f"{entry_id} is not an entry")
+        updated = entry.model_copy(update={"status": status, "error": error})
+        cur.execute(
+            "UPDATE nodes SET body = ?, status = ? WHERE id = ?", (serialise_node(updated), status.value, entry_id)
+        )
+
+    def write_batch(self, user_id: str, batch: MemoryBatch, *, done_entry_ids: Sequence[str] = ()) -> dict[str, str]:
         check_user_id(user_id)
         check_batch(user_id, batch)
         with self._write() as cur:
+            for entry_id in done_entry_ids:
+                self._set_status(cur, user_id, entry_id, EntryStatus.DONE, None)
             self._require_user(cur, user_id)
             entity_ids = self._merge_entities(cur, user_id, batch.entities)
             for node in batch.nodes():
@@ -460,7 +486,7 @@ class SqliteStore(Store):
         return parse_node(NodeType(row[0]), row[1])
 
     def get_node(self, user_id: str, node_id: str) -> AnyNode:
-        with self._lock:
+        with self._lock, _unavailable_on_failure(self.path):
             return self._get(self._conn.cursor(), user_id, node_id)
 
     def get_nodes(self, user_id: str, node_ids: Sequence[str]) -> list[AnyNode]:
@@ -538,7 +564,7 @@ class SqliteStore(Store):
         return [found[key] for key in sorted(found)]
 
     def _vector_cache(self, user_id: str) -> _VectorCache:
-        with self._lock:
+        with self._lock, _unavailable_on_failure(self.path):
             version = self._conn.execute("PRAGMA data_version").fetchone()[0]
             if version != self._data_version:  # another connection (another process) committed: reload
                 self._vectors.clear()
