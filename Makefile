@@ -25,7 +25,7 @@ test: setup  ## lint, then every test (Neo4j is fetched through Maven and starte
 	$(BIN)/python -m pytest
 
 test-long: setup  ## the long reliability cases too
-	$(BIN)/python -m pytest -m "slow or not slow" --run-slow
+	$(BIN)/python -m pytest --run-slow
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

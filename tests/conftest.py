@@ -98,3 +98,17 @@ def user_ids(store: Store) -> Iterator[list[str]]:
 @pytest.fixture
 def user(user_ids: list[str]) -> str:
     return user_ids[0]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="also run the long reliability cases (make test-long)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long cases (marked ``slow``) run only with ``--run-slow`` or PERSONA_RUN_SLOW=1; CI runs the rest each time."""
+    if config.getoption("--run-slow") or _require("PERSONA_RUN_SLOW"):
+        return
+    skip = pytest.mark.skip(reason="a long case: run with `make test-long` (pytest --run-slow)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
