@@ -92,8 +92,15 @@ def current_user() -> str:
     return st.session_state.get(USER_KEY) or default_user()
 
 
+PER_PERSONA_KEYS = (HIGHLIGHT_KEY, GRAPH_FOCUS_REQUEST, "graph_focus", "timeline_focus", "journal_last")
+"""Session state that points at one persona's nodes: dropped when the persona changes."""
+
+
 def set_user(user_id: str) -> None:
     """Switch the session to another persona (the picker follows on the next run)."""
+    if st.session_state.get(USER_KEY, default_user()) != user_id:
+        for key in PER_PERSONA_KEYS:
+            st.session_state.pop(key, None)
     st.session_state[USER_KEY] = user_id
 
 

@@ -55,7 +55,11 @@ def highlight_bar() -> list[str]:
     ids = list(st.session_state.get(ui.HIGHLIGHT_KEY) or [])
     if ids:
         note, clear = st.columns([5, 1])
-        note.info(f"Highlighting the {len(ids)} sources of the last chat answer (red border).", icon=":material/forum:")
+        note.info(
+            f"Highlighting the {len(ids)} sources of the last chat answer (red border); a passage is shown "
+            "through its episode.",
+            icon=":material/forum:",
+        )
         if clear.button("Clear", key="graph_clear_highlight", icon=":material/close:"):
             st.session_state.pop(ui.HIGHLIGHT_KEY, None)
             st.rerun()

@@ -323,6 +323,28 @@ def test_timeline_groups_by_month_and_walks_the_chain(seeded: SqliteStore) -> No
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart"), "the density chart is drawn"
 
 
+def test_timeline_show_in_graph_focuses_the_episode(seeded: SqliteStore) -> None:
+    at = run(app_test())
+    at.switch_page("pages/timeline.py")
+    run(at)
+    episode = seeded.chain("demo")[-1]
+    at.button(key=f"ep-{episode}-graph").click()
+    run(at)
+    assert at.title[0].value == "Graph"
+    assert at.selectbox(key="graph_focus").value == episode
+    assert "Centred on the focused node" in texts(at)
+
+
+def test_switching_persona_drops_the_other_personas_highlights(seeded: SqliteStore) -> None:
+    seeded.ensure_user("maya")
+    at = run(app_test())
+    at.session_state["highlight_ids"] = [seeded.chain("demo")[0]]
+    at.sidebar.selectbox(key="user_picker").select("maya")
+    run(at)
+    assert "highlight_ids" not in at.session_state
+    assert "No entries yet" in texts(at)
+
+
 # -- memories ------------------------------------------------------------------------------------------------------
 def test_memories_goal_status_change_persists(seeded: SqliteStore) -> None:
     goal = seeded.list_nodes("demo", NodeType.GOAL)[0]

@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -128,7 +129,7 @@ def browser_page(chromium: str, app_url: str, tmp_path: Path):
             executable_path=chromium,
             headless=True,
             args=CHROMIUM_ARGS,
-            viewport={"width": 1440, "height": 1000},
+            viewport={"width": 1440, "height": 1150},
         )
         page = context.pages[0] if context.pages else context.new_page()
         page.dialogs = []  # type: ignore[attr-defined]
@@ -152,6 +153,16 @@ def browser_page(chromium: str, app_url: str, tmp_path: Path):
             context.close()
 
 
+@contextmanager
+def _pictured_on_failure(page, name: str) -> Iterator[None]:
+    """Keep a picture of the page when a step fails: Streamlit timing problems are easier seen than described."""
+    try:
+        yield
+    except BaseException:
+        print(f"\nfailure screenshot: {_shot(page, f'failure-{name}')}")
+        raise
+
+
 def _shot(page, name: str) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
@@ -169,9 +180,19 @@ def _open(page, title: str) -> None:
 
 
 def test_write_browse_graph_and_chat_in_a_real_browser(browser_page, app_url: str) -> None:
+    with _pictured_on_failure(browser_page, "write-browse-chat"):
+        _write_browse_graph_and_chat(browser_page, app_url)
+
+
+def test_demo_persona_fills_the_timeline_and_the_graph(browser_page, app_url: str) -> None:
+    """The demo journal, loaded from the Journal page: the README's screenshots come from here."""
+    with _pictured_on_failure(browser_page, "demo"):
+        _demo_persona(browser_page, app_url)
+
+
+def _write_browse_graph_and_chat(page, app_url: str) -> None:
     from playwright.sync_api import expect
 
-    page = browser_page
     page.set_default_timeout(WAIT_MS)
     page.goto(app_url)
     expect(page.get_by_role("heading", name="Journal", exact=True).first).to_be_visible(timeout=WAIT_MS)
@@ -228,11 +249,9 @@ def test_write_browse_graph_and_chat_in_a_real_browser(browser_page, app_url: st
     print(f"\nscreenshots: {', '.join(str(p) for p in shots.values())}")
 
 
-def test_demo_persona_fills_the_timeline_and_the_graph(browser_page, app_url: str) -> None:
-    """The demo journal, loaded from the Journal page: the README's screenshots come from here."""
+def _demo_persona(page, app_url: str) -> None:
     from playwright.sync_api import expect
 
-    page = browser_page
     page.set_default_timeout(WAIT_MS)
     page.goto(app_url)
     page.get_by_role("button", name="Load the demo persona").first.click()
