@@ -18,9 +18,12 @@ DRAWABLE = [NodeType.EPISODE, NodeType.PSYCHE, NodeType.GOAL, NodeType.ENTITY, N
 store, provider, user = ui.context()
 st.title("Graph")
 
-# Another page (timeline, details links) asked to centre on a node: take it before the picker is drawn.
+# Another page (the timeline) asked to centre on a node: take it before the picker is drawn.
 if ui.GRAPH_FOCUS_REQUEST in st.session_state:
     st.session_state[FOCUS_KEY] = st.session_state.pop(ui.GRAPH_FOCUS_REQUEST)
+# A focus deleted meanwhile (Memories page) would centre the graph on nothing: forget it.
+if st.session_state.get(FOCUS_KEY) and not store.get_nodes(user, [st.session_state[FOCUS_KEY]]):
+    st.session_state[FOCUS_KEY] = None
 
 
 def filters() -> dict:
@@ -66,14 +69,14 @@ def highlight_bar() -> list[str]:
     return ids
 
 
-def focus_picker(view_nodes: list, focus_id: str | None, column) -> None:
+def focus_picker(view_nodes: list, focus_id: str | None) -> None:
     """Choose the node to focus on among those drawn (the focus itself stays listed)."""
     labels = {n.id: node_label(n, limit=60) for n in view_nodes}
     if focus_id and focus_id not in labels:
         found = store.get_nodes(user, [focus_id])
         labels[focus_id] = node_label(found[0], limit=60) if found else focus_id
     options = [None, *sorted(labels, key=lambda i: labels[i].casefold())]
-    column.selectbox(
+    st.selectbox(
         "Focus on", options, key=FOCUS_KEY, format_func=lambda i: "— none —" if i is None else labels.get(i, i)
     )
 
@@ -105,7 +108,7 @@ focus_id = st.session_state.get(FOCUS_KEY)
 view = graph_view(store, provider, user, focus_id=focus_id, highlight_ids=highlight, **args)
 graph_column, side = st.columns([3, 1], gap="medium")
 with side:
-    focus_picker(view.subgraph.nodes, focus_id, st)
+    focus_picker(view.subgraph.nodes, focus_id)
     details_panel(node_details(store, user, focus_id) if focus_id else None)
 with graph_column:
     st.caption(

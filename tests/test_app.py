@@ -3,6 +3,8 @@ and run on its own, and each page's main action (ingest, graph HTML, chat with s
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,8 +16,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from persona.config import get_settings
-from persona.errors import StoreUnavailableError
-from persona.ingest import ingest_entry
+from persona.ingest import ingest_entry, ingest_many
 from persona.llm.offline import OfflineProvider
 from persona.models import Goal, GoalStatus, NodeType
 from persona.store.sqlite import SqliteStore
@@ -183,16 +184,17 @@ def test_new_persona_refuses_a_bad_id_and_switches_to_a_good_one(store: SqliteSt
 
 
 def test_unreachable_store_shows_a_message_not_a_traceback(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import app_support
-
-    def refuse(*_args, **_kwargs):
-        raise StoreUnavailableError("cannot connect to bolt://127.0.0.1:1")
-
-    monkeypatch.setattr(app_support, "open_store", refuse)
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("PERSONA_STORE", "neo4j")
+    monkeypatch.setenv("NEO4J_URI", f"bolt://127.0.0.1:{port}")
+    get_settings.cache_clear()
     for at in (app_test(), page_test("graph")):
         run(at)
-        assert any("cannot open its memory store" in e.value for e in at.error)
-        assert any("reload" in i.value for i in at.info)
+        assert any("cannot open its memory store" in e.value and str(port) in e.value for e in at.error)
+        assert any("make neo4j-start" in i.value for i in at.info)
+        assert not at.get("iframe"), "the page stopped after the message"
 
 
 # -- journal -------------------------------------------------------------------------------------------------------
@@ -238,6 +240,27 @@ def test_demo_persona_loads_from_the_journal(store: SqliteStore) -> None:
     assert "Loaded the demo persona" in texts(at)
 
 
+def test_journal_imports_a_markdown_file_with_progress(store: SqliteStore) -> None:
+    at = run(page_test("journal"))
+    journal = b"# My journal\n\n## 2026-05-01\nMet Sarah in Porto.\n\n## 2026-05-02\nI want to learn to sail.\n"
+    at.get("file_uploader")[0].upload("journal.md", journal, "text/markdown")
+    run(at)
+    at.button(key="journal_import").click()
+    run(at)
+    assert "Imported 2 entries: 2 new" in texts(at)
+    assert store.count_nodes("demo", NodeType.ENTRY) == 2
+
+
+def test_journal_refuses_a_bad_file_and_stores_nothing(store: SqliteStore) -> None:
+    at = run(page_test("journal"))
+    at.get("file_uploader")[0].upload("journal.jsonl", b'{"text": "no date"}\n', "application/json")
+    run(at)
+    at.button(key="journal_import").click()
+    run(at)
+    assert any("was not imported" in e.value and "occurred_at" in e.value for e in at.error)
+    assert store.count_nodes("demo", NodeType.ENTRY) == 0
+
+
 # -- graph ---------------------------------------------------------------------------------------------------------
 def test_graph_iframe_holds_the_nodes_escaped(seeded: SqliteStore) -> None:
     at = run(page_test("graph"))
@@ -264,15 +287,33 @@ def test_graph_search_and_focus_centre_the_graph(seeded: SqliteStore) -> None:
     assert f'"{sarah.id}"' in srcdoc(at)
 
 
-def test_graph_says_what_the_cap_left_out(seeded: SqliteStore) -> None:
+def test_graph_forgets_a_focus_that_was_deleted(seeded: SqliteStore) -> None:
+    goal = seeded.list_nodes("demo", NodeType.GOAL)[0]
+    at = page_test("graph")
+    at.session_state["graph_focus"] = goal.id
+    run(at)
+    assert "Centred on the focused node" in texts(at)
+    seeded.delete_node("demo", goal.id)
+    run(at)
+    assert at.selectbox(key="graph_focus").value is None
+    assert at.get("iframe"), "the default view is drawn instead"
+
+
+def test_graph_caps_the_nodes_and_says_what_was_left_out(store: SqliteStore, provider: OfflineProvider) -> None:
+    people = ["Sarah", "Tom", "Priya", "Jonas", "Helena", "Ada", "Rui", "Marta", "Carla", "Omar"]
+    items = [
+        (f"Cooked dinner with {people[i % 10]} in Porto, day {i}. I want to visit Lisbon by May.", ENTRIES[0][0])
+        for i in range(40)
+    ]
+    ingest_many(store, provider, "demo", items)
     at = run(page_test("graph"))
+    assert not any("left out" in w.value for w in at.warning), "under the default cap everything is drawn"
     at.slider(key="graph_limit").set_value(50)
     run(at)
-    assert not any("left out" in w.value for w in at.warning), "few nodes: nothing to leave out"
-    from persona.viz import cap_message
-
-    sub = seeded.subgraph("demo", limit=3)
-    assert sub.truncated and "left out" in cap_message(sub)
+    warning = next(w.value for w in at.warning if "left out" in w.value)
+    assert warning.startswith("Showing 50 of ")
+    page = srcdoc(at)
+    assert 'data-shown="50"' in page and 'data-truncated="true"' in page
 
 
 # -- chat ----------------------------------------------------------------------------------------------------------
@@ -392,6 +433,19 @@ def test_memories_filters_and_entity_merge(seeded: SqliteStore) -> None:
 
 
 # -- settings ------------------------------------------------------------------------------------------------------
+def test_settings_restores_an_export(seeded: SqliteStore) -> None:
+    export = json.dumps(seeded.export_user("demo")).encode()
+    seeded.delete_user("demo")
+    at = run(page_test("settings"))
+    at.get("file_uploader")[0].upload("persona-demo.json", export, "application/json")
+    run(at)
+    at.button(key="settings_import").click()
+    run(at)
+    assert "Restored 3 entries" in texts(at)
+    assert seeded.count_nodes("demo", NodeType.EPISODE) == 3
+    assert len(seeded.chain("demo")) == 3
+
+
 def test_settings_shows_counts_and_deletes_the_persona_after_typing_its_id(seeded: SqliteStore) -> None:
     at = run(page_test("settings"))
     assert any(m.label == "Episode" and m.value == "3" for m in at.metric)
