@@ -102,7 +102,8 @@ def app_url(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     streamlit = Path(sys.executable).with_name("streamlit")
     command = [str(streamlit)] if streamlit.exists() else [sys.executable, "-m", "streamlit"]
     command += ["run", "app.py", "--server.address", "127.0.0.1", "--server.port", str(port)]
-    command += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    # No file watcher: other work on the checkout must not reload modules under the running app.
+    command += ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
     log = home / "streamlit.log"
     with log.open("w") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
