@@ -134,6 +134,7 @@ def render_sidebar(shared: Clients) -> None:
 
 
 def _user_picker(store: Store) -> None:
+    """The persona picker: every stored persona, plus the current one even before it holds anything."""
     user = current_user()
     options = sorted({u.id for u in store.list_users()} | {user})
     # The picker's own state follows the session's user, which other code may have switched (demo, new persona).
@@ -143,10 +144,12 @@ def _user_picker(store: Store) -> None:
 
 
 def _picked() -> None:
+    """Callback: the picker changed, so the session follows it."""
     set_user(st.session_state[PICKER_KEY])
 
 
 def _new_persona(store: Store) -> None:
+    """A small form that creates a persona with a validated id."""
     with st.expander("New persona", icon=":material/person_add:"):
         with st.form("new_persona", clear_on_submit=False, border=False):
             st.text_input("Id", key="new_user_id", placeholder="e.g. maya", help="lowercase letters, digits, - or _")
@@ -157,7 +160,8 @@ def _new_persona(store: Store) -> None:
 
 
 def _create_user(store: Store) -> None:
-    # A callback: it runs before the script, so it may still set the picker's state.
+    """Callback of the form: validate the id, create the persona, switch to it (or leave an error to show)."""
+    # A callback runs before the script, so it may still set the picker's state.
     raw = st.session_state.get("new_user_id", "").strip()
     try:
         user_id = check_user_id(raw)

@@ -26,7 +26,7 @@ histories: dict[str, list[dict]] = st.session_state.setdefault(HISTORY_KEY, {})
 history = histories.setdefault(user, [])
 
 
-def show_sources(turn: dict, number: int) -> None:
+def show_sources(turn: dict[str, object], number: int) -> None:
     """The sources of one answer, and the button that shows them in the graph."""
     sources = turn.get("sources") or []
     if not sources:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 import app_support as ui
-from persona.models import NodeType
+from persona.models import AnyNode, NodeType
 from persona.store.base import GRAPH_TYPES
 from persona.views import NodeDetails, date_span, day_bounds, graph_view, node_details, node_label, safe_markdown
 from persona.viz import cap_message, node_title, render_graph, short
@@ -26,7 +26,7 @@ if st.session_state.get(FOCUS_KEY) and not store.get_nodes(user, [st.session_sta
     st.session_state[FOCUS_KEY] = None
 
 
-def filters() -> dict:
+def filters() -> dict[str, object]:
     """Type, date, search, depth and cap filters; returns the arguments of ``graph_view``."""
     row = st.columns([3, 2, 3])
     types = row[0].multiselect(
@@ -41,7 +41,7 @@ def filters() -> dict:
             start, end = day_bounds(picked[0], picked[1])
     search = row[2].text_input("Search", key="graph_search", placeholder="e.g. Sarah, running, Lisbon")
     more = st.columns([2, 2, 3])
-    depth = more[0].slider("Depth around the focus", 1, 3, 1, key="graph_depth")
+    depth = more[0].slider("Depth around the centre", 1, 3, 1, key="graph_depth")
     limit = more[1].slider("Node cap", 50, 500, 300, step=50, key="graph_limit")
     return {
         "types": types or list(GRAPH_TYPES),
@@ -69,7 +69,7 @@ def highlight_bar() -> list[str]:
     return ids
 
 
-def focus_picker(view_nodes: list, focus_id: str | None) -> None:
+def focus_picker(view_nodes: list[AnyNode], focus_id: str | None) -> None:
     """Choose the node to focus on among those drawn (the focus itself stays listed)."""
     labels = {n.id: node_label(n, limit=60) for n in view_nodes}
     if focus_id and focus_id not in labels:

@@ -66,6 +66,7 @@ def write_entry() -> None:
 
 
 def _outcome(result: IngestResult) -> tuple[str, str]:
+    """The status box's last label and state for an ingest result."""
     if result.duplicate:
         return "Already in your journal: nothing new to extract", "complete"
     if not result.ok:

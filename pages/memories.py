@@ -14,7 +14,7 @@ store, provider, user = ui.context()
 st.title("Memories")
 
 
-def filters() -> dict:
+def filters() -> dict[str, object]:
     """Type, goal status and text filters."""
     row = st.columns([3, 2, 3])
     types = row[0].multiselect(
@@ -27,7 +27,7 @@ def filters() -> dict:
     return {"types": types or list(MEMORY_TYPES), "status": status, "contains": contains}
 
 
-def table(rows: list[dict]) -> None:
+def table(rows: list[dict[str, object]]) -> None:
     """The memories as a read-only table (the grid draws text as text)."""
     if not rows:
         st.info("No memories match. Write an entry in the Journal, or widen the filters.")
@@ -49,7 +49,7 @@ def table(rows: list[dict]) -> None:
     )
 
 
-def editor(rows: list[dict]) -> None:
+def editor(rows: list[dict[str, object]]) -> None:
     """Edit one memory: its title and text, a goal's status; or delete it."""
     st.subheader("Edit a memory")
     if not rows:
