@@ -156,7 +156,9 @@ def extractive_answer(sources: list[RetrievedMemory], *, top: int = 5) -> str:
         when = getattr(node, "occurred_at", None)
         date = f"{when:%d %b %Y} · " if when else ""
         if isinstance(node, Episode):
-            text = f"{node.title}: {node.summary}"
+            # Offline titles are often the summary's first words: say them once.
+            title = node.title.rstrip("…. ")
+            text = node.summary if node.summary.startswith(title) else f"{node.title}: {node.summary}"
         elif isinstance(node, Goal):
             text = f"Goal ({node.status.value}): {node.text}"
         elif isinstance(node, Entity):
