@@ -1,7 +1,7 @@
 """Retrieval latency (no LLM): p50/p95/p99 of ``retrieve`` at 1k, 10k and 100k memories for one user, per store.
 
-Memories are written directly (entry + episode, psyche, goal and passage per entry, with entities), as ingest
-would, so the 100k case does not spend its time in extraction.
+Memories are written directly (an entry with an episode, a psyche, a goal and seven passages, and a person), ten
+entries per transaction as an import does, so the 100k case does not spend its time in extraction.
 
 Usage: .venv/bin/python bench/retrieval_bench.py [--stores sqlite,neo4j] [--sizes 1000,10000,100000] [--queries 200]
 """
@@ -24,25 +24,48 @@ from _common import (
 )
 
 from persona.llm.embedding import HashEmbedder
+from persona.models import Entry, Link, LinkType, MemoryBatch, Passage
 from persona.retrieval import RetrievalQuery, retrieve
 from persona.store.base import Store
-from tests.factories import entry_with_memories
+from tests.factories import EMBEDDER, entry_with_memories
 
-MEMORIES_PER_ENTRY = 4
+PASSAGES_PER_ENTRY = 7
+MEMORIES_PER_ENTRY = 3 + PASSAGES_PER_ENTRY  # episode, psyche, goal and the passages (entities not counted)
+ENTRIES_PER_WRITE = 10
+
+
+def long_entry(user: str, index: int, rng: random.Random) -> tuple[Entry, MemoryBatch]:
+    """An entry of several paragraphs: one episode, psyche and goal, a passage per paragraph, one person."""
+    entry, batch = entry_with_memories(
+        user, f"{journal_text(rng)} (#{index})", entry_date(index), people=(rng.choice(PEOPLE),)
+    )
+    texts = [journal_text(rng) for _ in range(PASSAGES_PER_ENTRY - 1)]
+    extra = [
+        Passage(user_id=user, entry_id=entry.id, occurred_at=entry.occurred_at, text=text, position=i + 1)
+        for i, text in enumerate(texts)
+    ]
+    for passage, vector in zip(extra, EMBEDDER.embed(texts), strict=True):
+        passage.embedding = vector
+    batch.passages.extend(extra)
+    batch.links.extend(Link(type=LinkType.PART_OF, source_id=p.id, target_id=entry.id) for p in extra)
+    return entry, batch
 
 
 def grow_to(store: Store, user: str, target: int, rng: random.Random, written: int) -> tuple[int, float]:
-    """Write entries until the user has ``target`` memories; return the new count and the seconds it took."""
+    """Write entries until the user has ``target`` memories (several entries per transaction, as an import does);
+    return the new count and the seconds it took."""
     began = time.perf_counter()
     index = written // MEMORIES_PER_ENTRY
     while written < target:
-        entry, batch = entry_with_memories(
-            user, f"{journal_text(rng)} (#{index})", entry_date(index), people=(rng.choice(PEOPLE),)
+        group = [long_entry(user, index + i, rng) for i in range(ENTRIES_PER_WRITE)]
+        for entry, _ in group:
+            store.save_entry(entry)
+        combined = MemoryBatch(
+            **{part: [n for _, b in group for n in getattr(b, part)] for part in MemoryBatch.model_fields}
         )
-        store.save_entry(entry)
-        store.write_batch(user, batch)
-        written += MEMORIES_PER_ENTRY
-        index += 1
+        store.write_batch(user, combined, done_entry_ids=[e.id for e, _ in group])
+        written += MEMORIES_PER_ENTRY * ENTRIES_PER_WRITE
+        index += ENTRIES_PER_WRITE
     return written, time.perf_counter() - began
 
 
