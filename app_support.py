@@ -181,6 +181,8 @@ def run_page(page: StreamlitPage) -> None:
         page.run()
     except StoreUnavailableError as exc:
         show_store_error(exc)
+    except PersonaError as exc:  # e.g. a memory deleted meanwhile in another tab: a message, not a traceback
+        st.error(safe_markdown(f"That did not work: {exc}"))
 
 
 def go_to_page(path: str, title: str) -> None:

@@ -53,7 +53,7 @@ def replay() -> None:
                 st.badge("offline answer", icon=":material/cloud_off:", color="orange")
             st.markdown(safe_markdown(turn["content"]))
             if turn.get("error"):
-                st.warning(turn["error"])
+                st.warning(safe_markdown(turn["error"]))
             show_sources(turn, number)
 
 
@@ -67,7 +67,7 @@ def ask(question: str) -> None:
         try:
             reply = answer(store, provider, user, question, history=earlier)
         except PersonaError as exc:
-            st.error(str(exc))
+            st.error(safe_markdown(str(exc)))
             history.append({"role": "assistant", "content": f"(no answer: {exc})"})
             return
         if reply.offline:
@@ -83,7 +83,7 @@ def ask(question: str) -> None:
             "error": reply.error,
         }
         if reply.error:
-            st.warning(reply.error)
+            st.warning(safe_markdown(reply.error))
         history.append(turn)
         show_sources(turn, len(history) - 1)
 

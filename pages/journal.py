@@ -40,7 +40,7 @@ def write_entry() -> None:
         when = entry_datetime(day, at)
         validate_entry_input(user, text, when)  # bad input is refused here, before anything is stored
     except PersonaError as exc:
-        st.error(f"Not saved: {exc}.")
+        st.error(safe_markdown(f"Not saved: {exc}."))
         return
     with st.status("Saving your entry…", expanded=True) as status:
         try:
@@ -54,7 +54,7 @@ def write_entry() -> None:
             )
         except PersonaError as exc:  # bad input: nothing was stored
             status.update(label="Not saved", state="error")
-            st.error(str(exc))
+            st.error(safe_markdown(str(exc)))
             return
         label, state = _outcome(result)
         status.update(label=label, state=state, expanded=not result.ok)
@@ -85,7 +85,7 @@ def show_last() -> None:
     if not last:
         return
     if last["error"]:
-        st.warning(f"The entry is saved but was not processed: {last['error']}. Retry it below.")
+        st.warning(safe_markdown(f"The entry is saved but was not processed: {last['error']}. Retry it below."))
     cards = last["cards"]
     if cards:
         st.subheader("Extracted memories")
@@ -113,7 +113,7 @@ def show_recent() -> None:
                     left.caption(f"Reason: {safe_markdown(entry.error)}")
                 if right.button("Retry", key=f"retry-{entry.id}", icon=":material/refresh:"):
                     result = process_entry(store, provider, entry)
-                    ui.flash("Processed." if result.ok else f"Failed again: {result.error}")
+                    ui.flash("Processed." if result.ok else safe_markdown(f"Failed again: {result.error}"))
                     st.rerun()
     stuck = failed_entries(store, user)
     if len(stuck) > 1 and st.button(f"Retry all {len(stuck)} unfinished entries", icon=":material/refresh:"):
@@ -138,7 +138,7 @@ def bulk_import() -> None:
                 store, provider, user, upload.name, upload.getvalue(), on_progress=ui.progress_callback(bar, "Entries")
             )
         except PersonaError as exc:
-            st.error(f"{upload.name} was not imported: {exc}")
+            st.error(safe_markdown(f"{upload.name} was not imported: {exc}"))
             return
         st.success(summary.message())
         for error in summary.errors[:10]:

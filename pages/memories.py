@@ -87,7 +87,7 @@ def save(node: AnyNode, *, title: str | None, text: str, status: str | None) -> 
     try:
         store.update_node(user, node.id, changes)
     except (PersonaError, ValueError) as exc:  # pydantic refuses e.g. an empty title
-        st.error(f"Not saved: {exc}")
+        st.error(safe_markdown(f"Not saved: {exc}"))
         return
     ui.flash(f"Saved: {', '.join(changes)} of the {node.type.value.lower()}.")
     st.rerun()
@@ -143,9 +143,11 @@ def merge() -> None:
         try:
             merged = store.merge_entities(user, keep, drop)
         except PersonaError as exc:
-            st.error(str(exc))
+            st.error(safe_markdown(str(exc)))
             return
-        ui.flash(f"Merged into {merged.name}; also known as {', '.join(merged.aliases) or 'nothing else'}.")
+        ui.flash(
+            safe_markdown(f"Merged into {merged.name}; also known as {', '.join(merged.aliases) or 'nothing else'}.")
+        )
         st.rerun()
 
 

@@ -75,7 +75,7 @@ def restore() -> None:
             store, provider, user, upload.name, upload.getvalue(), on_progress=ui.progress_callback(bar, "Entries")
         )
     except PersonaError as exc:
-        st.error(f"{upload.name} was not imported: {exc}")
+        st.error(safe_markdown(f"{upload.name} was not imported: {exc}"))
         return
     st.success(summary.message())
 

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import referencing.exceptions
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response, Security
@@ -359,6 +360,15 @@ KnownUser = Annotated[str, Depends(known_user)]
 
 
 # -- authentication, body limit, crash barrier ------------------------------------------------------------------
+def _is_loopback_host(host: str) -> bool:
+    """Whether a Host header names this machine (127.0.0.1, localhost or [::1], any port)."""
+    try:
+        name = urlsplit(f"//{host}").hostname
+    except ValueError:
+        return False
+    return _is_loopback(name)
+
+
 def _is_loopback(host: str | None) -> bool:
     if host == "localhost":
         return True
@@ -398,7 +408,9 @@ class ApiGuard:
     def _authorised(self, scope: Scope) -> bool:
         if self.token is None:  # no-auth mode (explicitly allowed): loopback clients only
             client = scope.get("client")
-            return _is_loopback(client[0] if client else None)
+            # ... and a loopback Host header, so a web page cannot reach us through DNS rebinding.
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            return _is_loopback(client[0] if client else None) and _is_loopback_host(host)
         header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
         scheme, _, given = header.partition(" ")
         return scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode(), self.token.encode())

@@ -19,13 +19,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil import parser as date_parser
 
 from persona.errors import ValidationError
-from persona.models import MAX_ENTRY_CHARS, NodeType
+from persona.models import MAX_ENTRY_CHARS
 from persona.store.base import EXPORT_FORMAT
 
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
 """Files above 200 MB are refused before reading: split them."""
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_DEFAULT_A = datetime(2000, 1, 1)
+_DEFAULT_B = datetime(2001, 2, 2)
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{1,2}:\d{2}(:\d{2})?)?")
 
 
@@ -46,11 +48,17 @@ def parse_date(value: str, *, tz: tzinfo | None = None) -> datetime | None:
     """A date or date-time from a heading or field (``2024-03-01``, ``1 March 2024``, ``Friday, March 1, 2024 9:30``),
     made timezone-aware with ``tz`` when it has no zone; None when ``value`` is not a date."""
     value = value.strip()
-    if not value or len(value) > 80 or not re.search(r"\d", value):
-        return None
+    if not value or len(value) > 80 or not re.search(r"\b\d{4}\b", value):
+        return None  # a date heading names its year in full: "May 4th - 7th" is not the 4th of May 2007
+    dayfirst = not _ISO_DATE.match(value) and "/" in value
     try:
-        parsed = date_parser.parse(value, dayfirst=not _ISO_DATE.match(value) and "/" in value)
+        # Parsed against two different defaults: if they disagree, the text lacked a year, month or day, and
+        # dateutil would have filled it in from the default ("## 1." is not the 1st of this month).
+        parsed = date_parser.parse(value, dayfirst=dayfirst, default=_DEFAULT_A)
+        other = date_parser.parse(value, dayfirst=dayfirst, default=_DEFAULT_B)
     except (ValueError, OverflowError, TypeError):
+        return None
+    if parsed.date() != other.date():
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz or local_timezone())
@@ -60,8 +68,9 @@ def parse_date(value: str, *, tz: tzinfo | None = None) -> datetime | None:
 def parse_markdown(text: str, *, tz: tzinfo | None = None) -> list[ImportItem]:
     """Entries under date headings (``## 2024-03-01``, ``# March 1, 2024``, ``### 2024-03-01 19:30`` ...).
 
-    A heading that is not a date stays part of the entry's text. Text before the first date heading is ignored
-    when it is only a title; otherwise it is refused, because it has no date.
+    A heading that is not a date stays part of the entry's text. Before the first date heading, a title heading
+    and the lines under it describe the journal and are not an entry; any other text there has no date, and the
+    file is refused rather than that text dropped.
     """
     items: list[ImportItem] = []
     current_date: datetime | None = None
@@ -84,11 +93,11 @@ def parse_markdown(text: str, *, tz: tzinfo | None = None) -> list[ImportItem]:
         else:
             lines.append(line)
     flush()
-    loose = [ln for ln in preamble if ln.strip() and not _HEADING.match(ln)]
     if not items and text.strip():
         raise ValidationError("no date headings found: start each entry with a heading like '## 2024-03-01'")
-    if len(loose) > 3:
-        raise ValidationError(f"{len(loose)} lines before the first date heading have no date: '{loose[0][:60]}'")
+    content = [ln for ln in preamble if ln.strip()]
+    if content and not _HEADING.match(content[0]):
+        raise ValidationError(f"text before the first date heading has no date: '{content[0][:60]}'")
     return items
 
 
@@ -169,9 +178,3 @@ def detect_and_parse(name: str, raw: bytes, *, tz: tzinfo | None = None) -> list
         if len(item.text) > MAX_ENTRY_CHARS:
             raise ValidationError(f"the entry of {item.occurred_at:%Y-%m-%d} is longer than {MAX_ENTRY_CHARS:,} chars")
     return items
-
-
-def export_entry_items(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The entries of a Persona export, oldest first."""
-    entries = [n for n in data.get("nodes", []) if n.get("type") == NodeType.ENTRY.value]
-    return sorted(entries, key=lambda n: n["occurred_at"])

@@ -148,6 +148,10 @@ def process_entry(
     except Exception as exc:  # noqa: BLE001 - any failure must leave the entry stored and marked, never lost
         step(f"Failed: {_reason(exc)}")
         return _failed(store, entry, exc)
+    except BaseException:
+        # Interrupted (Ctrl-C, a Streamlit rerun): say so on the entry, so it is retried rather than left pending.
+        _mark(store, entry, EntryStatus.FAILED, "interrupted before its memories were written")
+        raise
     step("Done")
     return IngestResult(entry=_with_status(entry, EntryStatus.DONE), batch=batch, entity_ids=entity_ids)
 
@@ -260,9 +264,13 @@ def _write_chunk(
     except Exception:  # noqa: BLE001 - one bad entry must not fail its neighbours
         log.warning("a chunk of %d entries failed as a whole; writing them one by one", len(built))
         return [(i, _write_one(store, provider, entry, batch)) for i, entry, batch in built]
-    return [
-        (i, IngestResult(entry=_with_status(e, EntryStatus.DONE), batch=b, entity_ids=entity_ids)) for i, e, b in built
-    ]
+    return [(i, _done(e, b, entity_ids)) for i, e, b in built]
+
+
+def _done(entry: Entry, batch: MemoryBatch, entity_ids: dict[str, str]) -> IngestResult:
+    """The result of one written entry, with only its own entities (a chunk's write maps all of them)."""
+    own = {e.id: entity_ids.get(e.id, e.id) for e in batch.entities}
+    return IngestResult(entry=_with_status(entry, EntryStatus.DONE), batch=batch, entity_ids=own)
 
 
 def _write_one(store: Store, provider: Provider, entry: Entry, batch: MemoryBatch) -> IngestResult:
@@ -275,16 +283,6 @@ def _write_one(store: Store, provider: Provider, entry: Entry, batch: MemoryBatc
 
 
 # -- building the batch ----------------------------------------------------------------------------------------
-def split_sentences(text: str) -> list[str]:
-    """Sentences of a text: lines first (a journal's line breaks mean something), then sentence ends."""
-    sentences: list[str] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line:
-            sentences.extend(s.strip() for s in _SENTENCE_END.split(line) if s.strip())
-    return sentences
-
-
 def chunk_passages(text: str, *, max_words: int = PASSAGE_WORDS, min_words: int = 8) -> list[str]:
     """Passages that follow the writer's lines: a line is one passage, a long line is split at sentence ends into
     parts of at most ``max_words`` words (a run-on sentence by words), and very short lines join the next one."""

@@ -72,7 +72,10 @@ def annotate(text: str, written: datetime | date) -> str:
     day = written.date() if isinstance(written, datetime) else written
 
     def note(match: re.Match[str]) -> str:
-        resolved = resolve(match.group(0), day)
+        try:
+            resolved = resolve(match.group(0), day)
+        except (OverflowError, ValueError):  # "999999 days ago" is before year 1: leave the words as written
+            resolved = None
         return f"{match.group(0)} [{resolved}]" if resolved else match.group(0)
 
     return _PHRASE.sub(note, text)

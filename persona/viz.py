@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from jinja2 import Environment
 from pyvis.network import Network
@@ -322,6 +323,20 @@ def render_graph(
     ``highlight_ids`` get a red border and a bold label (the sources of a chat answer); ``focus_id`` a dark border
     and the selection. The page also carries the cap message and a ``#persona-meta`` element with the counts.
     """
+    _check_template_is_offline()
+    return _page(subgraph, highlight_ids=highlight_ids, focus_id=focus_id, height=height)
+
+
+@lru_cache(maxsize=1)
+def _check_template_is_offline() -> None:
+    """Refuse to ship pages that reach out, if a pyvis upgrade changes its template. The check reads a page with no
+    user data: journal text may well say "href=https://..." and is escaped data, not a reference."""
+    leftover = remote_references(_page(Subgraph(), highlight_ids=(), focus_id=None, height=100))
+    if leftover:
+        raise RuntimeError(f"graph HTML still loads from the network: {leftover[:3]}")
+
+
+def _page(subgraph: Subgraph, *, highlight_ids: Iterable[str], focus_id: str | None, height: int) -> str:
     highlight = [i for i in dict.fromkeys(highlight_ids) if i in {n.id for n in subgraph.nodes}]
     page = build_network(subgraph, highlight_ids=highlight, focus_id=focus_id, height=height).generate_html()
     page = strip_remote_assets(page)
@@ -331,11 +346,7 @@ def render_graph(
     page = _insert(page, _RETURN_ANCHOR, _SETTLE_SCRIPT.replace("{focus}", focus) + _RETURN_ANCHOR)
     overlay = _legend({n.type for n in subgraph.nodes}, bool(highlight)) + _meta(subgraph, len(highlight))
     page = _insert(page, _CONTAINER_ANCHOR, f'<div style="position:relative">{_CONTAINER_ANCHOR}{overlay}</div>')
-    page = page.replace("</head>", _STYLE + "</head>", 1)
-    leftover = remote_references(page)
-    if leftover:  # a pyvis upgrade changed its template: refuse to ship a page that reaches out
-        raise RuntimeError(f"graph HTML still loads from the network: {leftover[:3]}")
-    return page
+    return page.replace("</head>", _STYLE + "</head>", 1)
 
 
 def strip_remote_assets(page: str) -> str:

@@ -385,9 +385,12 @@ def test_no_token_refuses_to_start_unless_allowed(store, provider):
         create_app(store=store, provider=provider, settings=Settings(_env_file=None, persona_api_token="  "))
     open_settings = Settings(_env_file=None, persona_api_allow_no_auth=True)
     app = create_app(store=store, provider=provider, settings=open_settings)
-    with TestClient(app, client=("127.0.0.1", 50000)) as local:
+    with TestClient(app, client=("127.0.0.1", 50000), base_url="http://127.0.0.1:8000") as local:
         assert local.post("/api/v1/users/local-user").status_code == 201
         store.delete_user("local-user")
+    # DNS rebinding: a loopback connection that names another host is a web page, not a local program
+    with TestClient(app, client=("127.0.0.1", 50000), base_url="http://evil.example:8000") as rebound:
+        _error(rebound.post("/api/v1/users/rebound-user"), 401)
     with TestClient(app, client=("203.0.113.7", 50000)) as remote:
         _error(remote.post("/api/v1/users/remote-user"), 401)
     with pytest.raises(ApiConfigError, match="refusing"):

@@ -257,7 +257,7 @@ def test_journal_refuses_a_bad_file_and_stores_nothing(store: SqliteStore) -> No
     run(at)
     at.button(key="journal_import").click()
     run(at)
-    assert any("was not imported" in e.value and "occurred_at" in e.value for e in at.error)
+    assert any("was not imported" in e.value and "occurred\\_at" in e.value for e in at.error)  # escaped markdown
     assert store.count_nodes("demo", NodeType.ENTRY) == 0
 
 

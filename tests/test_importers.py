@@ -79,3 +79,15 @@ def test_parse_date_rejects_non_dates():
     assert parse_date("Groceries") is None and parse_date("") is None
     assert parse_date("2024-02-30") is None
     assert parse_date("12/03/2024", tz=UTC).month == 3  # day first, as most journals outside the US write it
+
+
+@pytest.mark.parametrize("heading", ["1.", "12:30", "May 4th - 7th", "Chapter 3", "Week 12"])
+def test_headings_without_a_full_date_are_not_dates(heading):
+    assert parse_date(heading) is None
+
+
+def test_text_before_the_first_date_is_refused_unless_under_a_title():
+    with pytest.raises(ValidationError, match="no date"):
+        parse_markdown("A line with no date.\n\n## 2024-03-01\nEntry.")
+    items = parse_markdown("# My journal\nWritten in Lisbon.\n\n## 2024-03-01\nEntry.", tz=UTC)
+    assert [i.text for i in items] == ["Entry."]

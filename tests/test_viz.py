@@ -160,3 +160,18 @@ def test_empty_and_single_node_graphs_render() -> None:
     assert "vis.Network" in render_graph(Subgraph())
     one = graph().nodes[:1]
     assert '"enabled": false' in render_graph(Subgraph(nodes=one, total_nodes=1))
+
+
+def test_journal_text_that_mentions_a_url_still_renders() -> None:
+    """Text like `href=https://...` is escaped data, not a reference: the page renders and stays offline."""
+    user = "viz-user"
+    episode = Episode(
+        user_id=user,
+        entry_id="e1",
+        occurred_at=datetime(2024, 3, 1, tzinfo=UTC),
+        title='Fixed the link href="https://example.com/x"',
+        summary="<a href='//evil.example/steal'>click</a> src=https://example.com/a.js",
+    )
+    page = render_graph(Subgraph(nodes=[episode], total_nodes=1))
+    assert "Fixed the link" in page
+    assert not re.search(r"<a href='//evil", page)
