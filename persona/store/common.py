@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime
+
+import numpy as np
 
 from persona.errors import ValidationError
 from persona.llm.embedding import STOPWORDS
@@ -48,12 +51,30 @@ def fts_words(query: str) -> list[str]:
     return (content or words)[:MAX_QUERY_WORDS]
 
 
-def check_batch(user_id: str, batch: MemoryBatch) -> None:
-    """Refuse a batch that would mix users, give NEXT links, or join node types that never link."""
+def check_embedding(embedding: Sequence[float] | None, dimension: int, *, what: str = "embedding") -> None:
+    """Refuse a vector the store cannot search with: the wrong length or a value that is not a finite number.
+    Stored, it would break every later vector search of the user."""
+    if embedding is None:
+        return
+    try:
+        vector = np.asarray(embedding, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{what} must be a list of numbers") from None
+    if vector.shape != (dimension,):
+        raise ValidationError(f"{what} has {vector.size} dimensions, the store uses {dimension}")
+    if not np.isfinite(vector).all():
+        raise ValidationError(f"{what} holds a value that is not a finite number (NaN or infinity)")
+
+
+def check_batch(user_id: str, batch: MemoryBatch, *, dimension: int | None = None) -> None:
+    """Refuse a batch that would mix users, give NEXT links, join node types that never link, or carry vectors the
+    store cannot search (when ``dimension`` is given)."""
     types: dict[str, NodeType] = {}
     for node in batch.nodes():
         if node.user_id != user_id:
             raise ValidationError(f"node {node.id} belongs to {node.user_id!r}, not {user_id!r}")
+        if dimension is not None:
+            check_embedding(node.embedding, dimension, what=f"the embedding of {node.type.value} {node.id}")
         types[node.id] = node.type
     for link in batch.links:
         if link.type.value == "NEXT":

@@ -50,7 +50,15 @@ from persona.models import (
 )
 from persona.store import cypher
 from persona.store.base import Store
-from persona.store.common import cascade_plan, check_batch, fts_words, node_sort_time, parse_node, serialise_node
+from persona.store.common import (
+    cascade_plan,
+    check_batch,
+    check_embedding,
+    fts_words,
+    node_sort_time,
+    parse_node,
+    serialise_node,
+)
 
 T = TypeVar("T")
 FORBIDDEN_CHANGES = frozenset({"id", "user_id", "created_at", "content_hash", "canonical"})
@@ -316,7 +324,7 @@ class Neo4jStore(Store):
         """Write a batch in one transaction: entities merged by canonical name, links checked, episodes chained, and
         the entries named in ``done_entry_ids`` marked done."""
         check_user_id(user_id)
-        check_batch(user_id, batch)
+        check_batch(user_id, batch, dimension=self.embedder.dimension)
 
         def work(tx: ManagedTransaction) -> dict[str, str]:
             if not self._lock_user(tx, user_id):
@@ -401,6 +409,8 @@ class Neo4jStore(Store):
         forbidden = FORBIDDEN_CHANGES & set(changes)
         if forbidden:
             raise ValidationError(f"these fields cannot be changed: {', '.join(sorted(forbidden))}")
+        if "embedding" in changes:
+            check_embedding(changes["embedding"], self.embedder.dimension)
 
         def work(tx: ManagedTransaction) -> AnyNode:
             self._lock_user(tx, user_id)
@@ -545,10 +555,8 @@ class Neo4jStore(Store):
     ) -> list[SearchHit]:
         """The ``k`` nodes nearest by cosine (scores are raw cosine, as in SQLite), ties by id."""
         check_user_id(user_id)
-        query = np.asarray(embedding, dtype=np.float64)
-        if query.shape != (self.embedder.dimension,):
-            raise ValidationError(f"query vector has {query.size} dimensions, the store uses {self.embedder.dimension}")
-        vector = _unit(query)
+        check_embedding(embedding, self.embedder.dimension, what="the query vector")
+        vector = _unit(np.asarray(embedding, dtype=np.float64))
         if vector is None or k <= 0:
             return []
         kinds = [NodeType(t).value for t in (types if types is not None else NodeType)]

@@ -44,6 +44,7 @@ from persona.store.base import Store
 from persona.store.common import (
     cascade_plan,
     check_batch,
+    check_embedding,
     fts_words,
     node_sort_time,
     parse_node,
@@ -292,7 +293,7 @@ class SqliteStore(Store):
 
     def write_batch(self, user_id: str, batch: MemoryBatch, *, done_entry_ids: Sequence[str] = ()) -> dict[str, str]:
         check_user_id(user_id)
-        check_batch(user_id, batch)
+        check_batch(user_id, batch, dimension=self.embedder.dimension)
         with self._write() as cur:
             for entry_id in done_entry_ids:
                 self._set_status(cur, user_id, entry_id, EntryStatus.DONE, None)
@@ -385,6 +386,8 @@ class SqliteStore(Store):
         forbidden = {"id", "user_id", "created_at", "content_hash", "canonical"} & set(changes)
         if forbidden:
             raise ValidationError(f"these fields cannot be changed: {', '.join(sorted(forbidden))}")
+        if "embedding" in changes:
+            check_embedding(changes["embedding"], self.embedder.dimension)
         with self._write() as cur:
             node = self._get(cur, user_id, node_id)
             data = node.model_dump() | changes
@@ -589,9 +592,8 @@ class SqliteStore(Store):
         self, user_id: str, embedding: Sequence[float], *, k: int = 20, types: Iterable[NodeType] | None = None
     ) -> list[SearchHit]:
         check_user_id(user_id)
+        check_embedding(embedding, self.embedder.dimension, what="the query vector")
         query = np.asarray(embedding, dtype=np.float32)
-        if query.shape != (self.embedder.dimension,):
-            raise ValidationError(f"query vector has {query.size} dimensions, the store uses {self.embedder.dimension}")
         norm = float(np.linalg.norm(query))
         if not norm or k <= 0:
             return []
