@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def _short(value: object, limit: int = 80) -> str:
+    """``repr`` of a value, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class PersonaError(Exception):
     """Base class of every error Persona raises on purpose."""
 
@@ -18,7 +24,8 @@ class NodeNotFoundError(PersonaError, LookupError):
         self.node_id = node_id
         self.user_id = user_id
         owner = f" for user {user_id!r}" if user_id else ""
-        super().__init__(f"no node {node_id!r}{owner}")
+        # Ids come from callers: a 1 MB "id" must not become a 1 MB message in a log or an HTTP answer.
+        super().__init__(f"no node {_short(node_id)}{owner}")
 
 
 class UserNotFoundError(PersonaError, LookupError):

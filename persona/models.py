@@ -57,11 +57,14 @@ def check_aware(value: datetime) -> datetime:
     return value
 
 
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # Unicode category Cc, except tab and newline
+# Unicode category Cc except tab and newline, and lone surrogates (no UTF-8 encoding exists for them: a store, a
+# JSON body or a hash would fail on them later, so they go with the other characters nobody can see).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def clean_text(value: str) -> str:
-    """Normalise text we store: NUL and other control characters (except newline and tab) removed, NFC form."""
+    """Normalise text we store: NUL and other control characters (except newline and tab) and lone surrogates
+    removed, NFC form."""
     if not unicodedata.is_normalized("NFC", value):
         value = unicodedata.normalize("NFC", value)
     return _CONTROL.sub("", value)

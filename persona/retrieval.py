@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from persona.errors import ValidationError
 from persona.llm.base import Embedder
 from persona.models import (
     AnyNode,
@@ -23,6 +24,7 @@ from persona.models import (
     utc_now,
 )
 from persona.store.base import Store
+from persona.store.common import as_node_types
 
 SIGNALS = ("vector", "text", "graph", "recency", "importance")
 
@@ -223,7 +225,12 @@ def retrieve(
     """The user's memories that best answer ``query``, best first, each with its score and signal shares."""
     check_user_id(user_id)
     query = RetrievalQuery(text=query) if isinstance(query, str) else query
-    preset = PRESETS[preset] if isinstance(preset, str) else preset
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            raise ValidationError(f"unknown retrieval preset {preset[:80]!r}: use one of {', '.join(PRESETS)}")
+        preset = PRESETS[preset]
+    if query.types is not None:  # a misspelt type is a mistake to report, not a silent "nothing found"
+        query = replace(query, types=tuple(as_node_types(query.types)))
     now = query.as_of or now or utc_now()
     if not isinstance(query.text, str):
         return []

@@ -63,7 +63,7 @@ def restore_export(
     nodes get fresh ids; entries the user already has (same text) are skipped with their memories."""
     nodes, links = _parse_export(data)  # the whole file is checked before anything is written
     source_user = check_user_id(data.get("user_id"))
-    target = check_user_id(user_id or source_user)
+    target = check_user_id(source_user if user_id is None else user_id)  # "" is a bad id, not "the same user"
     ids = {n.id: (n.id if target == source_user else new_id()) for n in nodes}
     nodes = [n.model_copy(update={"id": ids[n.id], "user_id": target}) for n in nodes]
     links = [

@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from persona.errors import ValidationError
+from persona.errors import DuplicateError, ValidationError
 from persona.models import NodeType
 from tests.factories import EMBEDDER, day, entry_with_memories, write_entry
 
@@ -60,3 +60,16 @@ def test_clearing_a_vector_is_still_allowed(store, user):
     store.update_node(user, batch.psyche[0].id, {"embedding": None})
     hits = store.vector_search(user, EMBEDDER.embed(["likes lunch"])[0], k=10)
     assert batch.psyche[0].id not in {h.id for h in hits}
+
+
+def test_renames_and_edits_that_collide_are_duplicate_errors_on_both_stores(store, user):
+    """SQLite raised a bare ``sqlite3.IntegrityError`` here while Neo4j raised ``DuplicateError``."""
+    first, batch = write_entry(store, user, "Lunch with Sarah", day(0), people=("Sarah", "Tom"))
+    second, _ = write_entry(store, user, "Dinner alone", day(1))
+    tom = next(e for e in batch.entities if e.name == "Tom")
+    before = store.export_user(user)
+    with pytest.raises(DuplicateError):
+        store.update_node(user, tom.id, {"name": "SARAH"})
+    with pytest.raises(DuplicateError):
+        store.update_node(user, second.id, {"text": "Lunch  with Sarah"})
+    assert store.export_user(user) == before

@@ -25,6 +25,7 @@ from persona.models import (
     Subgraph,
     User,
 )
+from persona.store.common import as_node_types
 
 EXPORT_FORMAT = "persona-export/1"
 GRAPH_TYPES = (NodeType.EPISODE, NodeType.PSYCHE, NodeType.GOAL, NodeType.ENTITY)
@@ -170,7 +171,7 @@ class Store(ABC):
         """Nodes (at most ``limit``) and the links among them: around ``center_ids`` up to ``depth`` hops, or the
         user's most recent memories with the entities they mention when no centre is given. Entries and passages
         are left out unless ``types`` asks for them."""
-        allowed = set(types) if types is not None else set(GRAPH_TYPES)
+        allowed = set(as_node_types(types)) if types is not None else set(GRAPH_TYPES)
         if center_ids:
             candidates = self._around(user_id, center_ids, depth, allowed, start, end)
             total = len(candidates)

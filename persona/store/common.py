@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import numpy as np
+from pydantic import ValidationError as PydanticValidationError
 
 from persona.errors import ValidationError
 from persona.llm.embedding import STOPWORDS
@@ -15,11 +17,21 @@ from persona.models import (
     LINK_ENDPOINTS,
     NODE_CLASSES,
     AnyNode,
+    EntryStatus,
+    GoalStatus,
+    LinkType,
     MemoryBatch,
     NodeType,
+    clean_text,
 )
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+MAX_ID_CHARS = 64
+"""Node ids are at most 64 characters (the model's limit): a longer "id" names nothing and is not sent anywhere."""
+FORBIDDEN_CHANGES = frozenset({"id", "user_id", "created_at", "content_hash", "canonical"})
+STATUSES = tuple(dict.fromkeys(s.value for s in (*EntryStatus, *GoalStatus)))
+"""Every status a node can have (entries and goals); ``list_nodes(status=...)`` accepts these and None."""
 MAX_QUERY_WORDS = 64
 """Full-text queries keep their first 64 distinct words: a 10,000-character question stays a fast search."""
 
@@ -51,6 +63,66 @@ def fts_words(query: str) -> list[str]:
     return (content or words)[:MAX_QUERY_WORDS]
 
 
+def _choices(values: Iterable[str]) -> str:
+    return ", ".join(values)
+
+
+def as_node_type(value: Any) -> NodeType:
+    """``value`` as a ``NodeType``, or a clear ``ValidationError`` (never a bare ``ValueError``)."""
+    try:
+        return NodeType(value)
+    except (ValueError, TypeError):
+        raise ValidationError(f"unknown node type {str(value)[:80]!r}: use one of {_choices(NodeType)}") from None
+
+
+def as_node_types(values: Iterable[Any]) -> list[NodeType]:
+    """Node types named by a caller (a single string is one type, not a list of letters)."""
+    return [as_node_type(values)] if isinstance(values, str) else [as_node_type(v) for v in values]
+
+
+def as_link_types(values: Iterable[Any]) -> list[LinkType]:
+    """Link types named by a caller, or a clear ``ValidationError``."""
+    found = []
+    for value in [values] if isinstance(values, str) else values:
+        try:
+            found.append(LinkType(value))
+        except (ValueError, TypeError):
+            raise ValidationError(f"unknown link type {str(value)[:80]!r}: use one of {_choices(LinkType)}") from None
+    return found
+
+
+def as_status(value: Any) -> str | None:
+    """A status filter: None, or one of ``STATUSES`` (an unknown status is a mistake worth saying, not an empty
+    result that looks like "you have none")."""
+    if value is None:
+        return None
+    text = getattr(value, "value", value)
+    if text not in STATUSES:
+        raise ValidationError(f"unknown status {str(text)[:80]!r}: use one of {_choices(STATUSES)}")
+    return str(text)
+
+
+def as_entry_status(value: Any) -> EntryStatus:
+    """An entry's processing status, or a clear ``ValidationError``."""
+    try:
+        return EntryStatus(value)
+    except (ValueError, TypeError):
+        raise ValidationError(f"unknown entry status {str(value)[:80]!r}: use one of {_choices(EntryStatus)}") from None
+
+
+def possible_id(value: Any) -> bool:
+    """Whether ``value`` could be the id of a stored node: a string of 1 to 64 characters that UTF-8 can encode.
+    Anything else names no node; stores answer "not found" without sending it to the database."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS and not _SURROGATE.search(value)
+
+
+def possible_ids(values: Iterable[Any]) -> list[str]:
+    """The distinct possible ids among ``values``, in order."""
+    if isinstance(values, str):
+        values = [values]
+    return [v for v in dict.fromkeys(v for v in values if possible_id(v))]
+
+
 def check_embedding(embedding: Sequence[float] | None, dimension: int, *, what: str = "embedding") -> None:
     """Refuse a vector the store cannot search with: the wrong length or a value that is not a finite number.
     Stored, it would break every later vector search of the user."""
@@ -64,6 +136,37 @@ def check_embedding(embedding: Sequence[float] | None, dimension: int, *, what: 
         raise ValidationError(f"{what} has {vector.size} dimensions, the store uses {dimension}")
     if not np.isfinite(vector).all():
         raise ValidationError(f"{what} holds a value that is not a finite number (NaN or infinity)")
+
+
+def check_changes(changes: Any) -> None:
+    """Refuse changes that are not a mapping or that touch what never changes (ids, owner, creation time, keys)."""
+    if not isinstance(changes, dict):
+        raise ValidationError("changes must be a mapping of field names to new values")
+    forbidden = FORBIDDEN_CHANGES & set(changes)
+    if forbidden:
+        raise ValidationError(f"these fields cannot be changed: {', '.join(sorted(forbidden))}")
+
+
+def changed_node(node: AnyNode, changes: Any, *, dimension: int) -> AnyNode:
+    """``node`` with ``changes`` applied and validated by its model; every problem is a ``ValidationError`` that says
+    which field is wrong (pydantic's own error never reaches the caller)."""
+    check_changes(changes)
+    # Text is cleaned as on ingest (controls and lone surrogates out, NFC), so an edit stores what ingest would.
+    changes = {key: clean_text(value) if isinstance(value, str) else value for key, value in changes.items()}
+    if "embedding" in changes:
+        check_embedding(changes["embedding"], dimension)
+    data = node.model_dump() | changes
+    if node.type is NodeType.ENTITY and "name" in changes:
+        data["canonical"] = ""
+    if node.type is NodeType.ENTRY and "text" in changes:
+        data["content_hash"] = ""
+    try:
+        return type(node).model_validate(data)  # type: ignore[return-value]
+    except PydanticValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error.get("loc", ()))
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        raise ValidationError(f"invalid {node.type.value}{' ' + field if field else ''}: {message}") from None
 
 
 def check_batch(user_id: str, batch: MemoryBatch, *, dimension: int | None = None) -> None:

@@ -51,17 +51,25 @@ from persona.models import (
 from persona.store import cypher
 from persona.store.base import Store
 from persona.store.common import (
+    as_entry_status,
+    as_link_types,
+    as_node_type,
+    as_node_types,
+    as_status,
     cascade_plan,
+    changed_node,
     check_batch,
+    check_changes,
     check_embedding,
     fts_words,
     node_sort_time,
     parse_node,
+    possible_id,
+    possible_ids,
     serialise_node,
 )
 
 T = TypeVar("T")
-FORBIDDEN_CHANGES = frozenset({"id", "user_id", "created_at", "content_hash", "canonical"})
 CONNECTION_TIMEOUT = 5.0
 """Seconds to wait for a TCP connection: an unreachable server fails fast instead of hanging the app."""
 INDEX_WAIT_SECONDS = 300
@@ -233,7 +241,10 @@ class Neo4jStore(Store):
 
     @staticmethod
     def _get(tx: ManagedTransaction, user_id: str, node_id: str) -> AnyNode:
-        row = tx.run(cypher.GET_NODE, id=node_id, user_id=check_user_id(user_id)).single()
+        check_user_id(user_id)
+        if not possible_id(node_id):
+            raise NodeNotFoundError(node_id, user_id)
+        row = tx.run(cypher.GET_NODE, id=node_id, user_id=user_id).single()
         if row is None:
             raise NodeNotFoundError(node_id, user_id)
         return parse_node(NodeType(row["type"]), row["body"])
@@ -318,7 +329,7 @@ class Neo4jStore(Store):
 
     def set_entry_status(self, user_id: str, entry_id: str, status: EntryStatus, *, error: str | None = None) -> None:
         """Record an entry's processing status (and the reason, when it failed)."""
-        self.update_node(user_id, entry_id, {"status": EntryStatus(status), "error": error})
+        self.update_node(user_id, entry_id, {"status": as_entry_status(status), "error": error})
 
     def write_batch(self, user_id: str, batch: MemoryBatch, *, done_entry_ids: Sequence[str] = ()) -> dict[str, str]:
         """Write a batch in one transaction: entities merged by canonical name, links checked, episodes chained, and
@@ -406,21 +417,13 @@ class Neo4jStore(Store):
 
     def update_node(self, user_id: str, node_id: str, changes: dict[str, Any]) -> AnyNode:
         """Change fields of one node (validated by its model); a new ``occurred_at`` moves an episode in the chain."""
-        forbidden = FORBIDDEN_CHANGES & set(changes)
-        if forbidden:
-            raise ValidationError(f"these fields cannot be changed: {', '.join(sorted(forbidden))}")
-        if "embedding" in changes:
-            check_embedding(changes["embedding"], self.embedder.dimension)
+        check_changes(changes)
+        check_user_id(user_id)
 
         def work(tx: ManagedTransaction) -> AnyNode:
             self._lock_user(tx, user_id)
             node = self._get(tx, user_id, node_id)
-            data = node.model_dump() | changes
-            if node.type is NodeType.ENTITY and "name" in changes:
-                data["canonical"] = ""
-            if node.type is NodeType.ENTRY and "text" in changes:
-                data["content_hash"] = ""
-            new = type(node).model_validate(data)
+            new = changed_node(node, changes, dimension=self.embedder.dimension)
             props = node_properties(new)
             keys = ("body", "sort_time", "chain_key", "status", "canonical", "content_hash", "search_text")
             tx.run(cypher.UPDATE_NODE, {k: props[k] for k in keys}, id=node_id, user_id=user_id).consume()
@@ -438,6 +441,7 @@ class Neo4jStore(Store):
 
     def delete_node(self, user_id: str, node_id: str) -> int:
         """Delete a node with what belongs to it and the entities left unmentioned; return the count removed."""
+        check_user_id(user_id)
 
         def work(tx: ManagedTransaction) -> int:
             self._lock_user(tx, user_id)
@@ -467,6 +471,7 @@ class Neo4jStore(Store):
 
     def merge_entities(self, user_id: str, keep_id: str, drop_id: str) -> Entity:
         """Move every mention of ``drop_id`` to ``keep_id``, add its names as aliases, and delete it."""
+        check_user_id(user_id)
         if keep_id == drop_id:
             raise ValidationError("cannot merge an entity with itself")
 
@@ -489,17 +494,21 @@ class Neo4jStore(Store):
     # -- reads -------------------------------------------------------------------------------------------------
     def get_node(self, user_id: str, node_id: str) -> AnyNode:
         """One node of this user, or ``NodeNotFoundError``."""
-        rows = self._read(cypher.GET_NODE, id=node_id, user_id=check_user_id(user_id))
+        check_user_id(user_id)
+        if not possible_id(node_id):
+            raise NodeNotFoundError(node_id, user_id)
+        rows = self._read(cypher.GET_NODE, id=node_id, user_id=user_id)
         if not rows:
             raise NodeNotFoundError(node_id, user_id)
         return parse_node(NodeType(rows[0]["type"]), rows[0]["body"])
 
     def get_nodes(self, user_id: str, node_ids: Sequence[str]) -> list[AnyNode]:
         """The user's nodes among ``node_ids``, in the order given; unknown ids are skipped."""
-        ids = list(dict.fromkeys(node_ids))
+        check_user_id(user_id)
+        ids = possible_ids(node_ids)
         if not ids:
             return []
-        rows = self._read(cypher.GET_NODES, ids=ids, user_id=check_user_id(user_id))
+        rows = self._read(cypher.GET_NODES, ids=ids, user_id=user_id)
         found = {node.id: node for node in (parse_node(NodeType(r["type"]), r["body"]) for r in rows)}
         return [found[i] for i in ids if i in found]
 
@@ -518,11 +527,11 @@ class Neo4jStore(Store):
         """Nodes of one type, filtered by date in [start, end) and by status, ordered by date (then id)."""
         check_user_id(user_id)
         rows = self._read(
-            cypher.list_nodes(NodeType(node_type), newest_first=newest_first),
+            cypher.list_nodes(as_node_type(node_type), newest_first=newest_first),
             user_id=user_id,
             start=None if start is None else _utc(start),
             end=None if end is None else _utc(end),
-            status=_optional_str(status),
+            status=as_status(status),
             limit=max(0, int(limit)),
             offset=max(0, int(offset)),
         )
@@ -530,10 +539,13 @@ class Neo4jStore(Store):
 
     def count_nodes(self, user_id: str, node_type: NodeType) -> int:
         """How many nodes of this type the user has."""
-        return self._read(cypher.count_nodes(NodeType(node_type)), user_id=check_user_id(user_id))[0]["n"]
+        return self._read(cypher.count_nodes(as_node_type(node_type)), user_id=check_user_id(user_id))[0]["n"]
 
     def find_entry_by_hash(self, user_id: str, content_hash: str) -> Entry | None:
         """The user's entry with this content hash, if any."""
+        check_user_id(user_id)
+        if not possible_id(content_hash):  # a sha256 is 64 hex digits: anything else matches no entry
+            return None
         rows = self._read(cypher.FIND_ENTRY_BY_HASH, user_id=check_user_id(user_id), content_hash=content_hash)
         return Entry.model_validate_json(rows[0]["body"]) if rows else None
 
@@ -542,8 +554,8 @@ class Neo4jStore(Store):
     ) -> list[Link]:
         """Links (both directions) that touch any of ``node_ids``, ordered by (type, source, target)."""
         check_user_id(user_id)
-        kinds = [LinkType(t).value for t in (link_types if link_types is not None else LinkType)]
-        ids = list(dict.fromkeys(node_ids))
+        kinds = [t.value for t in (as_link_types(link_types) if link_types is not None else LinkType)]
+        ids = possible_ids(node_ids)
         if not ids or not kinds:
             return []
         rows = self._read(cypher.NEIGHBOURS, ids=ids, types=kinds, user_id=user_id)
@@ -559,7 +571,7 @@ class Neo4jStore(Store):
         vector = _unit(np.asarray(embedding, dtype=np.float64))
         if vector is None or k <= 0:
             return []
-        kinds = [NodeType(t).value for t in (types if types is not None else NodeType)]
+        kinds = [t.value for t in (as_node_types(types) if types is not None else NodeType)]
         params = {"user_id": user_id, "embedding": vector, "types": kinds, "k": int(k)}
         # The index is global (every user's nodes): ask it for plenty, keep this user's; if too few survive the
         # filter, an exact scan over this user's vectors is both correct and cheap at a person's scale.
@@ -576,7 +588,7 @@ class Neo4jStore(Store):
         words = fts_words(query)
         if not words or k <= 0:
             return []
-        kinds = [NodeType(t).value for t in (types if types is not None else SEARCHABLE_TYPES)]
+        kinds = [t.value for t in (as_node_types(types) if types is not None else SEARCHABLE_TYPES)]
         params = {"query": lucene_query(words), "user_id": user_id, "types": kinds, "k": int(k)}
         rows = self._read(cypher.TEXT_QUERY_TOP, candidates=max(4 * int(k), TEXT_CANDIDATES), **params)
         if len(rows) < k:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from persona.errors import (
+    DuplicateError,
     EmbedderMismatchError,
     NodeNotFoundError,
     StoreUnavailableError,
@@ -42,12 +43,21 @@ from persona.models import (
 )
 from persona.store.base import Store
 from persona.store.common import (
+    as_entry_status,
+    as_link_types,
+    as_node_type,
+    as_node_types,
+    as_status,
     cascade_plan,
+    changed_node,
     check_batch,
+    check_changes,
     check_embedding,
     fts_words,
     node_sort_time,
     parse_node,
+    possible_id,
+    possible_ids,
     serialise_node,
 )
 
@@ -278,7 +288,7 @@ class SqliteStore(Store):
 
     def set_entry_status(self, user_id: str, entry_id: str, status: EntryStatus, *, error: str | None = None) -> None:
         with self._write() as cur:
-            self._set_status(cur, user_id, entry_id, EntryStatus(status), error)
+            self._set_status(cur, user_id, entry_id, as_entry_status(status), error)
 
     def _set_status(
         self, cur: sqlite3.Cursor, user_id: str, entry_id: str, status: EntryStatus, error: str | None
@@ -383,39 +393,38 @@ class SqliteStore(Store):
             self._insert_link(cur, user_id, LinkType.NEXT, before[0], after[0])
 
     def update_node(self, user_id: str, node_id: str, changes: dict[str, Any]) -> AnyNode:
-        forbidden = {"id", "user_id", "created_at", "content_hash", "canonical"} & set(changes)
-        if forbidden:
-            raise ValidationError(f"these fields cannot be changed: {', '.join(sorted(forbidden))}")
-        if "embedding" in changes:
-            check_embedding(changes["embedding"], self.embedder.dimension)
+        check_changes(changes)
         with self._write() as cur:
             node = self._get(cur, user_id, node_id)
-            data = node.model_dump() | changes
-            if node.type is NodeType.ENTITY and "name" in changes:
-                data["canonical"] = ""
-            if node.type is NodeType.ENTRY and "text" in changes:
-                data["content_hash"] = ""
-            new = type(node).model_validate(data)
+            new = changed_node(node, changes, dimension=self.embedder.dimension)
             embedding = changes.get("embedding")
-            cur.execute(
-                "UPDATE nodes SET body = ?, sort_time = ?, status = ?, canonical = ?, content_hash = ?"
-                + (", embedding = ?" if "embedding" in changes else "")
-                + " WHERE id = ?",
-                (
-                    serialise_node(new),
-                    _iso(node_sort_time(new)),
-                    getattr(new, "status", None),
-                    getattr(new, "canonical", None),
-                    getattr(new, "content_hash", None),
-                    *((_blob(embedding),) if "embedding" in changes else ()),
-                    node_id,
-                ),
-            )
+            try:
+                self._update_row(cur, node_id, new, changes, embedding)
+            except sqlite3.IntegrityError as exc:  # the same name or text as another node of the user (as Neo4j says)
+                what = "an entity with this name" if new.type is NodeType.ENTITY else "an entry with this text"
+                raise DuplicateError(f"already stored: {what} ({exc})") from exc
             self._reindex_text(cur, new)
             if new.type is NodeType.EPISODE and "occurred_at" in changes:
                 self._unlink_from_chain(cur, user_id, node_id)
                 self._place_in_chain(cur, user_id, new)
         return new.model_copy(update={"embedding": None}) if hasattr(new, "embedding") else new
+
+    @staticmethod
+    def _update_row(cur: sqlite3.Cursor, node_id: str, new: AnyNode, changes: dict[str, Any], embedding: Any) -> None:
+        cur.execute(
+            "UPDATE nodes SET body = ?, sort_time = ?, status = ?, canonical = ?, content_hash = ?"
+            + (", embedding = ?" if "embedding" in changes else "")
+            + " WHERE id = ?",
+            (
+                serialise_node(new),
+                _iso(node_sort_time(new)),
+                getattr(new, "status", None),
+                getattr(new, "canonical", None),
+                getattr(new, "content_hash", None),
+                *((_blob(embedding),) if "embedding" in changes else ()),
+                node_id,
+            ),
+        )
 
     def delete_node(self, user_id: str, node_id: str) -> int:
         with self._write() as cur:
@@ -481,9 +490,10 @@ class SqliteStore(Store):
 
     # -- reads -------------------------------------------------------------------------------------------------
     def _get(self, cur: sqlite3.Cursor, user_id: str, node_id: str) -> AnyNode:
-        row = cur.execute(
-            "SELECT type, body FROM nodes WHERE +user_id = ? AND id = ?", (check_user_id(user_id), node_id)
-        ).fetchone()
+        check_user_id(user_id)
+        if not possible_id(node_id):
+            raise NodeNotFoundError(node_id, user_id)
+        row = cur.execute("SELECT type, body FROM nodes WHERE +user_id = ? AND id = ?", (user_id, node_id)).fetchone()
         if row is None:
             raise NodeNotFoundError(node_id, user_id)
         return parse_node(NodeType(row[0]), row[1])
@@ -495,7 +505,7 @@ class SqliteStore(Store):
     def get_nodes(self, user_id: str, node_ids: Sequence[str]) -> list[AnyNode]:
         check_user_id(user_id)
         found: dict[str, AnyNode] = {}
-        ids = list(dict.fromkeys(node_ids))
+        ids = possible_ids(node_ids)
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             rows = self._read(
@@ -517,16 +527,17 @@ class SqliteStore(Store):
         newest_first: bool = True,
     ) -> list[AnyNode]:
         check_user_id(user_id)
-        where, params = ["user_id = ?", "type = ?"], [user_id, NodeType(node_type).value]
+        where, params = ["user_id = ?", "type = ?"], [user_id, as_node_type(node_type).value]
         if start is not None:
             where.append("sort_time >= ?")
             params.append(_iso(start))
         if end is not None:
             where.append("sort_time < ?")
             params.append(_iso(end))
+        status = as_status(status)
         if status is not None:
             where.append("status = ?")
-            params.append(str(status))
+            params.append(status)
         order = "DESC" if newest_first else "ASC"
         sql = (
             f"SELECT type, body FROM nodes WHERE {' AND '.join(where)} "
@@ -537,9 +548,12 @@ class SqliteStore(Store):
     def count_nodes(self, user_id: str, node_type: NodeType) -> int:
         check_user_id(user_id)
         sql = "SELECT count(*) FROM nodes WHERE user_id = ? AND type = ?"
-        return self._read(sql, (user_id, NodeType(node_type).value))[0][0]
+        return self._read(sql, (user_id, as_node_type(node_type).value))[0][0]
 
     def find_entry_by_hash(self, user_id: str, content_hash: str) -> Entry | None:
+        check_user_id(user_id)
+        if not possible_id(content_hash):  # a sha256 is 64 hex digits: anything else matches no entry
+            return None
         rows = self._read(
             "SELECT body FROM nodes WHERE user_id = ? AND type = 'Entry' AND content_hash = ?",
             (check_user_id(user_id), content_hash),
@@ -550,8 +564,8 @@ class SqliteStore(Store):
         self, user_id: str, node_ids: Sequence[str], *, link_types: Iterable[LinkType] | None = None
     ) -> list[Link]:
         check_user_id(user_id)
-        kinds = [LinkType(t).value for t in link_types] if link_types is not None else [t.value for t in LinkType]
-        ids = list(dict.fromkeys(node_ids))
+        kinds = [t.value for t in (as_link_types(link_types) if link_types is not None else LinkType)]
+        ids = possible_ids(node_ids)
         found: dict[tuple[str, str, str], Link] = {}
         for start in range(0, len(ids), 400):
             part = ids[start : start + 400]
@@ -599,7 +613,7 @@ class SqliteStore(Store):
             return []
         cache = self._vector_cache(user_id)
         if types is not None:
-            cache = cache.subset(frozenset(NodeType(t).value for t in types))
+            cache = cache.subset(frozenset(t.value for t in as_node_types(types)))
         scores = cache.matrix @ (query / norm)
         k = min(k, len(scores))
         if k <= 0:
@@ -617,7 +631,7 @@ class SqliteStore(Store):
             return []
         # Every word is quoted, so FTS5 reads it as a plain term: no operator in user text is ever interpreted.
         match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-        kinds = [NodeType(t).value for t in (types if types is not None else SEARCHABLE_TYPES)]
+        kinds = [t.value for t in (as_node_types(types) if types is not None else SEARCHABLE_TYPES)]
         rows = self._read(
             "SELECT n.id, n.type, bm25(nodes_fts) AS rank FROM nodes_fts JOIN nodes n ON n.pk = nodes_fts.rowid "
             f"WHERE nodes_fts MATCH ? AND n.user_id = ? AND n.type IN ({_placeholders(kinds)}) "
