@@ -8,7 +8,7 @@ where they can be (``rrf``, ``recency``, ``apply_budget``); ``retrieve`` wires t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -19,6 +19,7 @@ from persona.models import (
     Entity,
     LinkType,
     NodeType,
+    SearchHit,
     check_user_id,
     node_text,
     utc_now,
@@ -181,15 +182,20 @@ def _seeds(
     if preset.vector_weight > 0 and query.text.strip():
         vector = embedder.embed([query.text[:20_000]])[0]
         vector = vector if any(vector) else None
+    pools = {name: [t for t in pool if query.types is None or t in query.types] for name, pool in SEED_POOLS.items()}
+    pools = {name: types for name, types in pools.items() if types}
+    every_type = [t for types in pools.values() for t in types]
+    searches: list[tuple[str, int, Callable[[int], list[SearchHit]]]] = []
+    if vector is not None:
+        searches.append(("vector", vector_k, lambda k: store.vector_search(user_id, vector, k=k, types=every_type)))
+    if preset.text_weight > 0:
+        searches.append(("text", text_k, lambda k: store.text_search(user_id, query.text, k=k, types=every_type)))
     rankings: list[tuple[str, list[str]]] = []
-    for pool in SEED_POOLS.values():
-        types = [t for t in pool if query.types is None or t in query.types]
-        if not types:
-            continue
-        if vector is not None:
-            rankings.append(("vector", [h.id for h in store.vector_search(user_id, vector, k=vector_k, types=types)]))
-        if preset.text_weight > 0:
-            rankings.append(("text", [h.id for h in store.text_search(user_id, query.text, k=text_k, types=types)]))
+    for signal, k, search in searches:
+        # One search per signal over every pool (one round trip to the store), split into a ranking per pool.
+        hits = search(k * len(pools))
+        for types in pools.values():
+            rankings.append((signal, [h.id for h in hits if h.type in types][:k]))
     return rankings
 
 
@@ -252,8 +258,15 @@ def retrieve(
         parts = fused.get(node_id, [0.0, 0.0])
         graph = expanded.get(node_id, (0.0, ""))
         results.append(_score(node, parts[0], parts[1], graph, nodes, now, preset))
-    results.sort(key=lambda r: (-r.score, r.id))
+    results.sort(key=_rank_key)
     return apply_budget(results[: max(0, query.limit)], query.token_budget)
+
+
+def _rank_key(result: RetrievedMemory) -> tuple[float, float, float, str]:
+    """Best score first; equal scores by when the node happened, then was stored (the same on every store)."""
+    node = result.node
+    when = getattr(node, "occurred_at", None) or node.created_at
+    return (-result.score, when.timestamp(), node.created_at.timestamp(), node.id)
 
 
 def _score(

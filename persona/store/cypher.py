@@ -278,12 +278,14 @@ CHAIN_LINKS = "MATCH (a:Episode {user_id: $user_id})-[:NEXT]->(b:Episode) RETURN
 FIRST_EPISODE = "MATCH (n:Episode {user_id: $user_id}) RETURN n.id AS id ORDER BY n.chain_key LIMIT 1"
 
 # -- search ----------------------------------------------------------------------------------------------------------
+# Equal scores are ordered by when the node happened, then when it was stored (as SQLite orders them), so both stores
+# return the same results in the same order.
 # The vector index and vector.similarity.cosine both report cosine as (1 + cos) / 2; the store reports raw cosine.
 VECTOR_QUERY = f"""
 CALL db.index.vector.queryNodes('{VECTOR_INDEX}', $candidates, $embedding) YIELD node, score
 WHERE node.user_id = $user_id AND node.type IN $types
 RETURN node.id AS id, node.type AS type, 2 * score - 1 AS score
-ORDER BY score DESC, id
+ORDER BY score DESC, node.sort_time, node.created_at, id
 LIMIT $k
 """
 VECTOR_SCAN = """
@@ -291,14 +293,14 @@ MATCH (n:Embedded {user_id: $user_id})
 WHERE n.type IN $types
 WITH n, vector.similarity.cosine(n.embedding, $embedding) AS similarity
 RETURN n.id AS id, n.type AS type, 2 * similarity - 1 AS score
-ORDER BY score DESC, id
+ORDER BY score DESC, n.sort_time, n.created_at, id
 LIMIT $k
 """
 _TEXT_QUERY = """
 CALL db.index.fulltext.queryNodes('{index}', $query{options}) YIELD node, score
 WHERE node.user_id = $user_id AND node.type IN $types
 RETURN node.id AS id, node.type AS type, score
-ORDER BY score DESC, id
+ORDER BY score DESC, node.sort_time, node.created_at, id
 LIMIT $k
 """
 # Like the vector index, the full-text index is global: the best $candidates hits usually hold the user's top k; when

@@ -342,14 +342,17 @@ class Neo4jStore(Store):
                 raise UserNotFoundError(user_id)
             self._mark_done(tx, user_id, done_entry_ids)
             entity_ids = self._merge_entities(tx, user_id, batch.entities)
-            self._create_nodes(tx, [n for n in batch.nodes() if n.type is not NodeType.ENTITY])
+            self._create_nodes(tx, [n for n in batch.nodes() if n.type not in (NodeType.ENTITY, NodeType.EPISODE)])
+            # One episode at a time, created and then placed: a placement looks for its neighbours among the stored
+            # episodes, so it must never see a sibling of the batch that is stored but not yet in the chain.
+            for episode in batch.episodes:
+                self._create_nodes(tx, [episode])
+                self._place_in_chain(tx, user_id, episode.id)
             links = [
                 (lk.type, entity_ids.get(lk.source_id, lk.source_id), entity_ids.get(lk.target_id, lk.target_id))
                 for lk in batch.links
             ]
             self._create_links(tx, user_id, links)
-            for episode in batch.episodes:
-                self._place_in_chain(tx, user_id, episode.id)
             return entity_ids
 
         return self._write(work)
@@ -573,10 +576,15 @@ class Neo4jStore(Store):
             return []
         kinds = [t.value for t in (as_node_types(types) if types is not None else NodeType)]
         params = {"user_id": user_id, "embedding": vector, "types": kinds, "k": int(k)}
-        # The index is global (every user's nodes): ask it for plenty, keep this user's; if too few survive the
-        # filter, an exact scan over this user's vectors is both correct and cheap at a person's scale.
-        rows = self._read(cypher.VECTOR_QUERY, candidates=max(4 * int(k), VECTOR_CANDIDATES), **params)
-        if len(rows) < k:
+        # The index is global (every user's nodes, every type): ask it for a few more than k, keep this user's; if
+        # too few survive the filter, ask for many more; if still too few, an exact scan over this user's vectors
+        # is correct. A bigger ask costs time on every query, so the common case (one person) asks for little.
+        rows: list[Record] = []
+        for candidates in (2 * int(k), max(8 * int(k), VECTOR_CANDIDATES)):
+            rows = self._read(cypher.VECTOR_QUERY, candidates=candidates, **params)
+            if len(rows) >= k:
+                break
+        else:
             rows = self._read(cypher.VECTOR_SCAN, **params)
         return [SearchHit(id=r["id"], type=NodeType(r["type"]), score=float(r["score"])) for r in rows]
 

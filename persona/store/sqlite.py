@@ -310,8 +310,13 @@ class SqliteStore(Store):
             self._require_user(cur, user_id)
             entity_ids = self._merge_entities(cur, user_id, batch.entities)
             for node in batch.nodes():
-                if node.type is not NodeType.ENTITY:
+                if node.type not in (NodeType.ENTITY, NodeType.EPISODE):
                     self._insert_node(cur, node)
+            # One episode at a time, stored and then placed: a placement looks for its neighbours among the stored
+            # episodes, so it must never see a sibling of the batch that is stored but not yet in the chain.
+            for episode in batch.episodes:
+                self._insert_node(cur, episode)
+                self._place_in_chain(cur, user_id, episode)
             for link in batch.links:
                 self._insert_link(
                     cur,
@@ -320,8 +325,6 @@ class SqliteStore(Store):
                     entity_ids.get(link.source_id, link.source_id),
                     entity_ids.get(link.target_id, link.target_id),
                 )
-            for episode in batch.episodes:
-                self._place_in_chain(cur, user_id, episode)
         return entity_ids
 
     def _merge_entities(self, cur: sqlite3.Cursor, user_id: str, entities: Sequence[Entity]) -> dict[str, str]:
@@ -589,7 +592,8 @@ class SqliteStore(Store):
             cache = self._vectors.get(user_id)
             if cache is None:
                 rows = self._conn.execute(
-                    "SELECT id, type, embedding FROM nodes WHERE user_id = ? AND embedding IS NOT NULL ORDER BY pk",
+                    "SELECT id, type, embedding FROM nodes WHERE user_id = ? AND embedding IS NOT NULL "
+                    "ORDER BY sort_time, created_at, id",  # row order breaks score ties, as in Neo4j
                     (user_id,),
                 ).fetchall()
                 dim = self.embedder.dimension
@@ -635,7 +639,7 @@ class SqliteStore(Store):
         rows = self._read(
             "SELECT n.id, n.type, bm25(nodes_fts) AS rank FROM nodes_fts JOIN nodes n ON n.pk = nodes_fts.rowid "
             f"WHERE nodes_fts MATCH ? AND n.user_id = ? AND n.type IN ({_placeholders(kinds)}) "
-            "ORDER BY rank, n.pk LIMIT ?",
+            "ORDER BY rank, n.sort_time, n.created_at, n.id LIMIT ?",
             (match, user_id, *kinds, int(k)),
         )
         return [SearchHit(id=i, type=NodeType(t), score=-float(rank)) for i, t, rank in rows]
