@@ -60,9 +60,7 @@ def grow_to(store: Store, user: str, target: int, rng: random.Random, written: i
         group = [long_entry(user, index + i, rng) for i in range(ENTRIES_PER_WRITE)]
         for entry, _ in group:
             store.save_entry(entry)
-        combined = MemoryBatch(
-            **{part: [n for _, b in group for n in getattr(b, part)] for part in MemoryBatch.model_fields}
-        )
+        combined = MemoryBatch.combine([b for _, b in group])
         store.write_batch(user, combined, done_entry_ids=[e.id for e, _ in group])
         written += MEMORIES_PER_ENTRY * ENTRIES_PER_WRITE
         index += ENTRIES_PER_WRITE

@@ -256,9 +256,7 @@ def _write_chunk(
 ) -> list[tuple[int, IngestResult]]:
     """Embed and write several entries' memories at once; on failure, fall back to one entry at a time."""
     try:
-        combined = MemoryBatch(
-            **{part: [n for _, _, b in built for n in getattr(b, part)] for part in MemoryBatch.model_fields}
-        )
+        combined = MemoryBatch.combine([b for _, _, b in built])
         embed_batch(provider, combined)
         entity_ids = store.write_batch(user_id, combined, done_entry_ids=[e.id for _, e, _ in built])
     except Exception:  # noqa: BLE001 - one bad entry must not fail its neighbours

@@ -308,6 +308,11 @@ class MemoryBatch(Model):
         """All nodes of the batch, episodes first."""
         return [*self.episodes, *self.psyche, *self.goals, *self.passages, *self.entities]
 
+    @classmethod
+    def combine(cls, batches: list[MemoryBatch]) -> MemoryBatch:
+        """One batch holding every node and link of ``batches`` (several entries written in one transaction)."""
+        return cls(**{part: [item for batch in batches for item in getattr(batch, part)] for part in cls.model_fields})
+
 
 class Subgraph(Model):
     """Nodes and the links among them, as the graph explorer draws them."""

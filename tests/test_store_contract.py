@@ -314,3 +314,16 @@ def test_export_holds_every_node_and_link(store, user):
     assert {n["id"] for n in data["nodes"]} == {entry.id} | {n.id for n in batch.nodes()}
     assert len(data["links"]) == len(batch.links)
     assert data["embedder"]["dimension"] == EMBEDDER.info.dimension
+
+
+@pytest.mark.parametrize("order", [(1, 2, 5), (5, 2, 1), (2, 5, 1)], ids=["ascending", "descending", "mixed"])
+def test_several_episodes_in_one_batch_fill_the_same_gap(store, user, order):
+    """An import of old entries into a journal that has newer ones: one batch, several episodes, one gap."""
+    for offset in (0, 10):
+        write_entry(store, user, f"day {offset}", day(offset))
+    parts = [entry_with_memories(user, f"backdated day {offset}", day(offset)) for offset in order]
+    for entry, _ in parts:
+        store.save_entry(entry)
+    store.write_batch(user, MemoryBatch.combine([b for _, b in parts]), done_entry_ids=[e.id for e, _ in parts])
+    _assert_single_ordered_chain(store, user)
+    assert len(store.chain(user)) == 5
