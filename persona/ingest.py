@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from persona.errors import ValidationError
+from persona.errors import DuplicateError, ValidationError
 from persona.llm.base import Extraction, Provider
 from persona.models import (
     MAX_ENTRY_CHARS,
@@ -145,6 +145,9 @@ def process_entry(
         embed_batch(provider, batch)
         step("Writing to the graph")
         entity_ids = store.write_batch(entry.user_id, batch, done_entry_ids=[entry.id])
+    except DuplicateError:
+        step("Already processed elsewhere meanwhile: nothing more to do")
+        return IngestResult(entry=_with_status(entry, EntryStatus.DONE), duplicate=True)
     except Exception as exc:  # noqa: BLE001 - any failure must leave the entry stored and marked, never lost
         step(f"Failed: {_reason(exc)}")
         return _failed(store, entry, exc)
@@ -275,6 +278,8 @@ def _write_one(store: Store, provider: Provider, entry: Entry, batch: MemoryBatc
     try:
         embed_batch(provider, batch)
         entity_ids = store.write_batch(entry.user_id, batch, done_entry_ids=[entry.id])
+    except DuplicateError:
+        return IngestResult(entry=_with_status(entry, EntryStatus.DONE), duplicate=True)
     except Exception as exc:  # noqa: BLE001 - recorded on the entry
         return _failed(store, entry, exc)
     return IngestResult(entry=_with_status(entry, EntryStatus.DONE), batch=batch, entity_ids=entity_ids)

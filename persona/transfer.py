@@ -15,6 +15,7 @@ from persona.models import (
     AnyNode,
     Entity,
     Entry,
+    EntryStatus,
     Link,
     LinkType,
     MemoryBatch,
@@ -89,7 +90,10 @@ def restore_export(
         if store.find_entry_by_hash(target, rehashed.content_hash) is not None:
             report.skipped_duplicates += 1
         else:
-            store.save_entry(rehashed)
+            # A done entry is stored pending and marked done with its memories, in their transaction: a restore
+            # that stops half-way leaves it pending (retried), never "done" without memories.
+            was_done = rehashed.status is EntryStatus.DONE
+            store.save_entry(rehashed.model_copy(update={"status": EntryStatus.PENDING}) if was_done else rehashed)
             report.entries += 1
             members = by_entry.get(entry.id, [])
             member_ids = {m.id for m in members} | {entry.id}
@@ -97,7 +101,8 @@ def restore_export(
             mentioned = [entities[lk.target_id] for lk in own_links if lk.target_id in entities]
             used_entities.update(e.id for e in mentioned)
             unique_entities = list({e.id: e for e in mentioned}.values())
-            report.nodes += _write(store, embedder, target, members, unique_entities, own_links)
+            done = [entry.id] if was_done else []
+            report.nodes += _write(store, embedder, target, members, unique_entities, own_links, done=done)
             report.links += len(own_links)
         if on_progress:
             on_progress(number, len(entries))
@@ -108,7 +113,14 @@ def restore_export(
 
 
 def _write(
-    store: Store, embedder: Embedder, user_id: str, members: list[AnyNode], entities: list[Entity], links: list[Link]
+    store: Store,
+    embedder: Embedder,
+    user_id: str,
+    members: list[AnyNode],
+    entities: list[Entity],
+    links: list[Link],
+    *,
+    done: list[str] | None = None,
 ) -> int:
     by_type: dict[NodeType, list[AnyNode]] = defaultdict(list)
     for node in [*members, *entities]:
@@ -124,5 +136,5 @@ def _write(
     vectors = embedder.embed([node_text(n) for n in batch.nodes()])
     for node, vector in zip(batch.nodes(), vectors, strict=True):
         node.embedding = vector
-    store.write_batch(user_id, batch)
+    store.write_batch(user_id, batch, done_entry_ids=done or [])
     return len(batch.nodes())

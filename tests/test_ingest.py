@@ -198,3 +198,46 @@ def test_a_closed_store_says_it_is_unavailable(tmp_path, provider):
     closed.close()
     with pytest.raises(StoreUnavailableError, match="cannot be used"):
         ingest_entry(closed, provider, "someone", "text", occurred_at=day(0))
+
+
+def test_an_entry_processed_twice_at_once_gets_memories_once(store, provider, user):
+    """Two tabs retry the same pending entry: the second write finds it done and writes nothing."""
+    from persona.ingest import process_entry
+    from persona.models import Entry
+
+    entry = store.save_entry(Entry(user_id=user, text="Pending while its model call runs.", occurred_at=day(0)))
+    first = process_entry(store, provider, entry, fresh=True)
+    second = process_entry(store, provider, entry, fresh=True)  # as if it had started before the first finished
+    assert first.ok and second.duplicate
+    assert store.count_nodes(user, NodeType.EPISODE) == 1
+
+
+def test_a_restore_that_fails_half_way_leaves_entries_retryable(store, provider, user_ids):
+    source, target = user_ids[0], user_ids[1]
+    for n in range(3):
+        ingest_entry(store, provider, source, f"Restorable day {n} with Ada.", occurred_at=day(n))
+    exported = store.export_user(source)
+
+    class BrokenEmbedder(type(provider.embedder)):
+        calls = 0
+
+        def embed(self, texts):
+            BrokenEmbedder.calls += 1
+            if BrokenEmbedder.calls == 2:
+                raise TimeoutError("embedder went away")
+            return super().embed(texts)
+
+    with pytest.raises(TimeoutError):
+        restore_export(store, BrokenEmbedder(), exported, user_id=target)
+    statuses = [e.status for e in store.list_nodes(target, NodeType.ENTRY, newest_first=False)]
+    assert statuses == [EntryStatus.DONE, EntryStatus.PENDING]  # never "done" without memories
+    assert all(r.ok for r in retry_failed(store, provider, target))
+    assert store.count_nodes(target, NodeType.EPISODE) == 2
+
+
+def test_a_memory_cannot_move_to_another_entry(store, provider, user):
+    result = ingest_entry(store, provider, user, "Provenance is fixed.", occurred_at=day(0))
+    episode = store.list_nodes(user, NodeType.EPISODE)[0]
+    with pytest.raises(ValidationError, match="entry_id"):
+        store.update_node(user, episode.id, {"entry_id": "someone-else"})
+    assert store.get_node(user, episode.id).entry_id == result.entry.id

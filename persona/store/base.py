@@ -76,7 +76,8 @@ class Store(ABC):
     def write_batch(self, user_id: str, batch: MemoryBatch, *, done_entry_ids: Sequence[str] = ()) -> dict[str, str]:
         """Write memories, entities, passages and links in one transaction, and place the episodes in the NEXT chain
         by ``occurred_at`` (ties by ``created_at``). Entities merge by canonical name. The entries named in
-        ``done_entry_ids`` are marked done in the same transaction, so memories and status never disagree. Returns
+        ``done_entry_ids`` are marked done in the same transaction, so memories and status never disagree; if one
+        is done already (processed meanwhile elsewhere), nothing is written and ``DuplicateError`` is raised. Returns
         the map from each entity id given in the batch to the id of the node that holds it."""
 
     @abstractmethod

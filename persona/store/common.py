@@ -29,7 +29,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_ID_CHARS = 64
 """Node ids are at most 64 characters (the model's limit): a longer "id" names nothing and is not sent anywhere."""
-FORBIDDEN_CHANGES = frozenset({"id", "user_id", "created_at", "content_hash", "canonical"})
+FORBIDDEN_CHANGES = frozenset({"id", "user_id", "created_at", "content_hash", "canonical", "entry_id"})
 STATUSES = tuple(dict.fromkeys(s.value for s in (*EntryStatus, *GoalStatus)))
 """Every status a node can have (entries and goals); ``list_nodes(status=...)`` accepts these and None."""
 MAX_QUERY_WORDS = 64

@@ -367,6 +367,8 @@ class Neo4jStore(Store):
             entry = parse_node(NodeType(row["type"]), row["body"])
             if not isinstance(entry, Entry):
                 raise ValidationError(f"{entry.id} is not an entry")
+            if entry.status is EntryStatus.DONE:  # processed meanwhile (another tab, a double click): not twice
+                raise DuplicateError(f"entry {entry.id} is already processed", existing_id=entry.id)
             done = entry.model_copy(update={"status": EntryStatus.DONE, "error": None})
             rows.append({"id": done.id, "body": serialise_node(done), "status": EntryStatus.DONE.value})
         if len(rows) != len(set(entry_ids)):

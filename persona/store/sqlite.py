@@ -163,9 +163,13 @@ class SqliteStore(Store):
         self._data_version = -1
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(SCHEMA)
-        self._check_embedder()
+        try:
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(SCHEMA)
+            self._check_embedder()
+        except BaseException:
+            self._conn.close()  # a refused store must not keep the file open (the app retries on every rerun)
+            raise
 
     # -- plumbing ----------------------------------------------------------------------------------------------
     @contextmanager
@@ -291,11 +295,20 @@ class SqliteStore(Store):
             self._set_status(cur, user_id, entry_id, as_entry_status(status), error)
 
     def _set_status(
-        self, cur: sqlite3.Cursor, user_id: str, entry_id: str, status: EntryStatus, error: str | None
+        self,
+        cur: sqlite3.Cursor,
+        user_id: str,
+        entry_id: str,
+        status: EntryStatus,
+        error: str | None,
+        *,
+        refuse_done: bool = False,
     ) -> None:
         entry = self._get(cur, user_id, entry_id)
         if not isinstance(entry, Entry):
             raise ValidationError(f"{entry_id} is not an entry")
+        if refuse_done and entry.status is EntryStatus.DONE:
+            raise DuplicateError(f"entry {entry_id} is already processed", existing_id=entry_id)
         updated = entry.model_copy(update={"status": status, "error": error})
         cur.execute(
             "UPDATE nodes SET body = ?, status = ? WHERE id = ?", (serialise_node(updated), status.value, entry_id)
@@ -306,7 +319,7 @@ class SqliteStore(Store):
         check_batch(user_id, batch, dimension=self.embedder.dimension)
         with self._write() as cur:
             for entry_id in done_entry_ids:
-                self._set_status(cur, user_id, entry_id, EntryStatus.DONE, None)
+                self._set_status(cur, user_id, entry_id, EntryStatus.DONE, None, refuse_done=True)
             self._require_user(cur, user_id)
             entity_ids = self._merge_entities(cur, user_id, batch.entities)
             for node in batch.nodes():
