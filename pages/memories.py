@@ -7,6 +7,7 @@ import streamlit as st
 
 import app_support as ui
 from persona.errors import PersonaError
+from persona.ingest import edit_memory
 from persona.models import MEMORY_TYPES, AnyNode, Goal, GoalStatus, NodeType, Psyche
 from persona.views import entities, memory_changes, memory_rows, node_label, recent_entries, safe_markdown
 
@@ -85,7 +86,7 @@ def save(node: AnyNode, *, title: str | None, text: str, status: str | None) -> 
         st.info("Nothing changed.")
         return
     try:
-        store.update_node(user, node.id, changes)
+        edit_memory(store, provider, user, node.id, changes)
     except (PersonaError, ValueError) as exc:  # pydantic refuses e.g. an empty title
         st.error(safe_markdown(f"Not saved: {exc}"))
         return

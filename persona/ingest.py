@@ -13,11 +13,13 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from persona.errors import DuplicateError, ValidationError
 from persona.llm.base import Extraction, Provider
 from persona.models import (
     MAX_ENTRY_CHARS,
+    AnyNode,
     Entity,
     Entry,
     EntryStatus,
@@ -283,6 +285,16 @@ def _write_one(store: Store, provider: Provider, entry: Entry, batch: MemoryBatc
     except Exception as exc:  # noqa: BLE001 - recorded on the entry
         return _failed(store, entry, exc)
     return IngestResult(entry=_with_status(entry, EntryStatus.DONE), batch=batch, entity_ids=entity_ids)
+
+
+def edit_memory(store: Store, provider: Provider, user_id: str, node_id: str, changes: dict[str, Any]) -> AnyNode:
+    """Change a memory's fields; when its searchable text changes, its embedding is recomputed in the same write,
+    so vector search finds it by what it now says."""
+    node = store.get_node(user_id, node_id)
+    updated = type(node).model_validate(node.model_dump() | changes)  # refuses bad values before any write
+    if hasattr(node, "embedding") and node_text(updated) != node_text(node):
+        changes = changes | {"embedding": provider.embedder.embed([node_text(updated)])[0]}
+    return store.update_node(user_id, node_id, changes)
 
 
 # -- building the batch ----------------------------------------------------------------------------------------

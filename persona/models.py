@@ -12,7 +12,7 @@ import unicodedata
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -336,9 +336,6 @@ class EmbedderInfo(Model):
 
     name: str = Field(min_length=1)
     dimension: int = Field(gt=0)
-
-
-NodeTypeName = Literal["Entry", "Episode", "Psyche", "Goal", "Entity", "Passage"]
 
 
 def node_text(node: AnyNode) -> str:

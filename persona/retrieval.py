@@ -8,7 +8,7 @@ where they can be (``rrf``, ``recency``, ``apply_budget``); ``retrieve`` wires t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -312,21 +312,3 @@ def _reason(shares: dict[str, float], via: str, nodes: dict[str, AnyNode]) -> st
         label = source.name if isinstance(source, Entity) else source.type.value.lower()
         parts.append(f"linked to {label!s}")
     return "; ".join(parts) or "boosted by recency and importance"
-
-
-def retrieve_many(
-    store: Store,
-    embedder: Embedder,
-    user_id: str,
-    questions: Iterable[str],
-    *,
-    preset: RetrievalPreset | str = "default",
-    limit: int = 10,
-) -> list[list[RetrievedMemory]]:
-    """``retrieve`` for several questions (evaluation, benchmarks)."""
-    return [retrieve(store, embedder, user_id, RetrievalQuery(text=q, limit=limit), preset=preset) for q in questions]
-
-
-def with_overrides(preset: RetrievalPreset, **changes: object) -> RetrievalPreset:
-    """A copy of ``preset`` with some fields changed (for experiments)."""
-    return replace(preset, **changes)  # type: ignore[arg-type]

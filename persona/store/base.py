@@ -231,7 +231,7 @@ class Store(ABC):
         return chosen, max(total, len(chosen))
 
     def export_user(self, user_id: str) -> dict[str, Any]:
-        """Everything the user owns as JSON-ready data (``persona.io.import_export`` reads it back)."""
+        """Everything the user owns as JSON-ready data (``persona.transfer.restore_export`` reads it back)."""
         nodes: list[dict[str, Any]] = []
         for node_type in NodeType:
             for node in self.list_nodes(user_id, node_type, limit=10**9, newest_first=False):
