@@ -1,0 +1,112 @@
+"""The app with its store unreachable: every page shows a clear message that names the store, never a traceback.
+
+Two ways the store goes away: it is unreachable from the start (Neo4j on a loopback port nobody listens on), and it
+breaks in the middle of a session (the SQLite connection the app cached is closed under it). Each page is run through
+``app.py`` (the real navigation) and on its own.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from persona.config import get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ["journal", "timeline", "graph", "chat", "memories", "settings"]
+TIMEOUT = 60
+
+
+@pytest.fixture(autouse=True)
+def navigation_always_runs_app_py(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AppTest resets ``PagesManager.uses_pages_directory`` before each run, so a second run would skip ``app.py``;
+    the real server keeps the False that ``st.navigation`` sets (the same workaround as tests/test_app.py)."""
+    original = PagesManager.__init__
+
+    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture
+def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path))
+    monkeypatch.setenv("PERSONA_PROVIDER", "offline")
+    monkeypatch.setenv("PERSONA_USER", "demo")
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NEO4J_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    yield monkeypatch
+    st.cache_resource.clear()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as sock:  # nothing listens once it is closed
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _app() -> AppTest:
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+
+
+def _page(name: str) -> AppTest:
+    return AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
+
+
+def _assert_clear_store_message(at: AppTest, where: str, *, mentions: str) -> None:
+    assert not at.exception, f"{where}: traceback {[e.value for e in at.exception]}"
+    errors = [e.value for e in at.error]
+    assert any("memory store" in e.lower() for e in errors), f"{where}: no store message in {errors}"
+    assert any(mentions in e for e in errors), f"{where}: the message does not say which store ({errors})"
+    assert not at.get("iframe"), f"{where}: the page went on after the message"
+
+
+def test_every_page_says_the_neo4j_store_is_unreachable(environment, closed_port: int) -> None:
+    environment.setenv("PERSONA_STORE", "neo4j")
+    environment.setenv("NEO4J_URI", f"bolt://127.0.0.1:{closed_port}")
+    get_settings.cache_clear()
+    at = _app()
+    at.run()
+    _assert_clear_store_message(at, "app.py", mentions=str(closed_port))
+    for name in PAGES:
+        at.switch_page(f"pages/{name}.py")
+        at.run()
+        _assert_clear_store_message(at, f"app.py → {name}", mentions=str(closed_port))
+    for name in PAGES:
+        alone = _page(name)
+        alone.run()
+        _assert_clear_store_message(alone, f"{name} on its own", mentions=str(closed_port))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="app bug (reported, app files are not ours): app.py calls app_support.render_sidebar(shared) outside "
+    "run_page, and the sidebar's store.list_users() raises StoreUnavailableError uncaught once the store breaks "
+    "after start-up, so every page shows Streamlit's exception box. With the sidebar guarded like run_page, every "
+    "page shows the clear message (checked by wrapping render_sidebar).",
+)
+def test_every_page_says_so_when_the_store_breaks_mid_session(environment) -> None:
+    environment.setenv("PERSONA_STORE", "sqlite")
+    get_settings.cache_clear()
+    at = _app()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    import app_support  # the module the app imported: same process, same cache
+
+    app_support._open_clients().store.close()  # the connection the app cached is gone
+    for name in PAGES:
+        at.switch_page(f"pages/{name}.py")
+        at.run()
+        _assert_clear_store_message(at, f"app.py → {name} after the store broke", mentions="SQLite")
