@@ -155,3 +155,24 @@ def test_the_limits_benchmark_stays_within_bounds(tmp_path: Path) -> None:
     print("\n" + done.stdout)
     assert len(rows) == 2
     assert all(row["peak RSS MB"] < 400 for row in rows), rows
+
+
+def test_deleting_a_user_bigger_than_one_delete_batch(store: Store, user_ids: list[str], monkeypatch) -> None:
+    """Found by bench/limits.py: Neo4j deleted a user in one transaction, and a 10,000-entry journal (~37,000
+    nodes) hit the transaction memory limit, so that user could never be deleted (and the driver's TransientError
+    leaked). Nodes now go in batches; a batch of 7 here makes a small journal take many."""
+    import persona.store.neo4j as neo4j_store
+
+    monkeypatch.setattr(neo4j_store, "DELETE_BATCH", 7)
+    big, bystander = user_ids[0], user_ids[1]
+    items = [(f"Entry {n} with Sarah and Tom in Lisbon.", day(n)) for n in range(12)]
+    assert all(r.ok for r in ingest_many(store, PROVIDER, big, items))
+    assert ingest_entry(store, PROVIDER, bystander, "Entry 0 with Sarah and Tom in Lisbon.", occurred_at=day(0)).ok
+    kept = store.export_user(bystander)
+    nodes = sum(store.stats(big)[t.value] for t in NodeType)
+    assert nodes > 7 * 5
+    assert store.delete_user(big) == nodes
+    assert store.stats(big) == {t.value: 0 for t in NodeType} | {"links": 0, "users": 0}
+    assert big not in {u.id for u in store.list_users()}
+    assert store.export_user(bystander) == kept
+    assert store.delete_user(big) == 0, "deleting again is a no-op"

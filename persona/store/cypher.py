@@ -97,6 +97,7 @@ USER_EXISTS = "MATCH (u:User {id: $user_id}) RETURN count(u) AS n"
 COUNT_USERS = "MATCH (u:User) RETURN count(u) AS n"
 DELETE_USER_NODES = """
 MATCH (n:Node {user_id: $user_id})
+WITH n LIMIT $batch
 DETACH DELETE n
 RETURN count(*) AS n
 """

@@ -22,6 +22,7 @@ from neo4j.exceptions import (
     DriverError,
     ServiceUnavailable,
     SessionExpired,
+    TransientError,
 )
 
 from persona.errors import (
@@ -73,6 +74,9 @@ T = TypeVar("T")
 CONNECTION_TIMEOUT = 5.0
 """Seconds to wait for a TCP connection: an unreachable server fails fast instead of hanging the app."""
 INDEX_WAIT_SECONDS = 300
+DELETE_BATCH = 2_000
+"""``delete_user`` removes this many nodes per transaction: a big journal in one transaction (10,000 entries are
+~37,000 nodes) outgrows Neo4j's transaction memory limit and could never be deleted."""
 BOLT_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 VECTOR_CANDIDATES = 100
 """The global vector index is asked for at least this many nodes, then filtered to the user (no filtered search)."""
@@ -183,6 +187,8 @@ class Neo4jStore(Store):
             raise DuplicateError(f"already stored: {exc.message}") from exc
         except (ServiceUnavailable, SessionExpired) as exc:
             raise StoreUnavailableError(f"Neo4j at {self.uri} is unavailable: {exc}") from exc
+        except TransientError as exc:  # still failing after the driver's retries (memory limit, lock timeouts)
+            raise StoreUnavailableError(f"Neo4j at {self.uri} could not finish the work: {exc.message}") from exc
         except DriverError as exc:
             raise StoreUnavailableError(f"Neo4j driver error for {self.uri}: {exc}") from exc
 
@@ -301,16 +307,25 @@ class Neo4jStore(Store):
         return [User.model_validate_json(row["body"]) for row in self._read(cypher.LIST_USERS)]
 
     def delete_user(self, user_id: str) -> int:
-        """Delete the user and every node it owns; return how many nodes were removed."""
+        """Delete the user and every node it owns; return how many nodes were removed.
+
+        Nodes go ``DELETE_BATCH`` per transaction; the last transaction takes the rest and the user together. An
+        interrupted delete leaves the user with fewer nodes, and calling it again finishes the job."""
         check_user_id(user_id)
 
         def work(tx: ManagedTransaction) -> int:
             self._lock_user(tx, user_id)
-            removed = tx.run(cypher.DELETE_USER_NODES, user_id=user_id).single()["n"]
-            tx.run(cypher.DELETE_USER, user_id=user_id).consume()
+            removed = tx.run(cypher.DELETE_USER_NODES, user_id=user_id, batch=DELETE_BATCH).single()["n"]
+            if removed < DELETE_BATCH:
+                tx.run(cypher.DELETE_USER, user_id=user_id).consume()
             return removed
 
-        return self._write(work)
+        total = 0
+        while True:
+            removed = self._write(work)
+            total += removed
+            if removed < DELETE_BATCH:
+                return total
 
     # -- writes ------------------------------------------------------------------------------------------------
     def save_entry(self, entry: Entry) -> Entry:
