@@ -205,7 +205,7 @@ def _kill_during_import(
 
 
 def test_killing_neo4j_mid_import_loses_nothing_that_was_reported(own_neo4j: OwnNeo4j) -> None:
-    summary = _kill_during_import(own_neo4j, total=160, kill_after=[40])
+    summary = _kill_during_import(own_neo4j, total=96, kill_after=[24])
     print(f"\nneo4j kill -9 (quick): {json.dumps(summary)}")
     assert summary["kills"], "the import finished before the kill: make it longer"
 

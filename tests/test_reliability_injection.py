@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,6 +44,21 @@ from persona.store.sqlite import SqliteStore
 from persona.transfer import restore_export
 from tests.factories import EMBEDDER, day
 from tests.hostile import HOSTILE, SMALL, Hostile, expected_text, storable
+
+QUERY_SYNTAX = {"cypher", "sql", "lucene", "fts5"}
+SAMPLE_IDS = {"nul", "lone-surrogate", "zero-width-only", "whitespace-only", "long-1mb", "emoji", "controls"}
+SAMPLE = [h for h in HOSTILE if h.id in SAMPLE_IDS or h is next(x for x in HOSTILE if x.kind == h.kind)]
+"""One value of each kind, plus the ones that broke something once."""
+RUN_ALL = bool(os.environ.get("PERSONA_RUN_SLOW"))
+
+
+def cases(neo4j: list[Hostile]) -> pytest.MarkDecorator:
+    """Every value on SQLite; on Neo4j (~0.3 s a value) ``neo4j`` in the quick run and all of them in the long
+    run (``PERSONA_RUN_SLOW=1``, make test-long)."""
+    pairs = [pytest.param("sqlite", h, id=f"sqlite-{h.id}") for h in HOSTILE]
+    pairs += [pytest.param("neo4j", h, id=f"neo4j-{h.id}") for h in (HOSTILE if RUN_ALL else neo4j)]
+    return pytest.mark.parametrize(("world", "hostile"), pairs, indirect=["world"])
+
 
 SEED_TEXT = "Lunch with Sarah in Lisbon. I love long lunches. I want to finish the garden plan by Friday."
 SEED_TEXT_2 = "Walked with Tom along the river. Sarah called about the trip to Porto."
@@ -176,9 +192,6 @@ class Guard:
         assert self.world.exports() == self.exports, "an export changed"
 
 
-QUERY_SYNTAX = {"cypher", "sql", "lucene", "fts5"}
-
-
 def outcome(call: Callable[[], Any]) -> tuple[str, Any]:
     """Run ``call``: ("ok", result) or ("error", the PersonaError). Anything else fails the test with its type."""
     try:
@@ -245,7 +258,7 @@ def _user_id_calls(world: World, ids: dict[str, str]) -> dict[str, Callable[[str
     }
 
 
-@pytest.mark.parametrize("hostile", HOSTILE, ids=[h.id for h in HOSTILE])
+@cases(neo4j=SAMPLE)
 def test_a_hostile_user_id_is_refused_by_every_entry_point(world: World, hostile: Hostile) -> None:
     assert not USER_ID_PATTERN.fullmatch(hostile.value), "the table must hold only invalid user ids"
     guard = Guard(world)
@@ -303,7 +316,7 @@ def _read_calls(world: World, value: str) -> list[tuple[str, Callable[[], Any], 
     ]
 
 
-@pytest.mark.parametrize("hostile", HOSTILE, ids=[h.id for h in HOSTILE])
+@cases(neo4j=[h for h in HOSTILE if h.kind in QUERY_SYNTAX or h in SAMPLE])
 def test_hostile_values_in_reads_raise_only_persona_errors_and_change_nothing(world: World, hostile: Hostile) -> None:
     guard = Guard(world, per_call=world.kind == "sqlite" or hostile.kind in QUERY_SYNTAX)
     others = world.owned[world.b]
@@ -318,7 +331,7 @@ def test_hostile_values_in_reads_raise_only_persona_errors_and_change_nothing(wo
 
 
 # -- 3. hostile entry text: stored exactly (after cleaning) or refused before any write --------------------------
-@pytest.mark.parametrize("hostile", HOSTILE, ids=[h.id for h in HOSTILE])
+@cases(neo4j=SAMPLE)
 def test_hostile_entry_text_round_trips_or_is_refused(
     world: World, writer: tuple[str, dict[str, str]], hostile: Hostile
 ) -> None:
@@ -356,7 +369,7 @@ def _text_edits(ids: dict[str, str], value: str) -> list[tuple[str, str, str]]:
     ]
 
 
-@pytest.mark.parametrize("hostile", HOSTILE, ids=[h.id for h in HOSTILE])
+@cases(neo4j=SAMPLE)
 def test_hostile_memory_edits_round_trip_or_are_refused(
     world: World, editor: tuple[str, dict[str, str]], hostile: Hostile
 ) -> None:
@@ -376,7 +389,7 @@ def test_hostile_memory_edits_round_trip_or_are_refused(
     assert world.exports() == bystanders
 
 
-@pytest.mark.parametrize("hostile", HOSTILE, ids=[h.id for h in HOSTILE])
+@cases(neo4j=SAMPLE)
 def test_hostile_entity_names_merge_rename_and_search_cleanly(
     world: World, editor: tuple[str, dict[str, str]], hostile: Hostile
 ) -> None:
