@@ -53,7 +53,7 @@ def check_aware(value: datetime) -> datetime:
     except OverflowError:
         in_utc = None
     if in_utc is None or not 1 < in_utc.year < 9999:
-        raise ValueError("datetime must fall between the years 2 and 9998")
+        raise ValueError("datetime out of range: it must fall between the years 2 and 9998")
     return value
 
 
@@ -87,10 +87,11 @@ def canonical_name(name: str) -> str:
     return name.strip()
 
 
-def content_hash(user_id: str, text: str) -> str:
-    """Hash of an entry's text (whitespace folded) for one user: the same text twice is one entry."""
+def content_hash(user_id: str, text: str, day: date) -> str:
+    """Hash of an entry's text (whitespace folded) and day, for one user: the same text on the same day is one entry
+    (an import run twice adds nothing), while "Rest day." written on two days is two entries."""
     folded = " ".join(clean_text(text).split())
-    return hashlib.sha256(f"{user_id}\x00{folded}".encode()).hexdigest()
+    return hashlib.sha256(f"{user_id}\x00{day.isoformat()}\x00{folded}".encode()).hexdigest()
 
 
 UserId = Annotated[str, AfterValidator(check_user_id)]
@@ -194,7 +195,7 @@ class Entry(Node):
 
     def model_post_init(self, __context: Any) -> None:
         if not self.content_hash:
-            object.__setattr__(self, "content_hash", content_hash(self.user_id, self.text))
+            object.__setattr__(self, "content_hash", content_hash(self.user_id, self.text, self.occurred_at.date()))
 
 
 class Memory(Node):

@@ -57,7 +57,7 @@ def test_backdated_entries_land_in_the_right_place(store, provider, user):
 def test_duplicate_ingest_is_a_no_op(store, provider, user):
     first = ingest_entry(store, provider, user, "A quiet Sunday with Tom.", occurred_at=day(1))
     before = store.stats(user)
-    again = ingest_entry(store, provider, user, "A quiet  Sunday with Tom. ", occurred_at=day(2))
+    again = ingest_entry(store, provider, user, "A quiet  Sunday with Tom. ", occurred_at=day(1) + timedelta(hours=3))
     assert again.duplicate and again.entry.id == first.entry.id
     assert store.stats(user) == before
 

@@ -75,8 +75,11 @@ def test_round_trip_of_every_model(store, user):
 def test_entry_status_and_duplicate_hash(store, user):
     entry = Entry(user_id=user, text="Same words", occurred_at=day(1))
     assert store.save_entry(entry).id == entry.id
-    again = Entry(user_id=user, text="  Same   words ", occurred_at=day(2))
-    assert store.save_entry(again).id == entry.id  # same text for the same user: one entry
+    again = Entry(user_id=user, text="  Same   words ", occurred_at=day(1))
+    assert store.save_entry(again).id == entry.id  # same text, same day, same user: one entry
+    other_day = Entry(user_id=user, text="Same words", occurred_at=day(2))
+    assert store.save_entry(other_day).id == other_day.id  # the same words on another day: another entry
+    store.delete_node(user, other_day.id)
     assert store.count_nodes(user, NodeType.ENTRY) == 1
     store.set_entry_status(user, entry.id, EntryStatus.FAILED, error="timeout")
     failed = store.list_nodes(user, NodeType.ENTRY, status="failed")

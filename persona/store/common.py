@@ -158,7 +158,7 @@ def changed_node(node: AnyNode, changes: Any, *, dimension: int) -> AnyNode:
     data = node.model_dump() | changes
     if node.type is NodeType.ENTITY and "name" in changes:
         data["canonical"] = ""
-    if node.type is NodeType.ENTRY and "text" in changes:
+    if node.type is NodeType.ENTRY and {"text", "occurred_at"} & set(changes):
         data["content_hash"] = ""
     try:
         return type(node).model_validate(data)  # type: ignore[return-value]
