@@ -28,5 +28,4 @@ PAGES = {
 page = st.navigation(PAGES)
 st.session_state[app_support.SHELL_KEY] = True  # pages leave the sidebar to this file
 shared = app_support.clients()  # stops the run with a clear message when the store cannot be reached
-app_support.render_sidebar(shared)
-app_support.run_page(page)
+app_support.run_page(page, shared)

@@ -175,9 +175,12 @@ def _create_user(store: Store) -> None:
     flash(f"Created persona {user_id}: write a first entry in the Journal.")
 
 
-def run_page(page: StreamlitPage) -> None:
-    """Run the chosen page; a store that goes away mid-run gets the same clear message as at start-up."""
+def run_page(page: StreamlitPage, shared: Clients | None = None) -> None:
+    """Draw the shared sidebar (when given the clients) and run the chosen page; a store that goes away mid-session
+    gets the same clear message as at start-up, whether the sidebar or the page notices first."""
     try:
+        if shared is not None:
+            render_sidebar(shared)
         page.run()
     except StoreUnavailableError as exc:
         show_store_error(exc)

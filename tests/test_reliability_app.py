@@ -90,13 +90,6 @@ def test_every_page_says_the_neo4j_store_is_unreachable(environment, closed_port
         _assert_clear_store_message(alone, f"{name} on its own", mentions=str(closed_port))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app bug (reported, app files are not ours): app.py calls app_support.render_sidebar(shared) outside "
-    "run_page, and the sidebar's store.list_users() raises StoreUnavailableError uncaught once the store breaks "
-    "after start-up, so every page shows Streamlit's exception box. With the sidebar guarded like run_page, every "
-    "page shows the clear message (checked by wrapping render_sidebar).",
-)
 def test_every_page_says_so_when_the_store_breaks_mid_session(environment) -> None:
     environment.setenv("PERSONA_STORE", "sqlite")
     get_settings.cache_clear()
