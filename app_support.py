@@ -14,6 +14,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.errors import StreamlitAPIException
 from streamlit.navigation.page import StreamlitPage
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from persona.config import get_settings
 from persona.demo import load_demo
@@ -22,7 +23,7 @@ from persona.llm.base import Provider
 from persona.models import check_user_id
 from persona.runtime import make_provider, open_store
 from persona.store.base import Store
-from persona.views import MemoryCard, safe_markdown
+from persona.views import MemoryCard, import_file, safe_markdown
 
 USER_KEY = "user_id"
 PICKER_KEY = "user_picker"
@@ -186,6 +187,21 @@ def run_page(page: StreamlitPage, shared: Clients | None = None) -> None:
         show_store_error(exc)
     except PersonaError as exc:  # e.g. a memory deleted meanwhile in another tab: a message, not a traceback
         st.error(safe_markdown(f"That did not work: {exc}"))
+
+
+def import_upload(store: Store, provider: Provider, user: str, upload: UploadedFile) -> None:
+    """Import an uploaded journal or export with a progress bar, then say what happened (or why not)."""
+    bar = st.progress(0.0, text="Reading the file")
+    try:
+        summary = import_file(
+            store, provider, user, upload.name, upload.getvalue(), on_progress=progress_callback(bar, "Entries")
+        )
+    except PersonaError as exc:
+        st.error(safe_markdown(f"{upload.name} was not imported: {exc}"))
+        return
+    st.success(summary.message())
+    for error in summary.errors[:10]:
+        st.caption(safe_markdown(error))
 
 
 def go_to_page(path: str, title: str) -> None:

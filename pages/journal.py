@@ -14,7 +14,6 @@ from persona.views import (
     STATUS_ICONS,
     entry_datetime,
     failed_entries,
-    import_file,
     memory_cards,
     recent_entries,
     safe_markdown,
@@ -132,17 +131,7 @@ def bulk_import() -> None:
         upload = st.file_uploader("Journal file", type=["md", "txt", "jsonl", "json"], key="journal_upload")
         if upload is None or not st.button("Import", key="journal_import", icon=":material/download:"):
             return
-        bar = st.progress(0.0, text="Reading the file")
-        try:
-            summary = import_file(
-                store, provider, user, upload.name, upload.getvalue(), on_progress=ui.progress_callback(bar, "Entries")
-            )
-        except PersonaError as exc:
-            st.error(safe_markdown(f"{upload.name} was not imported: {exc}"))
-            return
-        st.success(summary.message())
-        for error in summary.errors[:10]:
-            st.caption(safe_markdown(error))
+        ui.import_upload(store, provider, user, upload)
 
 
 write_entry()

@@ -10,8 +10,7 @@ import streamlit as st
 
 import app_support as ui
 from persona.config import get_settings
-from persona.errors import PersonaError
-from persona.views import import_file, safe_markdown
+from persona.views import safe_markdown
 
 store, provider, user = ui.context()
 settings = get_settings()
@@ -69,15 +68,7 @@ def restore() -> None:
     )
     if upload is None or not st.button("Import into this persona", key="settings_import", icon=":material/upload:"):
         return
-    bar = st.progress(0.0, text="Reading the file")
-    try:
-        summary = import_file(
-            store, provider, user, upload.name, upload.getvalue(), on_progress=ui.progress_callback(bar, "Entries")
-        )
-    except PersonaError as exc:
-        st.error(safe_markdown(f"{upload.name} was not imported: {exc}"))
-        return
-    st.success(summary.message())
+    ui.import_upload(store, provider, user, upload)
 
 
 def delete_persona() -> None:
