@@ -136,9 +136,11 @@ editor = pytest.fixture(scope="module", name="editor")(_extra_user)
 
 
 # -- "nothing changed": the raw database, below the store's own API ----------------------------------------------
-def raw_fingerprint(store: Store) -> str:
-    """A digest of everything in the database: every user, node, property and link, read directly. A hostile value
-    that got executed (a DETACH DELETE, a DROP TABLE, a SET on someone else's node) changes it."""
+def raw_fingerprint(store: Store, users: tuple[str, ...] = ()) -> str:
+    """A digest of the database read directly: on SQLite every user, node, property and link; on Neo4j (shared by
+    the whole session) every property of the given users' nodes and links, every :User and :PersonaMeta node, and
+    the count of all nodes and relationships. A hostile value that got executed (a DETACH DELETE, a DROP TABLE, a
+    SET on someone's node) changes it."""
     if isinstance(store, SqliteStore):
         with store._lock:
             rows = [
@@ -156,13 +158,17 @@ def raw_fingerprint(store: Store) -> str:
         with store._driver.session(database=store.database) as session:
             # Vectors are summed on the server (384 floats per node would make this the slowest part of the test).
             nodes = session.run(
-                "MATCH (n) RETURN labels(n) AS labels, "
+                "MATCH (n) WHERE n.user_id IN $users OR n:User OR n:PersonaMeta RETURN labels(n) AS labels, "
                 "[k IN keys(n) WHERE NOT k IN ['lock_seq', 'embedding'] | [k, toString(n[k])]] AS props, "
-                "reduce(total = 0.0, x IN coalesce(n.embedding, []) | total + x) AS vector"
+                "reduce(total = 0.0, x IN coalesce(n.embedding, []) | total + x) AS vector",
+                users=list(users),
             ).values()
             links = session.run(
-                "MATCH (a)-[r]->(b) RETURN type(r) AS t, coalesce(a.id, a.key) AS a, coalesce(b.id, b.key) AS b"
+                "MATCH (a:Node)-[r]->(b) WHERE a.user_id IN $users RETURN type(r) AS t, a.id AS a, b.id AS b",
+                users=list(users),
             ).data()
+            links.append(session.run("MATCH (n) RETURN count(n) AS nodes").single().data())
+            links.append(session.run("MATCH ()-[r]->() RETURN count(r) AS links").single().data())
         as_text = sorted(json.dumps([sorted(labels), sorted(props), vector]) for labels, props, vector in nodes)
         data = json.dumps([as_text, sorted(json.dumps(lk) for lk in links)]).encode()
     return hashlib.sha256(data).hexdigest()
@@ -177,18 +183,19 @@ class Guard:
     def __init__(self, world: World, *, per_call: bool = True) -> None:
         self.world = world
         self.per_call = per_call
-        self.raw = raw_fingerprint(world.store)
+        self.users = (world.a, world.b)
+        self.raw = raw_fingerprint(world.store, self.users)
         self.exports = world.exports()
 
     def check(self, label: str) -> None:
         if not self.per_call:
             return
-        assert raw_fingerprint(self.world.store) == self.raw, f"{label} changed the database"
+        assert raw_fingerprint(self.world.store, self.users) == self.raw, f"{label} changed the database"
         if self.world.kind == "sqlite":
             assert self.world.exports() == self.exports, f"{label} changed an export"
 
     def finish(self) -> None:
-        assert raw_fingerprint(self.world.store) == self.raw, "the calls changed the database"
+        assert raw_fingerprint(self.world.store, self.users) == self.raw, "the calls changed the database"
         assert self.world.exports() == self.exports, "an export changed"
 
 
