@@ -104,6 +104,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="also run the long reliability cases (make test-long)")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--run-slow"):
+        os.environ["PERSONA_RUN_SLOW"] = "1"  # the reliability modules read it when they are imported
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Long cases (marked ``slow``) run only with ``--run-slow`` or PERSONA_RUN_SLOW=1; CI runs the rest each time."""
     if config.getoption("--run-slow") or _require("PERSONA_RUN_SLOW"):
