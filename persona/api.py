@@ -607,7 +607,7 @@ def ingest_batch(body: BatchIn, user_id: KnownUser, store: StoreDep, provider: P
     return BatchOut(
         results=results,
         done=sum(r.status is EntryStatus.DONE and not r.duplicate for r in results),
-        failed=sum(r.status is not EntryStatus.DONE for r in results),
+        failed=sum(r.status is not EntryStatus.DONE and not r.duplicate for r in results),
         duplicates=sum(r.duplicate for r in results),
     )
 

@@ -238,9 +238,13 @@ def _ingest_chunk(
     results: list[IngestResult | None] = [None] * len(items)
     built: list[tuple[int, Entry, MemoryBatch]] = []
     seen: set[str] = set()
+    repeats: dict[int, int] = {}  # index of an item repeated within the chunk -> index of its first occurrence
+    first: dict[str, int] = {}
     for index, (text, when) in enumerate(items):
         entry, fresh = _save(store, user_id, text, when, source)
-        if entry.id in seen or (not fresh and entry.status is EntryStatus.DONE):
+        if entry.id in seen:
+            repeats[index] = first[entry.id]
+        elif not fresh and entry.status is EntryStatus.DONE:
             results[index] = IngestResult(entry=entry, duplicate=True)
         elif not fresh:
             results[index] = process_entry(store, provider, entry)
@@ -250,9 +254,14 @@ def _ingest_chunk(
             except Exception as exc:  # noqa: BLE001 - recorded on the entry, the import goes on
                 results[index] = _failed(store, entry, exc)
         seen.add(entry.id)
+        first.setdefault(entry.id, index)
     if built:
         for index, result in _write_chunk(store, provider, user_id, built):
             results[index] = result
+    for index, original in repeats.items():
+        # The same text twice in one chunk is one entry: the repeat is "already there" with the entry as it ended
+        # (done, or failed with its reason), never a pending entry counted as a failure.
+        results[index] = IngestResult(entry=results[original].entry, duplicate=True)  # type: ignore[union-attr]
     return [r for r in results if r is not None]
 
 

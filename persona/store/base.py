@@ -123,6 +123,11 @@ class Store(ABC):
     def count_nodes(self, user_id: str, node_type: NodeType) -> int:
         """How many nodes of this type the user has."""
 
+    def ids_in_use(self, node_ids: Sequence[str]) -> set[str]:
+        """Which of ``node_ids`` any node of the store holds, whoever owns it (ids are unique store-wide). Only for
+        choosing ids that cannot collide (a restore); it returns ids the caller gave, never data."""
+        raise NotImplementedError
+
     @abstractmethod
     def find_entry_by_hash(self, user_id: str, content_hash: str) -> Entry | None:
         """The user's entry with this content hash, if any."""

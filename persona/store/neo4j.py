@@ -557,6 +557,10 @@ class Neo4jStore(Store):
         )
         return [parse_node(NodeType(r["type"]), r["body"]) for r in rows]
 
+    def ids_in_use(self, node_ids: Sequence[str]) -> set[str]:
+        ids = possible_ids(node_ids)
+        return {row["id"] for row in self._read(cypher.IDS_IN_USE, ids=ids)} if ids else set()
+
     def count_nodes(self, user_id: str, node_type: NodeType) -> int:
         """How many nodes of this type the user has."""
         return self._read(cypher.count_nodes(as_node_type(node_type)), user_id=check_user_id(user_id))[0]["n"]

@@ -561,6 +561,14 @@ class SqliteStore(Store):
         )
         return self._rows_to_nodes(self._read(sql, (*params, max(0, int(limit)), max(0, int(offset)))))
 
+    def ids_in_use(self, node_ids: Sequence[str]) -> set[str]:
+        ids = possible_ids(node_ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            found.update(i for (i,) in self._read(f"SELECT id FROM nodes WHERE id IN ({_placeholders(part)})", part))
+        return found
+
     def count_nodes(self, user_id: str, node_type: NodeType) -> int:
         check_user_id(user_id)
         sql = "SELECT count(*) FROM nodes WHERE user_id = ? AND type = ?"
