@@ -43,10 +43,6 @@ from persona.models import (
 )
 from persona.store.base import EXPORT_FORMAT, Store
 
-MAX_NAMED = 10
-"""A refusal names at most this many entries, then says how many more."""
-
-
 class OnConflict(StrEnum):
     """What a restore does with an entry of the backup that the user has changed since."""
 
@@ -136,9 +132,10 @@ def _check_ids(nodes: list[AnyNode], links: list[Link]) -> None:
         raise ValidationError(f"the export has {len(dangling)} link(s) to nodes not in the file: {_names(dangling)}")
 
 
-def _names(values: list[str]) -> str:
-    shown = ", ".join(v[:80] for v in values[:MAX_NAMED])
-    return shown + (f" and {len(values) - MAX_NAMED} more" if len(values) > MAX_NAMED else "")
+def _names(values: list[str], limit: int = 5) -> str:
+    """The first few of ``values`` (each cut short), then how many more: a refusal stays one readable line."""
+    shown = ", ".join(v[:80] for v in values[:limit])
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
 
 
 def restore_export(
