@@ -27,7 +27,6 @@ from persona.errors import RestoreConflictError, ValidationError
 from persona.llm.base import Embedder
 from persona.models import (
     LINK_ENDPOINTS,
-    NODE_CLASSES,
     AnyNode,
     Entity,
     Entry,
@@ -42,6 +41,8 @@ from persona.models import (
     one_line_error,
 )
 from persona.store.base import EXPORT_FORMAT, Store
+from persona.store.common import parse_node
+
 
 class OnConflict(StrEnum):
     """What a restore does with an entry of the backup that the user has changed since."""
@@ -88,14 +89,14 @@ def _parse_node(number: int, raw: Any) -> AnyNode:
     if not isinstance(raw, dict):
         raise ValidationError(f"node {number} of the export is not an object")
     try:
-        cls = NODE_CLASSES[NodeType(raw.get("type"))]
+        node_type = NodeType(raw.get("type"))
     except (ValueError, TypeError):
         raise ValidationError(f"node {number} of the export has no known type") from None
     fields = {k: v for k, v in raw.items() if k != "type"}
-    if cls is Entity:
+    if node_type is NodeType.ENTITY:
         fields.pop("canonical", None)  # recomputed from the name: a file never decides which entity merges where
     try:
-        return cls.model_validate(fields)  # type: ignore[return-value]
+        return parse_node(node_type, fields)  # fields a newer release wrote are kept aside, as the stores keep them
     except PydanticValidationError as exc:
         raise ValidationError(f"node {number} of the export is invalid: {one_line_error(exc)}") from None
 

@@ -92,7 +92,6 @@ HOSTILE_FILES: dict[str, tuple[str, bytes, str]] = {
     "export-episode-importance": ("x.json", _export(_node_field("Episode", "importance", "high")), "importance"),
     "export-entity-kind": ("x.json", _export(_node_field("Entity", "kind", "alien")), "kind"),
     "export-entity-name-empty": ("x.json", _export(_node_field("Entity", "name", "  ")), "name"),
-    "export-extra-field": ("x.json", _export(_node_field("Episode", "shell", "rm -rf")), "shell"),
     # Collisions inside one export
     "export-repeated-id": (
         "x.json",
