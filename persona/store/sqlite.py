@@ -67,8 +67,10 @@ from persona.store.migrations import migrate_sqlite
 
 
 def _iso(value: datetime) -> str:
-    """A sortable UTC timestamp with fixed width, so text order is time order."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    """A sortable UTC timestamp with fixed width, so text order is time order. The year is padded by hand: ``%Y``
+    gives "5" for the year 5 on Linux, which sorts after "2024"."""
+    moment = value.astimezone(UTC)
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S.%f}"
 
 
 def _blob(embedding: Sequence[float] | None) -> bytes | None:
