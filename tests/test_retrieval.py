@@ -24,6 +24,8 @@ JOURNAL = [
     (12, "Tried a new ramen place near the river. The broth was amazing."),
     (15, "Long walk along the beach at sunset, thinking about moving abroad."),
 ]
+
+
 @pytest.fixture(scope="module")
 def provider() -> OfflineProvider:
     return OfflineProvider()
