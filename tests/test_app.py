@@ -4,6 +4,7 @@ and run on its own, and each page's main action (ingest, graph HTML, chat with s
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -421,7 +422,18 @@ def test_memories_filters_and_entity_merge(seeded: SqliteStore) -> None:
     at = run(page_test("memories"))
     at.text_input(key="mem_contains").input("marathon")
     run(at)
-    assert "memories" in texts(at)
+    counts = [c.value for c in at.caption if re.fullmatch(r"\d+ memories", c.value)]
+    assert counts and int(counts[0].split()[0]) >= 1, [c.value for c in at.caption]
+    assert not [i for i in at.info if "No memories match" in i.value]
+    shown = at.dataframe[0].value
+    assert len(shown) == int(counts[0].split()[0])
+    assert all("marathon" in " ".join(map(str, row)).lower() for row in shown.itertuples(index=False))
+    at.text_input(key="mem_contains").input("no-such-word-anywhere")
+    run(at)
+    assert [i for i in at.info if "No memories match" in i.value]
+    assert not [c for c in at.caption if re.fullmatch(r"\d+ memories", c.value)]
+    at.text_input(key="mem_contains").input("")
+    run(at)
     names = {e.name: e.id for e in seeded.list_nodes("demo", NodeType.ENTITY)}
     at.selectbox(key="mem_keep").select(names["Sarah"])
     at.selectbox(key="mem_drop").select(names["Tom"])
