@@ -458,6 +458,24 @@ def test_settings_restores_an_export(seeded: SqliteStore) -> None:
     assert len(seeded.chain("demo")) == 3
 
 
+@pytest.mark.parametrize(
+    "case", ["json-deep-nesting", "json-huge-integer", "export-nodes-number", "dayone-kiritimati-9999"]
+)
+def test_settings_refuses_a_hostile_file_with_a_message_and_writes_nothing(seeded: SqliteStore, case: str) -> None:
+    from tests.test_reliability_import_fuzz import HOSTILE_FILES
+
+    name, raw, expected = HOSTILE_FILES[case]
+    before = seeded.stats()
+    at = run(page_test("settings"))  # run() also fails on any exception the page lets through
+    at.get("file_uploader")[0].upload(name, raw, "application/json")
+    run(at)
+    at.button(key="settings_import").click()
+    run(at)
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "was not imported" in errors[0] and expected.lower() in errors[0].lower(), errors
+    assert seeded.stats() == before
+
+
 def test_settings_shows_counts_and_deletes_the_persona_after_typing_its_id(seeded: SqliteStore) -> None:
     at = run(page_test("settings"))
     assert any(m.label == "Episode" and m.value == "3" for m in at.metric)

@@ -175,3 +175,25 @@ def test_persona_eval_command(tmp_path):
         timeout=60,
     )
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_the_same_text_on_another_day_is_a_new_entry_and_on_the_same_day_a_duplicate(store, provider, user):
+    morning = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    first = ingest_entry(store, provider, user, "Rest day.", occurred_at=morning)
+    same_day = ingest_entry(store, provider, user, "Rest  day.", occurred_at=morning + timedelta(hours=10))
+    next_day = ingest_entry(store, provider, user, "Rest day.", occurred_at=morning + timedelta(days=1))
+    assert same_day.duplicate and same_day.entry.id == first.entry.id
+    assert not next_day.duplicate and next_day.entry.id != first.entry.id and next_day.ok
+    assert store.count_nodes(user, NodeType.ENTRY) == 2 and len(store.chain(user)) == 2
+
+
+def test_vector_search_never_returns_another_users_node_even_its_exact_vector(store, user_ids):
+    mine, theirs = user_ids[0], user_ids[1]
+    write_entry(store, mine, "Sourdough with Ada on Sunday.", day(0))
+    _, their_batch = write_entry(store, theirs, "A secret plan nobody else may read.", day(0))
+    target = their_batch.episodes[0]
+    hits = store.vector_search(mine, target.embedding, k=50)
+    assert hits and {h.id for h in hits} <= {n.id for t in NodeType for n in store.list_nodes(mine, t, limit=100)}
+    assert target.id not in {h.id for h in hits}
+    own = store.vector_search(theirs, target.embedding, k=1)
+    assert [h.id for h in own] == [target.id]  # the same vector finds it for its owner: the query was a real match
