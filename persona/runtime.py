@@ -14,9 +14,9 @@ def make_provider(settings: Settings | None = None) -> Provider:
         from persona.llm.openai_provider import OpenAIProvider
 
         return OpenAIProvider.from_settings(settings)
-    from persona.llm.offline import OfflineProvider
+    from persona.llm.offline import OfflineProvider, default_offline_embedder
 
-    return OfflineProvider()
+    return OfflineProvider(embedder=default_offline_embedder(settings))
 
 
 def open_store(provider: Provider, settings: Settings | None = None) -> Store:

@@ -1,0 +1,226 @@
+"""The offline default embedder (all-MiniLM-L6-v2 on onnxruntime): it understands paraphrase on both stores, checks
+its files, batches by length without changing a vector, is the default, and never touches the network.
+
+The session's shared Neo4j records the hashing embedder (every other test uses it), so the Neo4j cases here run on a
+second server of their own, started once for this module.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from persona.config import Settings
+from persona.ingest import ingest_entry
+from persona.llm.embedding import HashEmbedder
+from persona.llm.neural import (
+    DIMENSION,
+    MODEL_NAME,
+    ModelFiles,
+    ModelFilesError,
+    NeuralEmbedder,
+    default_model_files,
+)
+from persona.llm.offline import OfflineProvider
+from persona.retrieval import retrieve
+from persona.runtime import make_provider
+from persona.store.base import Store
+from persona.store.sqlite import SqliteStore
+from tests.factories import day
+from tests.neo4j_server import Neo4jServer
+
+ROOT = Path(__file__).resolve().parent.parent
+NEURAL = NeuralEmbedder()
+JOURNAL = [
+    (0, "Ada and I walked along the river to the old lighthouse and back."),
+    (2, "Baked sourdough bread for the first time. The crust burnt a little."),
+    (4, "Quarterly budget review at the office. The numbers looked grim."),
+    (6, "I was so stressed before the presentation that I could not sleep."),
+    (8, "Tried a new ramen place near the station. The broth was amazing."),
+    (10, "Paid the electricity bill and sorted the tax papers."),
+]
+
+
+@pytest.fixture(scope="module")
+def neural_provider() -> OfflineProvider:
+    return OfflineProvider(embedder=NEURAL)
+
+
+@pytest.fixture(scope="module")
+def neural_neo4j() -> Iterator[Neo4jServer]:
+    """A Neo4j server of this module's own (never the shared one named by PERSONA_TEST_NEO4J_URI)."""
+    shared = os.environ.pop("PERSONA_TEST_NEO4J_URI", None)
+    try:
+        server = Neo4jServer()
+    finally:
+        if shared is not None:
+            os.environ["PERSONA_TEST_NEO4J_URI"] = shared
+    try:
+        if server.uri is None:
+            if os.environ.get("PERSONA_REQUIRE_NEO4J", "") not in ("", "0", "false"):
+                pytest.fail(f"Neo4j is not available: {server.error}")
+            pytest.skip(f"Neo4j is not available: {server.error}")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "neo4j"])
+def neural_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store of each kind bound to the sentence model."""
+    if request.param == "sqlite":
+        opened: Store = SqliteStore(tmp_path / "neural.sqlite3", embedder=NEURAL.info)
+    else:
+        from persona.store.neo4j import Neo4jStore
+
+        opened = Neo4jStore(request.getfixturevalue("neural_neo4j").uri, auth=None, embedder=NEURAL.info)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def journal(neural_store: Store, neural_provider: OfflineProvider) -> Iterator[tuple[str, dict[int, str]]]:
+    user = f"u-{os.urandom(5).hex()}"
+    entries = {}
+    for offset, text in JOURNAL:
+        entries[offset] = ingest_entry(neural_store, neural_provider, user, text, occurred_at=day(offset)).entry.id
+    yield user, entries
+    neural_store.delete_user(user)
+
+
+def _cosine(a: str, b: str, embedder=NEURAL) -> float:
+    first, second = np.asarray(embedder.embed([a, b]))
+    return float(first @ second)
+
+
+def _vector_entries(store: Store, user: str, question: str, k: int = 3) -> list[str | None]:
+    hits = store.vector_search(user, NEURAL.embed([question])[0], k=k)
+    return [getattr(n, "entry_id", None) for n in store.get_nodes(user, [h.id for h in hits])]
+
+
+# -- the model -----------------------------------------------------------------------------------------------------
+def test_paraphrases_are_closer_than_unrelated_text():
+    assert _cosine("a long hike in the mountains", "walked up the trail to the summit") > 0.45
+    assert _cosine("a long hike in the mountains", "the tax return is due") < 0.15
+    assert _cosine("I feel anxious", "I was so stressed I could not sleep") > _cosine("I feel anxious", "ramen")
+    # the hashing embedder sees no shared word, so no similarity at all: the reason this model is the default
+    assert _cosine("hike", "walk", HashEmbedder()) == 0.0
+
+
+def test_vectors_are_unit_length_and_do_not_depend_on_the_batch():
+    short, long = "Went for a walk.", " ".join(["The longest entry of the batch keeps going"] * 40)
+    alone = np.asarray(NEURAL.embed([short]))[0]
+    batched = np.asarray(NEURAL.embed([long, short, "tea"]))
+    assert batched.shape == (3, DIMENSION)
+    assert np.allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
+    # padding to the long text's length must not move the short text's vector (mask-aware mean pooling)
+    assert np.allclose(batched[1], alone, atol=1e-5)
+    assert NEURAL.embed([]) == []
+
+
+def test_a_changed_model_file_is_refused_with_a_clear_error(tmp_path: Path):
+    files = default_model_files()
+    tampered = tmp_path / "tokenizer.json"
+    shutil.copy(files.tokenizer, tampered)
+    with tampered.open("a", encoding="utf-8") as handle:
+        handle.write(" ")
+    with pytest.raises(ModelFilesError, match="not the expected one"):
+        NeuralEmbedder(ModelFiles(model=files.model, tokenizer=tampered)).embed(["hello"])
+    with pytest.raises(ModelFilesError, match="missing"):
+        NeuralEmbedder(ModelFiles(model=tmp_path / "model.onnx", tokenizer=files.tokenizer)).embed(["hello"])
+
+
+def test_the_sentence_model_is_the_offline_default(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("PERSONA_EMBEDDER", raising=False)
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PERSONA_PROVIDER"):
+        monkeypatch.delenv(name, raising=False)
+    provider = make_provider(Settings(_env_file=None))
+    assert provider.offline and provider.embedder.info.name == MODEL_NAME
+    hashed = make_provider(Settings(_env_file=None, persona_embedder="hash"))
+    assert isinstance(hashed.embedder, HashEmbedder)
+
+
+# -- meaning through the stores ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("question", "offset"),
+    [("Who did I go hiking with?", 0), ("When was I anxious?", 6), ("money worries at work", 4)],
+)
+def test_meaning_finds_the_entry_on_both_stores(neural_store, neural_provider, journal, question, offset):
+    user, entries = journal
+    assert entries[offset] in _vector_entries(neural_store, user, question)
+    results = retrieve(neural_store, neural_provider.embedder, user, question)
+    assert entries[offset] in [getattr(r.node, "entry_id", None) for r in results[:3]]
+
+
+def test_the_hashing_embedder_misses_what_the_model_finds(tmp_path: Path):
+    """The same journal with the hashing embedder: "hiking" finds nothing about the walk (why it is not the default)."""
+    hashing = OfflineProvider(embedder=HashEmbedder())
+    store = SqliteStore(tmp_path / "hash.sqlite3", embedder=hashing.embedder.info)
+    walk = ingest_entry(store, hashing, "h", JOURNAL[0][1], occurred_at=day(0)).entry.id
+    for offset, text in JOURNAL[1:]:
+        ingest_entry(store, hashing, "h", text, occurred_at=day(offset))
+    hits = store.vector_search("h", hashing.embedder.embed(["Who did I go hiking with?"])[0], k=3)
+    assert walk not in [getattr(n, "entry_id", None) for n in store.get_nodes("h", [h.id for h in hits])]
+    store.close()
+
+
+# -- no network ------------------------------------------------------------------------------------------------------
+NO_NETWORK_SCRIPT = textwrap.dedent(
+    """
+    import socket, sys
+    attempts = []
+    def _refuse(address):
+        host = address[0] if isinstance(address, tuple) else str(address)
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            attempts.append(host)
+            raise OSError(f"network blocked in this test: {host}")
+    original_connect = socket.socket.connect
+    def connect(self, address):
+        _refuse(address)
+        return original_connect(self, address)
+    original_getaddrinfo = socket.getaddrinfo
+    def getaddrinfo(host, *args, **kwargs):
+        _refuse((host,))
+        return original_getaddrinfo(host, *args, **kwargs)
+    socket.socket.connect = connect
+    socket.socket.connect_ex = lambda self, address: (_refuse(address), 0)[1]
+    socket.getaddrinfo = getaddrinfo
+    socket.create_connection = lambda address, *a, **k: (_refuse(address), None)[1]
+
+    from persona.ingest import ingest_entry
+    from persona.llm.offline import OfflineProvider
+    from persona.retrieval import retrieve
+    from persona.store.sqlite import SqliteStore
+    from datetime import datetime, timezone
+
+    provider = OfflineProvider()
+    store = SqliteStore(None, embedder=provider.embedder.info)
+    when = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    walk = ingest_entry(store, provider, "n", "Ada and I walked along the river.", occurred_at=when).entry.id
+    ingest_entry(store, provider, "n", "Paid the electricity bill.", occurred_at=when)
+    top = retrieve(store, provider.embedder, "n", "Who did I go hiking with?")[0]
+    print(provider.embedder.info.name, top.node.entry_id == walk, top.shares["vector"] > 0, len(attempts))
+    """
+)
+
+
+def test_retrieval_runs_with_the_network_blocked(tmp_path: Path):
+    """A fresh process (nothing loaded yet) whose sockets refuse every non-loopback address, and no proxy that could
+    help: the model loads, ingests and answers by meaning, and nothing even tried to connect."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY") and not k.startswith("HF_")}
+    env |= {"PERSONA_EMBEDDER": "neural", "PERSONA_HOME": str(tmp_path), "PERSONA_PROVIDER": "offline"}
+    env |= {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf")}
+    result = subprocess.run(
+        [sys.executable, "-c", NO_NETWORK_SCRIPT], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [MODEL_NAME, "True", "True", "0"]
+    assert not (tmp_path / "hf").exists()  # no hub cache was even created
