@@ -160,6 +160,26 @@ def eval_locomo(file: Path, ks: tuple[int, ...], budgets: tuple[int, ...], prese
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
+@eval_group.command("paraphrase")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def eval_paraphrase(file: Path | None, as_json: bool) -> None:
+    """hit@1/3/5 of paraphrased questions over the demo persona: the sentence model, the hashing embedder, BM25.
+
+    FILE is JSON lines ``{"question": ..., "gold": [entry dates]}``; default: the set in tests/data."""
+    from persona.evaluation import evaluate_paraphrase, format_paraphrase_report
+    from persona.llm.embedding import HashEmbedder
+    from persona.llm.neural import NeuralEmbedder
+    from persona.llm.offline import OfflineProvider
+
+    path = file or Path(__file__).resolve().parent.parent / "tests" / "data" / "paraphrase_demo.jsonl"
+    if not path.exists():
+        raise click.UsageError(f"no question file at {path}: name one")
+    providers = {"neural": OfflineProvider(NeuralEmbedder()), "hash": OfflineProvider(HashEmbedder())}
+    report = evaluate_paraphrase(path, providers)
+    click.echo(json.dumps(report, indent=2) if as_json else format_paraphrase_report(report))
+
+
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind (loopback unless a token is set)")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="port to listen on")
