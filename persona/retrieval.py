@@ -303,7 +303,9 @@ def _score(
 def _reason(shares: dict[str, float], via: str, nodes: dict[str, AnyNode]) -> str:
     """A short sentence for the UI: which signals found it."""
     parts = []
-    if shares["vector"] > 0:
+    if shares["vector"] > 0 and shares["text"] == 0:
+        parts.append("matched by meaning (no words in common)")
+    elif shares["vector"] > 0:
         parts.append("similar in meaning")
     if shares["text"] > 0:
         parts.append("shares words with the question")

@@ -224,3 +224,18 @@ def test_retrieval_runs_with_the_network_blocked(tmp_path: Path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == [MODEL_NAME, "True", "True", "0"]
     assert not (tmp_path / "hf").exists()  # no hub cache was even created
+
+
+def test_similar_entries_are_earlier_and_close_in_meaning(neural_store, neural_provider, journal):
+    from persona.similar import similar_entries
+
+    user, entries = journal
+    later = ingest_entry(
+        neural_store, neural_provider, user, "A long hike in the hills with my sister.", occurred_at=day(12)
+    ).entry
+    found = similar_entries(neural_store, neural_provider.embedder, user, later)
+    assert found and found[0].entry_id == entries[0] and found[0].occurred_at == day(0)
+    assert all(f.entry_id != later.id and f.occurred_at < later.occurred_at for f in found)
+    assert entries[10] not in [f.entry_id for f in found], "the tax papers are not 'similar' to a hike"
+    earliest = neural_store.get_nodes(user, [entries[0]])[0]
+    assert similar_entries(neural_store, neural_provider.embedder, user, earliest) == [], "nothing before the first"
