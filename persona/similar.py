@@ -11,7 +11,7 @@ from persona.store.base import Store
 
 SIMILAR_TYPES = (NodeType.PASSAGE, NodeType.EPISODE)
 """Passages (the writer's sentences) and episodes (their summary) both point back to one entry."""
-MIN_SIMILARITY = 0.4
+MIN_SIMILARITY = 0.3
 """Below this cosine the sentence model's neighbours share a topic at most; better to show nothing."""
 
 
