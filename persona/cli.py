@@ -24,6 +24,10 @@ def _clients() -> tuple[Store, Provider]:
     store = open_store(provider)
     if store.backup_path is not None:
         click.echo(f"The store was brought up to date; a copy of it as it was is at {store.backup_path}", err=True)
+    if store.stale_embedder is not None:
+        from persona.reembed import vector_search_notice
+
+        click.echo(vector_search_notice(store), err=True)
     return store, provider
 
 
@@ -127,6 +131,28 @@ def retry_command(user_id: str | None) -> None:
     with store, click.progressbar(length=1, label="Retrying") as bar:
         results = retry_failed(store, provider, user, on_progress=lambda n, total, _r: _set(bar, n, total))
     _summarise(results, user)
+
+
+@cli.command("reembed")
+@click.option("--user", "-u", "user_ids", multiple=True, help="only this persona (repeatable); default: every one")
+def reembed_command(user_ids: tuple[str, ...]) -> None:
+    """Compute every stored vector again with the embedder in use (after the embedder changed). Nothing else in the
+    store changes; search by meaning is back once every persona is done."""
+    from persona.reembed import reembed
+
+    store, provider = _clients()
+    with store, click.progressbar(length=1, label="Re-embedding") as bar:
+        result = reembed(
+            store, provider.embedder, user_ids=list(user_ids) or None, on_progress=lambda n, total: _set(bar, n, total)
+        )
+    click.echo(f"re-embedded {result.replaced} memories of {len(result.users)} persona(s) with {store.embedder.name}")
+    if result.remaining_users:
+        click.echo(
+            f"{len(result.remaining_users)} other persona(s) still hold the old vectors "
+            f"({', '.join(result.remaining_users[:5])}): run `persona reembed` to finish; search by meaning stays off "
+            "until then",
+            err=True,
+        )
 
 
 @cli.command("stats")

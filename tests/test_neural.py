@@ -30,6 +30,7 @@ from persona.llm.neural import (
     default_model_files,
 )
 from persona.llm.offline import OfflineProvider
+from persona.models import node_text
 from persona.retrieval import retrieve
 from persona.runtime import make_provider
 from persona.store.base import Store
@@ -239,3 +240,60 @@ def test_similar_entries_are_earlier_and_close_in_meaning(neural_store, neural_p
     assert entries[10] not in [f.entry_id for f in found], "the tax papers are not 'similar' to a hike"
     earliest = neural_store.get_nodes(user, [entries[0]])[0]
     assert similar_entries(neural_store, neural_provider.embedder, user, earliest) == [], "nothing before the first"
+
+
+# -- moving a hash-filled store to the sentence model ----------------------------------------------------------------
+SMALL_HASH = HashEmbedder(dimension=64)  # another dimension too, so Neo4j's vector index must be rebuilt
+
+
+def _open(kind: str, where: str, embedder_info) -> Store:
+    if kind == "sqlite":
+        return SqliteStore(where, embedder=embedder_info, accept_other_embedder=True)
+    from persona.store.neo4j import Neo4jStore
+
+    return Neo4jStore(where, auth=None, embedder=embedder_info, accept_other_embedder=True)
+
+
+def _without_vectors(export: dict) -> dict:
+    """An export minus when it was made and which embedder the store records (export records carry no vectors)."""
+    return {k: v for k, v in export.items() if k not in ("exported_at", "embedder")}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "neo4j"])
+def test_a_hash_filled_store_is_reembedded_in_place(kind: str, request: pytest.FixtureRequest, tmp_path: Path):
+    from persona.reembed import reembed, vector_search_notice
+
+    where = str(tmp_path / "moved.sqlite3") if kind == "sqlite" else request.getfixturevalue("neural_neo4j").uri
+    if kind == "neo4j":  # this server is shared by the module: put it on the small hashing embedder first
+        with _open(kind, where, NEURAL.info) as store:
+            pass
+        with _open(kind, where, SMALL_HASH.info) as store:
+            reembed(store, SMALL_HASH)
+    user = f"u-{os.urandom(5).hex()}"
+    hashing = OfflineProvider(embedder=SMALL_HASH)
+    with _open(kind, where, SMALL_HASH.info) as store:
+        assert store.stale_embedder is None
+        ids = {o: ingest_entry(store, hashing, user, t, occurred_at=day(o)).entry.id for o, t in JOURNAL}
+        before = _without_vectors(store.export_user(user))
+
+    with _open(kind, where, NEURAL.info) as store:
+        # opened all the same, with a reason instead of an error, and no meaningless vector results
+        assert store.stale_embedder == SMALL_HASH.info
+        assert "persona reembed" in vector_search_notice(store)
+        assert store.vector_search(user, NEURAL.embed(["a walk"])[0], k=5) == []
+        steps: list[tuple[int, int]] = []
+        result = reembed(store, NEURAL, on_progress=lambda done, total: steps.append((done, total)))
+        assert result.adopted and user in result.users and store.stale_embedder is None
+        assert steps and steps[-1][0] == steps[-1][1] and result.replaced >= len(JOURNAL)
+        assert _without_vectors(store.export_user(user)) == before, "nodes, links and texts are unchanged"
+        question = "Who did I go hiking with?"
+        hits = store.vector_search(user, NEURAL.embed([question])[0], k=3)
+        nodes = store.get_nodes(user, [h.id for h in hits])
+        assert ids[0] in [getattr(n, "entry_id", None) for n in nodes]
+        # the stored vectors are the sentence model's: the score is the model's cosine for the node's text
+        expected = _cosine(question, node_text(nodes[0]))
+        assert hits[0].score == pytest.approx(expected, abs=1e-4)
+        store.delete_user(user)
+
+    with _open(kind, where, NEURAL.info) as store:  # the store now records the model: no longer stale
+        assert store.stale_embedder is None and vector_search_notice(store) is None

@@ -7,7 +7,7 @@ Ids that do not belong to the user behave exactly like ids that do not exist.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,9 @@ class Store(ABC):
     embedder: EmbedderInfo
     #: the copy of the store kept before this open migrated it (SQLite; ``None`` when nothing had to change)
     backup_path: Path | None = None
+    #: the embedder the stored vectors came from, when it is not ``embedder`` (opened with ``accept_other_embedder``):
+    #: vector search is then off until ``persona.reembed`` has re-embedded the store
+    stale_embedder: EmbedderInfo | None = None
 
     # -- users -------------------------------------------------------------------------------------------------
     @abstractmethod
@@ -135,6 +138,16 @@ class Store(ABC):
         self, user_id: str, node_ids: Sequence[str], *, link_types: Iterable[LinkType] | None = None
     ) -> list[Link]:
         """Links (both directions) that touch any of ``node_ids``, optionally only of some types."""
+
+    @abstractmethod
+    def set_embeddings(self, user_id: str, vectors: Mapping[str, Sequence[float]]) -> int:
+        """Replace the embeddings of the user's nodes named in ``vectors`` (nodes that have one; nothing else about
+        them changes); return how many were replaced. Vectors of ``embedder.dimension`` floats."""
+
+    @abstractmethod
+    def adopt_embedder(self) -> None:
+        """Record ``embedder`` as the embedder of every stored vector (after a re-embed) and turn vector search on;
+        Neo4j rebuilds its vector index for the new dimension."""
 
     @abstractmethod
     def vector_search(

@@ -86,6 +86,8 @@ SET m.migrations = coalesce(m.migrations, []) + [$name],
     m.applied_at = coalesce(m.applied_at, []) + [$applied_at],
     m.version = $version
 """
+SET_EMBEDDER = "MATCH (m:PersonaMeta {key: 'embedder'}) SET m.name = $name, m.dimension = $dimension"
+DROP_VECTOR_INDEX = f"DROP INDEX {VECTOR_INDEX} IF EXISTS"
 MERGE_EMBEDDER = """
 MERGE (m:PersonaMeta {key: 'embedder'})
 ON CREATE SET m.name = $name, m.dimension = $dimension
@@ -172,6 +174,13 @@ SET n.body = $body, n.sort_time = $sort_time, n.chain_key = $chain_key, n.status
     n.content_hash = $content_hash, n.search_text = $search_text
 """
 SET_EMBEDDING = f"{_NODE_BY_ID} SET n:Embedded, n.embedding = $embedding"
+SET_EMBEDDINGS = """
+UNWIND $rows AS row
+MATCH (n:Node {id: row.id, user_id: $user_id}) USING INDEX n:Node(id)
+WHERE n:Embedded
+SET n.embedding = row.embedding
+RETURN count(n) AS replaced
+"""
 REMOVE_EMBEDDING = f"{_NODE_BY_ID} REMOVE n:Embedded, n.embedding"
 GET_NODE = f"{_NODE_BY_ID} RETURN n.type AS type, n.body AS body"
 GET_NODES = """

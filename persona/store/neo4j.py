@@ -7,7 +7,7 @@ so concurrent writers of one user queue up instead of interleaving their NEXT-ch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -148,9 +148,16 @@ class Neo4jStore(Store):
     """Persona's memory in a Neo4j database. ``auth=None`` for a server without authentication (tests)."""
 
     def __init__(
-        self, uri: str, *, auth: tuple[str, str] | None, embedder: EmbedderInfo, database: str = "neo4j"
+        self,
+        uri: str,
+        *,
+        auth: tuple[str, str] | None,
+        embedder: EmbedderInfo,
+        database: str = "neo4j",
+        accept_other_embedder: bool = False,
     ) -> None:
         self.uri = uri
+        self._accept_other_embedder = accept_other_embedder
         self.database = database
         self.embedder = embedder
         self.description = f"Neo4j · {uri}"
@@ -214,8 +221,9 @@ class Neo4jStore(Store):
             # Migrations first: a database from a newer release is refused before anything is written.
             self.applied_migrations = migrate_neo4j(session, f"Neo4j at {self.uri}")
             self._check_embedder(session)
-            self._run_schema(session, cypher.CREATE_VECTOR_INDEX, dimension=self.embedder.dimension)
-            self._check_vector_index(session)
+            if self.stale_embedder is None:  # a stale store keeps its index until the re-embed replaces it
+                self._run_schema(session, cypher.CREATE_VECTOR_INDEX, dimension=self.embedder.dimension)
+                self._check_vector_index(session)
             session.run(cypher.AWAIT_INDEXES, seconds=INDEX_WAIT_SECONDS).consume()
 
     @staticmethod
@@ -231,7 +239,9 @@ class Neo4jStore(Store):
         params = {"name": self.embedder.name, "dimension": self.embedder.dimension}
         row = session.execute_write(lambda tx: tx.run(cypher.MERGE_EMBEDDER, params).single())
         stored = (row["name"], row["dimension"])
-        if stored != (self.embedder.name, self.embedder.dimension):
+        if stored != (self.embedder.name, self.embedder.dimension) and self._accept_other_embedder:
+            self.stale_embedder = EmbedderInfo(name=stored[0], dimension=stored[1])  # vector search off until re-embed
+        elif stored != (self.embedder.name, self.embedder.dimension):
             raise EmbedderMismatchError(stored, (self.embedder.name, self.embedder.dimension))
 
     def _check_vector_index(self, session: Session) -> None:
@@ -585,6 +595,25 @@ class Neo4jStore(Store):
         found = {(r["type"], r["source"], r["target"]) for r in rows}
         return [Link(type=LinkType(kind), source_id=s, target_id=t) for kind, s, t in sorted(found)]
 
+    def set_embeddings(self, user_id: str, vectors: Mapping[str, Sequence[float]]) -> int:
+        check_user_id(user_id)
+        for vector in vectors.values():
+            check_embedding(vector, self.embedder.dimension, what="an embedding")
+        rows = [{"id": node_id, "embedding": _unit(vector)} for node_id, vector in vectors.items()]
+        rows = [row for row in rows if row["embedding"] is not None]  # a zero vector has no direction to store
+        row = self._write(lambda tx: tx.run(cypher.SET_EMBEDDINGS, rows=rows, user_id=user_id).single())
+        return int(row["replaced"]) if row else 0
+
+    def adopt_embedder(self) -> None:
+        params = {"name": self.embedder.name, "dimension": self.embedder.dimension}
+        with self._translate(), self._driver.session(database=self.database) as session:
+            session.execute_write(lambda tx: tx.run(cypher.SET_EMBEDDER, params).consume())
+            # The index's dimension is fixed when it is made: a new model with another dimension needs a new index.
+            session.run(cypher.DROP_VECTOR_INDEX).consume()
+            self._run_schema(session, cypher.CREATE_VECTOR_INDEX, dimension=self.embedder.dimension)
+            session.run(cypher.AWAIT_INDEXES, seconds=INDEX_WAIT_SECONDS).consume()
+        self.stale_embedder = None
+
     def vector_search(
         self, user_id: str, embedding: Sequence[float], *, k: int = 20, types: Iterable[NodeType] | None = None
     ) -> list[SearchHit]:
@@ -592,7 +621,7 @@ class Neo4jStore(Store):
         check_user_id(user_id)
         check_embedding(embedding, self.embedder.dimension, what="the query vector")
         vector = _unit(np.asarray(embedding, dtype=np.float64))
-        if vector is None or k <= 0:
+        if vector is None or k <= 0 or self.stale_embedder is not None:  # stored vectors from another model
             return []
         kinds = [t.value for t in (as_node_types(types) if types is not None else NodeType)]
         params = {"user_id": user_id, "embedding": vector, "types": kinds, "k": int(k)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,12 +115,15 @@ class _VectorCache:
 class SqliteStore(Store):
     """Persona's memory in one SQLite file. ``path=None`` or ``":memory:"`` keeps it in memory (tests, demos)."""
 
-    def __init__(self, path: str | Path | None = None, *, embedder: EmbedderInfo) -> None:
+    def __init__(
+        self, path: str | Path | None = None, *, embedder: EmbedderInfo, accept_other_embedder: bool = False
+    ) -> None:
         self.path = ":memory:" if path in (None, ":memory:") else Path(path).expanduser()
         if isinstance(self.path, Path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.description = f"SQLite · {self.path}"
         self.embedder = embedder
+        self._accept_other_embedder = accept_other_embedder
         try:
             self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
         except sqlite3.Error as exc:  # pragma: no cover - depends on the file system
@@ -172,7 +175,9 @@ class SqliteStore(Store):
                 cur.execute("INSERT INTO meta VALUES ('embedder', ?)", (self.embedder.model_dump_json(),))
                 return
         stored = EmbedderInfo.model_validate_json(row[0])
-        if stored != self.embedder:
+        if stored != self.embedder and self._accept_other_embedder:
+            self.stale_embedder = stored  # opened all the same; vector search stays off until a re-embed
+        elif stored != self.embedder:
             raise EmbedderMismatchError((stored.name, stored.dimension), (self.embedder.name, self.embedder.dimension))
 
     def _require_user(self, cur: sqlite3.Cursor, user_id: str) -> None:
@@ -598,7 +603,7 @@ class SqliteStore(Store):
         check_embedding(embedding, self.embedder.dimension, what="the query vector")
         query = np.asarray(embedding, dtype=np.float32)
         norm = float(np.linalg.norm(query))
-        if not norm or k <= 0:
+        if not norm or k <= 0 or self.stale_embedder is not None:  # stored vectors from another model: meaningless
             return []
         cache = self._vector_cache(user_id)
         if types is not None:
@@ -610,6 +615,23 @@ class SqliteStore(Store):
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.lexsort((top, -scores[top]))]  # by score, ties by insertion order: deterministic
         return [SearchHit(id=cache.ids[i], type=NodeType(cache.types[i]), score=float(scores[i])) for i in top]
+
+    def set_embeddings(self, user_id: str, vectors: Mapping[str, Sequence[float]]) -> int:
+        check_user_id(user_id)
+        for vector in vectors.values():
+            check_embedding(vector, self.embedder.dimension, what="an embedding")
+        rows = [(_blob(vector), node_id, user_id) for node_id, vector in vectors.items()]
+        with self._write() as cur:
+            before = self._conn.total_changes
+            cur.executemany(
+                "UPDATE nodes SET embedding = ? WHERE id = ? AND user_id = ? AND embedding IS NOT NULL", rows
+            )
+            return self._conn.total_changes - before
+
+    def adopt_embedder(self) -> None:
+        with self._write() as cur:
+            cur.execute("UPDATE meta SET value = ? WHERE key = 'embedder'", (self.embedder.model_dump_json(),))
+        self.stale_embedder = None
 
     def text_search(
         self, user_id: str, query: str, *, k: int = 20, types: Iterable[NodeType] | None = None
