@@ -205,7 +205,7 @@ def eval_paraphrase(file: Path | None, as_json: bool) -> None:
     if not path.exists():
         raise click.UsageError(f"no question file at {path}: name one")
     providers = {"neural": OfflineProvider(NeuralEmbedder()), "hash": OfflineProvider(HashEmbedder())}
-    report = evaluate_paraphrase(path, providers)
+    report = evaluate_paraphrase(path, providers, presets={"hash": "hashing"})
     click.echo(json.dumps(report, indent=2) if as_json else format_paraphrase_report(report))
 
 

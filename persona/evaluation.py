@@ -353,23 +353,31 @@ def ranked_dates(store: SqliteStore, user: str, ids: Sequence[str]) -> list[str]
 
 
 def evaluate_paraphrase(
-    path: str | Path, providers: dict[str, Provider], *, ks: Sequence[int] = PARAPHRASE_KS, limit: int = 30
+    path: str | Path,
+    providers: dict[str, Provider],
+    *,
+    presets: dict[str, str] | None = None,
+    ks: Sequence[int] = PARAPHRASE_KS,
+    limit: int = 30,
 ) -> dict[str, dict[str, float]]:
-    """hit@k over the demo persona for each embedder (vector search alone and the full hybrid retrieval) and for
-    BM25 alone: a question is a hit when one of its gold dates is among the first ``k`` distinct entry dates."""
+    """hit@k over the demo persona for each embedder (vector search alone and the full hybrid retrieval, with the
+    preset ``presets`` names for it, else the default) and for BM25 alone: a question is a hit when one of its gold
+    dates is among the first ``k`` distinct entry dates."""
     from persona.demo import load_demo
 
     questions = load_paraphrase_questions(path)
+    presets = presets or {}
     hits: dict[str, list[list[bool]]] = {}
     for label, provider in providers.items():
         store = SqliteStore(None, embedder=provider.embedder.info)
         load_demo(store, provider, "demo")
+        preset = presets.get(label, "default")
         systems: dict[str, Callable[[str], list[str]]] = {
             f"vector ({label})": lambda q, s=store, p=provider: [
                 h.id for h in s.vector_search("demo", p.embedder.embed([q])[0], k=limit)
             ],
-            f"hybrid ({label})": lambda q, s=store, p=provider: [
-                r.id for r in retrieve(s, p.embedder, "demo", RetrievalQuery(text=q, limit=limit))
+            f"hybrid ({label})": lambda q, s=store, p=provider, r=preset: [
+                m.id for m in retrieve(s, p.embedder, "demo", RetrievalQuery(text=q, limit=limit), preset=r)
             ],
         }
         if "bm25" not in hits:

@@ -64,3 +64,31 @@ def test_chat_sources_say_when_they_matched_by_meaning(neural_store: SqliteStore
     assert "stressed" in sources[0]["title"] + sources[0]["text"]
     assert sources[0]["reason"].startswith("matched by meaning")
     assert "Why: matched by meaning" in texts(at)
+
+
+def test_a_store_from_another_embedder_says_why_and_is_reembedded_from_settings(
+    home: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from persona.llm.embedding import HashEmbedder
+
+    hashing = OfflineProvider(embedder=HashEmbedder(dimension=64))
+    with SqliteStore(home / "persona.sqlite3", embedder=hashing.embedder.info) as old:
+        walk = ingest_entry(old, hashing, "demo", EARLIER[0][1], occurred_at=EARLIER[0][0]).entry.id
+        for when, text in EARLIER[1:]:
+            ingest_entry(old, hashing, "demo", text, occurred_at=when)
+        before = old.export_user("demo")["nodes"]
+    monkeypatch.setenv("PERSONA_EMBEDDER", "neural")
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+
+    at = run(page_test("settings"))  # opened, not refused: a warning says why search by meaning is off
+    warning = " ".join(w.value for w in at.warning).replace("\\", "")  # markdown escapes removed
+    assert "Search by meaning is off" in warning and "persona-hash-v1-64" in warning and "persona reembed" in warning
+    button(at, "Re-embed all memories").click()
+    run(at)
+    assert not any("Search by meaning is off" in w.value for w in at.warning)
+    with SqliteStore(home / "persona.sqlite3", embedder=NeuralEmbedder().info) as moved:  # strict open: no mismatch
+        assert moved.export_user("demo")["nodes"] == before
+        hits = moved.vector_search("demo", NeuralEmbedder().embed(["Who did I go hiking with?"])[0], k=2)
+        assert walk in [getattr(n, "entry_id", None) for n in moved.get_nodes("demo", [h.id for h in hits])]

@@ -297,3 +297,30 @@ def test_a_hash_filled_store_is_reembedded_in_place(kind: str, request: pytest.F
 
     with _open(kind, where, NEURAL.info) as store:  # the store now records the model: no longer stale
         assert store.stale_embedder is None and vector_search_notice(store) is None
+
+
+def test_the_cli_says_why_search_is_off_and_reembeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from click.testing import CliRunner
+
+    from persona.cli import cli
+    from persona.config import get_settings
+
+    hashing = OfflineProvider(embedder=SMALL_HASH)
+    with SqliteStore(tmp_path / "persona.sqlite3", embedder=SMALL_HASH.info) as old:
+        for offset, text in JOURNAL:
+            ingest_entry(old, hashing, "maya", text, occurred_at=day(offset))
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path))
+    monkeypatch.setenv("PERSONA_EMBEDDER", "neural")
+    monkeypatch.setenv("PERSONA_PROVIDER", "offline")
+    get_settings.cache_clear()
+    try:
+        stats = CliRunner().invoke(cli, ["stats", "--user", "maya"])
+        assert stats.exit_code == 0, stats.output
+        assert "Search by meaning is off" in stats.output and "persona reembed" in stats.output
+        moved = CliRunner().invoke(cli, ["reembed"])
+        assert moved.exit_code == 0, moved.output
+        assert "re-embedded" in moved.output and MODEL_NAME in moved.output
+        again = CliRunner().invoke(cli, ["stats", "--user", "maya"])
+        assert "Search by meaning is off" not in again.output
+    finally:
+        get_settings.cache_clear()
