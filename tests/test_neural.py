@@ -274,13 +274,16 @@ def test_a_hash_filled_store_is_reembedded_in_place(kind: str, request: pytest.F
     with _open(kind, where, SMALL_HASH.info) as store:
         assert store.stale_embedder is None
         ids = {o: ingest_entry(store, hashing, user, t, occurred_at=day(o)).entry.id for o, t in JOURNAL}
-        before = _without_vectors(store.export_user(user))
 
     with _open(kind, where, NEURAL.info) as store:
         # opened all the same, with a reason instead of an error, and no meaningless vector results
         assert store.stale_embedder == SMALL_HASH.info
         assert "persona reembed" in vector_search_notice(store)
         assert store.vector_search(user, NEURAL.embed(["a walk"])[0], k=5) == []
+        # writing goes on meanwhile (Neo4j's old index has another dimension): the re-embed covers it too
+        late = OfflineProvider(embedder=NEURAL)
+        assert ingest_entry(store, late, user, "Swam in the cold sea at dawn.", occurred_at=day(20)).ok
+        before = _without_vectors(store.export_user(user))
         steps: list[tuple[int, int]] = []
         result = reembed(store, NEURAL, on_progress=lambda done, total: steps.append((done, total)))
         assert result.adopted and user in result.users and store.stale_embedder is None
