@@ -62,6 +62,8 @@ class RetrievalPreset:
     filter_overfetch: int = 5
 
 
+HASHING_EMBEDDER_PREFIX = "persona-hash-"
+
 PRESETS: dict[str, RetrievalPreset] = {
     "default": RetrievalPreset(),
     "recent": RetrievalPreset(name="recent", recency_weight=0.5, recency_half_life_days=30.0),
@@ -237,9 +239,13 @@ def retrieve(
     preset: RetrievalPreset | str = "default",
     now: datetime | None = None,
 ) -> list[RetrievedMemory]:
-    """The user's memories that best answer ``query``, best first, each with its score and signal shares."""
+    """The user's memories that best answer ``query``, best first, each with its score and signal shares.
+
+    ``"default"`` is the default for the embedder: the hashing embedder keeps the ``hashing`` weights tuned for it."""
     check_user_id(user_id)
     query = RetrievalQuery(text=query) if isinstance(query, str) else query
+    if preset == "default" and embedder.info.name.startswith(HASHING_EMBEDDER_PREFIX):
+        preset = "hashing"
     if isinstance(preset, str):
         if preset not in PRESETS:
             raise ValidationError(f"unknown retrieval preset {preset[:80]!r}: use one of {', '.join(PRESETS)}")

@@ -327,3 +327,21 @@ def test_the_cli_says_why_search_is_off_and_reembeds(tmp_path: Path, monkeypatch
         assert "Search by meaning is off" not in again.output
     finally:
         get_settings.cache_clear()
+
+
+def test_the_hashing_embedder_keeps_its_own_default_weights(tmp_path: Path):
+    from persona.retrieval import PRESETS
+
+    hashing = OfflineProvider(embedder=HashEmbedder())
+    with SqliteStore(tmp_path / "h.sqlite3", embedder=hashing.embedder.info) as store:
+        for offset, text in JOURNAL:
+            ingest_entry(store, hashing, "h", text, occurred_at=day(offset))
+
+        def scores(preset):
+            return [
+                (r.id, round(r.score, 9))
+                for r in retrieve(store, hashing.embedder, "h", "walk by the river", preset=preset)
+            ]
+
+        assert scores("default") == scores("hashing")
+        assert scores("default") != scores(PRESETS["default"])  # the sentence model's weights rank differently
