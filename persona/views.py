@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
+from persona.dates import month_text
 from persona.errors import ValidationError
 from persona.importers import ImportItem, detect_and_parse
 from persona.ingest import IngestResult, ingest_many
@@ -301,7 +302,7 @@ def group_by_month(items: Iterable[TimelineItem]) -> list[tuple[str, list[Timeli
     """Items grouped under ``June 2026`` headings, keeping their order."""
     groups: dict[str, list[TimelineItem]] = {}
     for item in items:
-        groups.setdefault(f"{item.episode.occurred_at:%B %Y}", []).append(item)
+        groups.setdefault(month_text(item.episode.occurred_at), []).append(item)
     return list(groups.items())
 
 
