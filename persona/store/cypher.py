@@ -155,25 +155,14 @@ UNWIND $canonicals AS canonical
 MATCH (n:Entity {user_id: $user_id, canonical: canonical})
 RETURN n.id AS id, n.body AS body
 """
-SET_BODIES = """
+REWRITE_NODES = """
 UNWIND $rows AS row
 MATCH (n:Node {id: row.id, user_id: $user_id}) USING INDEX n:Node(id)
-SET n.body = row.body, n.search_text = row.search_text
-"""
-SET_STATUSES = """
-UNWIND $rows AS row
-MATCH (n:Node {id: row.id, user_id: $user_id}) USING INDEX n:Node(id)
-WHERE n:Entry
-SET n.body = row.body, n.status = row.status
-"""
-UPDATE_NODE = f"""
-{_NODE_BY_ID}
-SET n.body = $body, n.sort_time = $sort_time, n.chain_key = $chain_key, n.status = $status, n.canonical = $canonical,
-    n.content_hash = $content_hash, n.search_text = $search_text
+SET n.body = row.body, n.sort_time = row.sort_time, n.chain_key = row.chain_key, n.status = row.status,
+    n.canonical = row.canonical, n.content_hash = row.content_hash, n.search_text = row.search_text
 """
 SET_EMBEDDING = f"{_NODE_BY_ID} SET n:Embedded, n.embedding = $embedding"
 REMOVE_EMBEDDING = f"{_NODE_BY_ID} REMOVE n:Embedded, n.embedding"
-GET_NODE = f"{_NODE_BY_ID} RETURN n.type AS type, n.body AS body"
 GET_NODES = """
 UNWIND $ids AS id
 MATCH (n:Node {id: id, user_id: $user_id}) USING INDEX n:Node(id)
@@ -189,29 +178,7 @@ UNWIND $ids AS id
 MATCH (n:Node {id: id, user_id: $user_id}) USING INDEX n:Node(id)
 DETACH DELETE n
 """
-DELETE_ORPHAN_ENTITIES = """
-UNWIND $ids AS id
-MATCH (n:Node:Entity {id: id, user_id: $user_id}) USING INDEX n:Node(id)
-WHERE NOT ()-[:MENTIONS]->(n)
-DETACH DELETE n
-RETURN count(*) AS n
-"""
 ENTRY_DEPENDANTS = "MATCH (n:Node {user_id: $user_id, entry_id: $id}) RETURN n.id AS id, n.type AS type"
-EPISODE_DEPENDANTS = """
-MATCH (n:Node {user_id: $user_id})-[:DERIVED_FROM]->(e:Node:Episode {id: $id}) USING INDEX e:Node(id)
-RETURN n.id AS id, n.type AS type
-"""
-MENTIONED_BY = """
-UNWIND $ids AS id
-MATCH (n:Node {id: id, user_id: $user_id})-[:MENTIONS]->(e:Entity) USING INDEX n:Node(id)
-RETURN DISTINCT e.id AS id
-"""
-MOVE_MENTIONS = """
-MATCH (keep:Node:Entity {id: $keep_id, user_id: $user_id}) USING INDEX keep:Node(id)
-MATCH (source:Node {user_id: $user_id})-[:MENTIONS]->(drop:Node:Entity {id: $drop_id, user_id: $user_id})
-USING INDEX drop:Node(id)
-MERGE (source)-[:MENTIONS]->(keep)
-"""
 FIND_ENTRY_BY_HASH = "MATCH (n:Entry {user_id: $user_id, content_hash: $content_hash}) RETURN n.body AS body"
 
 

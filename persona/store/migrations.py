@@ -226,12 +226,17 @@ def migrate_neo4j(session: Any, where: str, migrations: Migrations | None = None
 @NEO4J.migration("001_baseline_e557b58")
 def _neo4j_baseline(session: Any) -> None:
     """The constraints and indexes of release e557b58 except the vector index (sized by the embedder check)."""
+    for statement in cypher.schema_statements():
+        run_schema_statement(session, statement)
+
+
+def run_schema_statement(session: Any, statement: str, **params: Any) -> None:
+    """Run one idempotent schema statement (``IF NOT EXISTS``)."""
     from neo4j.exceptions import ClientError
 
-    for statement in cypher.schema_statements():
-        try:
-            session.run(statement).consume()
-        except ClientError as exc:
-            # Two processes opening a fresh database at once can race on IF NOT EXISTS; the rule exists either way.
-            if "AlreadyExists" not in (exc.code or ""):
-                raise
+    try:
+        session.run(statement, params).consume()
+    except ClientError as exc:
+        # Two processes opening a fresh database at once can race on IF NOT EXISTS; the rule exists either way.
+        if "AlreadyExists" not in (exc.code or ""):
+            raise
