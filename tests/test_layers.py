@@ -30,3 +30,27 @@ def _offenders(files: list[Path], forbidden: tuple[str, ...]) -> dict[str, list[
 
 def test_the_store_does_not_import_the_providers():
     assert _offenders(sorted((ROOT / "persona" / "store").glob("*.py")), ("persona.llm",)) == {}
+
+
+def test_only_the_store_imports_database_drivers():
+    """Driver errors are translated inside ``persona/store``: nothing else needs sqlite3 or neo4j."""
+    outside = [p for p in (ROOT / "persona").rglob("*.py") if "store" not in p.relative_to(ROOT / "persona").parts]
+    outside += [ROOT / "app.py", ROOT / "app_support.py", *sorted((ROOT / "pages").glob("*.py"))]
+    assert _offenders(outside, ("sqlite3", "neo4j")) == {}
+
+
+def _store_calls(path: Path) -> list[str]:
+    """``store.<method>`` uses in a file (the pages receive the store only to hand it to persona functions)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return sorted(
+        f"{path.name}:{node.lineno} store.{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "store"
+    )
+
+
+def test_pages_call_persona_never_the_store():
+    pages = [*sorted((ROOT / "pages").glob("*.py")), ROOT / "app.py"]
+    assert _offenders(pages, ("persona.store",)) == {}
+    # app_support (the pages' shared widgets) may name the Store type, but calls persona for what it does.
+    assert [call for page in [*pages, ROOT / "app_support.py"] for call in _store_calls(page)] == []
