@@ -78,14 +78,10 @@ CREATE_VECTOR_INDEX = (
 )
 VECTOR_INDEX_OPTIONS = "SHOW VECTOR INDEXES YIELD name, options WHERE name = $name RETURN options"
 AWAIT_INDEXES = "CALL db.awaitIndexes($seconds)"
-GET_SCHEMA_STATE = "MATCH (m:PersonaMeta {key: 'schema'}) RETURN m.migrations AS migrations, m.version AS version"
-RECORD_MIGRATION = """
-MERGE (m:PersonaMeta {key: 'schema'})
-WITH m WHERE NOT $name IN coalesce(m.migrations, [])
-SET m.migrations = coalesce(m.migrations, []) + [$name],
-    m.applied_at = coalesce(m.applied_at, []) + [$applied_at],
-    m.version = $version
-"""
+# The schema history is JSON text (a list of {name, version, applied_at}), not a list property: every property of
+# the meta node stays a plain value that tools can print.
+GET_SCHEMA_STATE = "MATCH (m:PersonaMeta {key: 'schema'}) RETURN m.history AS history, m.version AS version"
+RECORD_MIGRATION = "MERGE (m:PersonaMeta {key: 'schema'}) SET m.history = $history, m.version = $version"
 MERGE_EMBEDDER = """
 MERGE (m:PersonaMeta {key: 'embedder'})
 ON CREATE SET m.name = $name, m.dimension = $dimension

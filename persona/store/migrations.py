@@ -1,7 +1,7 @@
 """Schema versions and the ordered migrations of both stores.
 
 A store records which migrations it has (SQLite: the ``schema_migrations`` table and ``PRAGMA user_version``; Neo4j:
-the ``:PersonaMeta {key: 'schema'}`` node's ``migrations`` and ``version``). Opening a store runs the migrations it
+the ``:PersonaMeta {key: 'schema'}`` node's ``history`` and ``version``). Opening a store runs the migrations it
 lacks, in order; a store that records a migration this code does not know, or a higher version, was written by a
 newer release and is refused (``SchemaTooNewError``) without being changed.
 
@@ -16,6 +16,7 @@ idempotent (``IF NOT EXISTS``), so a store made by that release is recognised an
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -193,12 +194,26 @@ def _sqlite_baseline(conn: sqlite3.Connection) -> None:
 
 
 # -- Neo4j -----------------------------------------------------------------------------------------------------------
-def neo4j_state(session: Any) -> tuple[list[str], int]:
-    """The applied migration names and the version a Neo4j database records (none for e557b58 or a new one)."""
-    row = session.run(cypher.GET_SCHEMA_STATE).single()
+def _neo4j_history(session_or_tx: Any) -> tuple[list[dict[str, Any]], int]:
+    row = session_or_tx.run(cypher.GET_SCHEMA_STATE).single()
     if row is None:
         return [], 0
-    return list(row["migrations"] or []), int(row["version"] or 0)
+    return list(json.loads(row["history"] or "[]")), int(row["version"] or 0)
+
+
+def neo4j_state(session: Any) -> tuple[list[str], int]:
+    """The applied migration names and the version a Neo4j database records (none for e557b58 or a new one)."""
+    history, version = _neo4j_history(session)
+    return [item["name"] for item in history], version
+
+
+def _record_neo4j(tx: Any, name: str, version: int) -> None:
+    """Append one migration to the history (once, even if two processes migrate at the same time)."""
+    history, stored = _neo4j_history(tx)
+    if any(item["name"] == name for item in history):
+        return
+    history.append({"name": name, "version": version, "applied_at": _now()})
+    tx.run(cypher.RECORD_MIGRATION, history=json.dumps(history), version=max(version, stored)).consume()
 
 
 def migrate_neo4j(session: Any, where: str, migrations: Migrations | None = None) -> list[str]:
@@ -214,11 +229,7 @@ def migrate_neo4j(session: Any, where: str, migrations: Migrations | None = None
         except Exception as exc:
             raise MigrationError(f"the Neo4j migration {step.name!r} failed and was not recorded: {exc}") from exc
         number = migrations.steps.index(step) + 1
-        session.execute_write(
-            lambda tx, name=step.name, number=number: tx.run(
-                cypher.RECORD_MIGRATION, name=name, version=number, applied_at=_now()
-            ).consume()
-        )
+        session.execute_write(_record_neo4j, step.name, number)
         done.append(step.name)
     return done
 
