@@ -10,7 +10,6 @@ import pytest
 
 from persona.context import format_context
 from persona.ingest import ingest_entry
-from persona.llm.offline import OfflineProvider
 from persona.models import NodeType
 from persona.retrieval import RetrievalQuery, apply_budget, recency, retrieve, rrf
 from tests.factories import day
@@ -24,11 +23,6 @@ JOURNAL = [
     (12, "Tried a new ramen place near the river. The broth was amazing."),
     (15, "Long walk along the beach at sunset, thinking about moving abroad."),
 ]
-
-
-@pytest.fixture(scope="module")
-def provider() -> OfflineProvider:
-    return OfflineProvider()
 
 
 @pytest.fixture
