@@ -73,7 +73,8 @@ def provider() -> OfflineProvider:
 
 @pytest.fixture
 def sqlite_store(tmp_path: Path, provider: OfflineProvider) -> Iterator[SqliteStore]:
-    """A fresh SQLite file bound to the offline provider's embedder, for the cases that are about SQLite only."""
+    """A fresh SQLite file bound to the offline provider's embedder, for the cases about SQLite only. It is the file
+    the app and the CLI open when the test also uses ``app_home`` (both live in ``tmp_path``)."""
     opened = SqliteStore(tmp_path / "persona.sqlite3", embedder=provider.embedder.info)
     yield opened
     opened.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,22 +30,15 @@ ENTRIES = [
     (datetime(2026, 7, 2, 9, tzinfo=UTC), f"Read about gardens. {XSS} {IMG} Sarah called about the trip."),
 ]
 RENDER_TIMES: dict[str, float] = {}
+pytestmark = pytest.mark.usefixtures("app_home")  # sqlite_store is then the file the app opens
 
 
 @pytest.fixture
-def app_store(app_home: Path, provider: OfflineProvider) -> Iterator[SqliteStore]:
-    """The same SQLite file the app opens, for seeding and for checking what the app wrote."""
-    opened = SqliteStore(app_home / "persona.sqlite3", embedder=provider.embedder.info)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def seeded(app_store: SqliteStore, provider: OfflineProvider) -> SqliteStore:
+def seeded(sqlite_store: SqliteStore, provider: OfflineProvider) -> SqliteStore:
     """Three entries for the user ``demo``: Sarah, a goal, and one carrying HTML that must stay text."""
     for when, text in ENTRIES:
-        assert ingest_entry(app_store, provider, "demo", text, occurred_at=when).ok
-    return app_store
+        assert ingest_entry(sqlite_store, provider, "demo", text, occurred_at=when).ok
+    return sqlite_store
 
 
 def page_test(name: str) -> AppTest:
@@ -131,18 +123,18 @@ def test_render_times_are_reported(seeded: SqliteStore) -> None:
 
 
 # -- sidebar -------------------------------------------------------------------------------------------------------
-def test_new_persona_refuses_a_bad_id_and_switches_to_a_good_one(app_store: SqliteStore) -> None:
+def test_new_persona_refuses_a_bad_id_and_switches_to_a_good_one(sqlite_store: SqliteStore) -> None:
     at = run(app_test())
     at.sidebar.text_input(key="new_user_id").input("Bad Id!")
     button(at, "Create").click()
     run(at)
     assert any("invalid user id" in e.value for e in at.sidebar.error)
-    assert [u.id for u in app_store.list_users()] == []
+    assert [u.id for u in sqlite_store.list_users()] == []
     at.sidebar.text_input(key="new_user_id").input("maya")
     button(at, "Create").click()
     run(at)
     assert at.sidebar.selectbox(key="user_picker").value == "maya"
-    assert "maya" in [u.id for u in app_store.list_users()]
+    assert "maya" in [u.id for u in sqlite_store.list_users()]
 
 
 def test_unreachable_store_shows_a_message_not_a_traceback(app_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -160,7 +152,7 @@ def test_unreachable_store_shows_a_message_not_a_traceback(app_home: Path, monke
 
 
 # -- journal -------------------------------------------------------------------------------------------------------
-def test_journal_ingests_an_entry_and_shows_its_memories(app_store: SqliteStore) -> None:
+def test_journal_ingests_an_entry_and_shows_its_memories(sqlite_store: SqliteStore) -> None:
     at = run(page_test("journal"))
     at.text_area(key="journal_text").input("Coffee with Sarah in Porto. I want to learn Portuguese by December.")
     button(at, "Save entry").click()
@@ -169,40 +161,40 @@ def test_journal_ingests_an_entry_and_shows_its_memories(app_store: SqliteStore)
     assert "Extracted memories" in [h.value for h in at.subheader]
     assert "**Episode**" in shown and "**Goal**" in shown and "Sarah" in shown
     assert at.get("status"), "ingest shows its steps in st.status"
-    assert app_store.count_nodes("demo", NodeType.ENTRY) == 1
-    assert app_store.count_nodes("demo", NodeType.GOAL) >= 1
+    assert sqlite_store.count_nodes("demo", NodeType.ENTRY) == 1
+    assert sqlite_store.count_nodes("demo", NodeType.GOAL) >= 1
 
 
-def test_journal_refuses_an_empty_entry_and_stores_nothing(app_store: SqliteStore) -> None:
+def test_journal_refuses_an_empty_entry_and_stores_nothing(sqlite_store: SqliteStore) -> None:
     at = run(page_test("journal"))
     at.text_area(key="journal_text").input("   \n  ")
     button(at, "Save entry").click()
     run(at)
     assert any("empty" in e.value for e in at.error)
-    assert app_store.count_nodes("demo", NodeType.ENTRY) == 0
+    assert sqlite_store.count_nodes("demo", NodeType.ENTRY) == 0
 
 
-def test_journal_lists_failed_entries_with_a_retry(app_store: SqliteStore, provider: OfflineProvider) -> None:
+def test_journal_lists_failed_entries_with_a_retry(sqlite_store: SqliteStore, provider: OfflineProvider) -> None:
     from persona.models import Entry, EntryStatus
 
-    entry = app_store.save_entry(Entry(user_id="demo", text="Met Sarah at the market.", occurred_at=ENTRIES[0][0]))
-    app_store.set_entry_status("demo", entry.id, EntryStatus.FAILED, error="ProviderError: timeout")
+    entry = sqlite_store.save_entry(Entry(user_id="demo", text="Met Sarah at the market.", occurred_at=ENTRIES[0][0]))
+    sqlite_store.set_entry_status("demo", entry.id, EntryStatus.FAILED, error="ProviderError: timeout")
     at = run(page_test("journal"))
     assert "timeout" in texts(at)
     at.button(key=f"retry-{entry.id}").click()
     run(at)
-    assert app_store.get_node("demo", entry.id).status is EntryStatus.DONE
+    assert sqlite_store.get_node("demo", entry.id).status is EntryStatus.DONE
 
 
-def test_demo_persona_loads_from_the_journal(app_store: SqliteStore) -> None:
+def test_demo_persona_loads_from_the_journal(sqlite_store: SqliteStore) -> None:
     at = run(page_test("journal"))
     at.button(key="journal_demo").click()
     run(at)
-    assert app_store.count_nodes("demo", NodeType.EPISODE) > 30
+    assert sqlite_store.count_nodes("demo", NodeType.EPISODE) > 30
     assert "Loaded the demo persona" in texts(at)
 
 
-def test_journal_imports_a_markdown_file_with_progress(app_store: SqliteStore) -> None:
+def test_journal_imports_a_markdown_file_with_progress(sqlite_store: SqliteStore) -> None:
     at = run(page_test("journal"))
     journal = b"# My journal\n\n## 2026-05-01\nMet Sarah in Porto.\n\n## 2026-05-02\nI want to learn to sail.\n"
     at.get("file_uploader")[0].upload("journal.md", journal, "text/markdown")
@@ -210,17 +202,17 @@ def test_journal_imports_a_markdown_file_with_progress(app_store: SqliteStore) -
     at.button(key="journal_import").click()
     run(at)
     assert "Imported 2 entries: 2 new" in texts(at)
-    assert app_store.count_nodes("demo", NodeType.ENTRY) == 2
+    assert sqlite_store.count_nodes("demo", NodeType.ENTRY) == 2
 
 
-def test_journal_refuses_a_bad_file_and_stores_nothing(app_store: SqliteStore) -> None:
+def test_journal_refuses_a_bad_file_and_stores_nothing(sqlite_store: SqliteStore) -> None:
     at = run(page_test("journal"))
     at.get("file_uploader")[0].upload("journal.jsonl", b'{"text": "no date"}\n', "application/json")
     run(at)
     at.button(key="journal_import").click()
     run(at)
     assert any("was not imported" in e.value and "occurred\\_at" in e.value for e in at.error)  # escaped markdown
-    assert app_store.count_nodes("demo", NodeType.ENTRY) == 0
+    assert sqlite_store.count_nodes("demo", NodeType.ENTRY) == 0
 
 
 # -- graph ---------------------------------------------------------------------------------------------------------
@@ -261,13 +253,13 @@ def test_graph_forgets_a_focus_that_was_deleted(seeded: SqliteStore) -> None:
     assert at.get("iframe"), "the default view is drawn instead"
 
 
-def test_graph_caps_the_nodes_and_says_what_was_left_out(app_store: SqliteStore, provider: OfflineProvider) -> None:
+def test_graph_caps_the_nodes_and_says_what_was_left_out(sqlite_store: SqliteStore, provider: OfflineProvider) -> None:
     people = ["Sarah", "Tom", "Priya", "Jonas", "Helena", "Ada", "Rui", "Marta", "Carla", "Omar"]
     items = [
         (f"Cooked dinner with {people[i % 10]} in Porto, day {i}. I want to visit Lisbon by May.", ENTRIES[0][0])
         for i in range(40)
     ]
-    ingest_many(app_store, provider, "demo", items)
+    ingest_many(sqlite_store, provider, "demo", items)
     at = run(page_test("graph"))
     assert not any("left out" in w.value for w in at.warning), "under the default cap everything is drawn"
     at.slider(key="graph_limit").set_value(50)

@@ -80,8 +80,16 @@ VECTOR_INDEX_OPTIONS = "SHOW VECTOR INDEXES YIELD name, options WHERE name = $na
 AWAIT_INDEXES = "CALL db.awaitIndexes($seconds)"
 # The schema history is JSON text (a list of {name, version, applied_at}), not a list property: every property of
 # the meta node stays a plain value that tools can print.
-GET_SCHEMA_STATE = "MATCH (m:PersonaMeta {key: 'schema'}) RETURN m.history AS history, m.version AS version"
-RECORD_MIGRATION = "MERGE (m:PersonaMeta {key: 'schema'}) SET m.history = $history, m.version = $version"
+# (A pre-release build kept the names as a list in ``m.migrations``: read once, then replaced by the history.)
+GET_SCHEMA_STATE = """
+MATCH (m:PersonaMeta {key: 'schema'})
+RETURN m.history AS history, m.version AS version, m.migrations AS legacy_names
+"""
+RECORD_MIGRATION = """
+MERGE (m:PersonaMeta {key: 'schema'})
+SET m.history = $history, m.version = $version
+REMOVE m.migrations, m.applied_at
+"""
 MERGE_EMBEDDER = """
 MERGE (m:PersonaMeta {key: 'embedder'})
 ON CREATE SET m.name = $name, m.dimension = $dimension

@@ -198,6 +198,9 @@ def _neo4j_history(session_or_tx: Any) -> tuple[list[dict[str, Any]], int]:
     row = session_or_tx.run(cypher.GET_SCHEMA_STATE).single()
     if row is None:
         return [], 0
+    if row["history"] is None and row["legacy_names"]:
+        legacy = [{"name": name, "version": number} for number, name in enumerate(row["legacy_names"], start=1)]
+        return legacy, int(row["version"] or 0)
     return list(json.loads(row["history"] or "[]")), int(row["version"] or 0)
 
 
