@@ -1,4 +1,7 @@
-"""The store contract: one narrow interface that both stores (SQLite, Neo4j) fulfil.
+"""The store contract: one narrow interface that both stores (SQLite, Neo4j) fulfil, written once.
+
+``Store``'s public methods check their input and apply the domain rules (``rules.py``) through the primitives a
+backend offers (``StoreTransaction``, ``_run_read`` / ``_run_write``, its searches); backends hold no rules.
 
 Every method that reads or writes a person's data takes ``user_id`` first and never touches another user's nodes.
 Ids that do not belong to the user behave exactly like ids that do not exist.
@@ -110,9 +113,9 @@ class StoreTransaction(ABC):
         """Store new entities; return given id -> stored id (a concurrent writer may have stored the name)."""
 
     @abstractmethod
-    def rewrite(self, user_id: str, nodes: Sequence[AnyNode]) -> None:
-        """Store new versions of existing nodes (body, sort and filter keys, search text; not the embedding). A
-        clash with a uniqueness rule (entity name, entry text) raises ``DuplicateError``."""
+    def rewrite(self, user_id: str, nodes: Sequence[AnyNode], *, reindex: bool = True) -> None:
+        """Store new versions of existing nodes (body, sort and filter keys, and with ``reindex`` the search text;
+        not the embedding). A clash with a uniqueness rule (entity name, entry text) raises ``DuplicateError``."""
 
     @abstractmethod
     def set_embedding(self, user_id: str, node_id: str, embedding: Sequence[float] | None) -> None:
@@ -261,7 +264,7 @@ class Store(ABC):
         def work(tx: StoreTransaction) -> None:
             tx.lock_user(user_id)
             entry = as_entry(get_one(tx, user_id, entry_id))
-            tx.rewrite(user_id, [entry.model_copy(update={"status": status, "error": error})])
+            tx.rewrite(user_id, [entry.model_copy(update={"status": status, "error": error})], reindex=False)
 
         self._run_write(work)
 

@@ -159,12 +159,20 @@ UNWIND $canonicals AS canonical
 MATCH (n:Entity {user_id: $user_id, canonical: canonical})
 RETURN n.id AS id, n.body AS body
 """
-REWRITE_NODES = """
+
+
+def rewrite_nodes(*, reindex: bool) -> str:
+    """New versions of stored nodes (``$rows`` of properties); ``reindex`` also sets the full-text ``search_text``
+    (left alone when the text did not change, e.g. a status, so Lucene does no work)."""
+    search = ", n.search_text = row.search_text" if reindex else ""
+    return f"""
 UNWIND $rows AS row
-MATCH (n:Node {id: row.id, user_id: $user_id}) USING INDEX n:Node(id)
+MATCH (n:Node {{id: row.id, user_id: $user_id}}) USING INDEX n:Node(id)
 SET n.body = row.body, n.sort_time = row.sort_time, n.chain_key = row.chain_key, n.status = row.status,
-    n.canonical = row.canonical, n.content_hash = row.content_hash, n.search_text = row.search_text
+    n.canonical = row.canonical, n.content_hash = row.content_hash{search}
 """
+
+
 SET_EMBEDDING = f"{_NODE_BY_ID} SET n:Embedded, n.embedding = $embedding"
 REMOVE_EMBEDDING = f"{_NODE_BY_ID} REMOVE n:Embedded, n.embedding"
 GET_NODES = """

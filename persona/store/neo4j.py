@@ -315,11 +315,11 @@ class _Neo4jTransaction(StoreTransaction):
                 mapping[row["given"]] = row["stored"]
         return mapping
 
-    def rewrite(self, user_id: str, nodes: Sequence[AnyNode]) -> None:
+    def rewrite(self, user_id: str, nodes: Sequence[AnyNode], *, reindex: bool = True) -> None:
         keys = ("id", "body", "sort_time", "chain_key", "status", "canonical", "content_hash", "search_text")
         rows = [{key: props[key] for key in keys} for props in map(node_properties, nodes)]
         if rows:
-            self.tx.run(cypher.REWRITE_NODES, rows=rows, user_id=user_id).consume()
+            self.tx.run(cypher.rewrite_nodes(reindex=reindex), rows=rows, user_id=user_id).consume()
 
     def set_embedding(self, user_id: str, node_id: str, embedding: Sequence[float] | None) -> None:
         vector = _unit(embedding)

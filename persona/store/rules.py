@@ -61,7 +61,7 @@ def mark_done(tx: StoreTransaction, user_id: str, entry_ids: Sequence[str]) -> N
         if entry.status is EntryStatus.DONE:
             raise DuplicateError(f"entry {entry_id} is already processed", existing_id=entry_id)
         done.append(entry.model_copy(update={"status": EntryStatus.DONE, "error": None}))
-    tx.rewrite(user_id, done)
+    tx.rewrite(user_id, done, reindex=False)  # the text is unchanged: no full-text work
 
 
 def merged_aliases(keep: Entity, name: str, aliases: Iterable[str]) -> list[str]:

@@ -277,7 +277,7 @@ class _SqliteTransaction(StoreTransaction):
         self.create(entities)  # the write lock is held: nobody stored these names meanwhile
         return {e.id: e.id for e in entities}
 
-    def rewrite(self, user_id: str, nodes: Sequence[AnyNode]) -> None:
+    def rewrite(self, user_id: str, nodes: Sequence[AnyNode], *, reindex: bool = True) -> None:
         for node in nodes:
             try:
                 self.cur.execute(
@@ -296,6 +296,8 @@ class _SqliteTransaction(StoreTransaction):
             except sqlite3.IntegrityError as exc:  # the same name or text as another node of the user
                 what = "an entity with this name" if node.type is NodeType.ENTITY else "an entry with this text"
                 raise DuplicateError(f"already stored: {what} ({exc})") from exc
+            if not reindex:
+                continue
             (pk,) = self._rows("SELECT pk FROM nodes WHERE id = ?", (node.id,))[0]
             self.cur.execute("DELETE FROM nodes_fts WHERE rowid = ?", (pk,))
             if node.type in SEARCHABLE_TYPES:
