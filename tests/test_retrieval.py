@@ -24,7 +24,8 @@ JOURNAL = [
     (15, "Long walk along the beach at sunset, thinking about moving abroad."),
 ]
 
-QUESTIONS = [h for h in HOSTILE if h is next(x for x in HOSTILE if x.kind == h.kind) or h.id == "many-words"]
+QUESTIONS = [h for h in HOSTILE if h is next(x for x in HOSTILE if x.kind == h.kind) and h.id != "long-1mb"]
+QUESTIONS += [h for h in HOSTILE if h.id in ("long-word", "many-words")]  # 1 MB is the limits suite's (3 s to embed)
 """One hostile value of each kind (the store contract searches with every one; retrieval adds embedding and fusion)."""
 
 
