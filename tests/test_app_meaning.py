@@ -15,14 +15,7 @@ from persona.ingest import ingest_entry
 from persona.llm.neural import NeuralEmbedder
 from persona.llm.offline import OfflineProvider
 from persona.store.sqlite import SqliteStore
-from tests.test_app import (  # noqa: F401 - fixtures used by name
-    button,
-    home,
-    navigation_always_runs_app_py,
-    page_test,
-    run,
-    texts,
-)
+from tests.test_app import button, page_test, run, texts
 
 EARLIER = [
     (datetime(2026, 6, 3, 8, tzinfo=UTC), "Ada and I walked along the river to the old lighthouse and back."),
@@ -32,13 +25,13 @@ EARLIER = [
 
 
 @pytest.fixture
-def neural_store(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SqliteStore]:  # noqa: F811
+def neural_store(app_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SqliteStore]:
     """The app's SQLite file on the sentence model (the suite's default is the hashing embedder), seeded."""
     monkeypatch.setenv("PERSONA_EMBEDDER", "neural")
     get_settings.cache_clear()
     st.cache_resource.clear()
     provider = OfflineProvider(embedder=NeuralEmbedder())
-    store = SqliteStore(home / "persona.sqlite3", embedder=provider.embedder.info)
+    store = SqliteStore(app_home / "persona.sqlite3", embedder=provider.embedder.info)
     for when, text in EARLIER:
         assert ingest_entry(store, provider, "demo", text, occurred_at=when).ok
     yield store
@@ -67,13 +60,12 @@ def test_chat_sources_say_when_they_matched_by_meaning(neural_store: SqliteStore
 
 
 def test_a_store_from_another_embedder_says_why_and_is_reembedded_from_settings(
-    home: Path,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    app_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from persona.llm.embedding import HashEmbedder
 
     hashing = OfflineProvider(embedder=HashEmbedder(dimension=64))
-    with SqliteStore(home / "persona.sqlite3", embedder=hashing.embedder.info) as old:
+    with SqliteStore(app_home / "persona.sqlite3", embedder=hashing.embedder.info) as old:
         walk = ingest_entry(old, hashing, "demo", EARLIER[0][1], occurred_at=EARLIER[0][0]).entry.id
         for when, text in EARLIER[1:]:
             ingest_entry(old, hashing, "demo", text, occurred_at=when)
@@ -88,7 +80,7 @@ def test_a_store_from_another_embedder_says_why_and_is_reembedded_from_settings(
     button(at, "Re-embed all memories").click()
     run(at)
     assert not any("Search by meaning is off" in w.value for w in at.warning)
-    with SqliteStore(home / "persona.sqlite3", embedder=NeuralEmbedder().info) as moved:  # strict open: no mismatch
+    with SqliteStore(app_home / "persona.sqlite3", embedder=NeuralEmbedder().info) as moved:  # strict open: no mismatch
         assert moved.export_user("demo")["nodes"] == before
         hits = moved.vector_search("demo", NeuralEmbedder().embed(["Who did I go hiking with?"])[0], k=2)
         assert walk in [getattr(n, "entry_id", None) for n in moved.get_nodes("demo", [h.id for h in hits])]
