@@ -24,6 +24,8 @@ from persona.llm.base import Provider
 from persona.models import Entry, MemoryBatch, NodeType, Passage
 from persona.retrieval import RetrievalPreset, RetrievalQuery, retrieve
 from persona.store.sqlite import SqliteStore
+from persona.text import content_words as text_words
+from persona.text import words
 
 HEADLINE_CATEGORIES = (1, 2, 4)
 SESSION_CATEGORIES = (1, 2, 3, 4)
@@ -31,7 +33,6 @@ CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-ho
 _EVAL_STOPWORD_TEXT = """a an the of in on at to for and or is was were be been it its this that with by from as i you
 he she they we my your his her their our me him them us do did does not no yes"""
 EVAL_STOPWORDS = frozenset(_EVAL_STOPWORD_TEXT.split())
-_WORD = re.compile(r"\w+")
 _EVIDENCE = re.compile(r"D(\d+):\d+")
 SYSTEMS = ("persona", "bm25-turns", "embedding-turns")
 
@@ -111,7 +112,7 @@ def _evidence_sessions(qa: dict[str, Any]) -> set[int]:
 
 def content_words(text: str) -> list[str]:
     """Lowercased ``\\w+`` runs that are not in the protocol's stopword list."""
-    return [w for w in (m.lower() for m in _WORD.findall(text)) if w not in EVAL_STOPWORDS]
+    return text_words(text, stopwords=EVAL_STOPWORDS)
 
 
 def cut_to_budget(items: Sequence[str], budget: int) -> list[str]:
@@ -131,7 +132,7 @@ def answer_hit(answer: str, context: Iterable[str]) -> bool:
     wanted = content_words(answer)
     if not wanted:
         return False
-    have = {m.lower() for item in context for m in _WORD.findall(item)}
+    have = {w for item in context for w in words(item)}
     return sum(w in have for w in wanted) >= 0.8 * len(wanted)
 
 
@@ -318,3 +319,85 @@ def format_report(report: dict[str, Any]) -> str:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+# -- paraphrase questions over the demo persona ------------------------------------------------------------------------
+PARAPHRASE_KS = (1, 3, 5)
+
+
+@dataclass
+class ParaphraseQuestion:
+    """A question phrased in other words than its answer entries; ``gold`` holds those entries' dates."""
+
+    text: str
+    gold: set[str]
+
+
+def load_paraphrase_questions(path: str | Path) -> list[ParaphraseQuestion]:
+    """One JSON object a line: ``{"question": "...", "gold": ["2026-06-21", ...]}`` (ISO dates of entries)."""
+    questions = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            item = json.loads(line)
+            questions.append(ParaphraseQuestion(item["question"], set(item["gold"])))
+    return questions
+
+
+def ranked_dates(store: SqliteStore, user: str, ids: Sequence[str]) -> list[str]:
+    """The distinct entry dates of the nodes ``ids``, in their order (entities, which have no date, are skipped)."""
+    dates: list[str] = []
+    for node in store.get_nodes(user, list(ids)):
+        when = getattr(node, "occurred_at", None)
+        if when is not None and when.date().isoformat() not in dates:
+            dates.append(when.date().isoformat())
+    return dates
+
+
+def evaluate_paraphrase(
+    path: str | Path,
+    providers: dict[str, Provider],
+    *,
+    presets: dict[str, str] | None = None,
+    ks: Sequence[int] = PARAPHRASE_KS,
+    limit: int = 30,
+) -> dict[str, dict[str, float]]:
+    """hit@k over the demo persona for each embedder (vector search alone and the full hybrid retrieval, with the
+    preset ``presets`` names for it, else the default) and for BM25 alone: a question is a hit when one of its gold
+    dates is among the first ``k`` distinct entry dates."""
+    from persona.demo import load_demo
+
+    questions = load_paraphrase_questions(path)
+    presets = presets or {}
+    hits: dict[str, list[list[bool]]] = {}
+    for label, provider in providers.items():
+        store = SqliteStore(None, embedder=provider.embedder.info)
+        load_demo(store, provider, "demo")
+        preset = presets.get(label, "default")
+        systems: dict[str, Callable[[str], list[str]]] = {
+            f"vector ({label})": lambda q, s=store, p=provider: [
+                h.id for h in s.vector_search("demo", p.embedder.embed([q])[0], k=limit)
+            ],
+            f"hybrid ({label})": lambda q, s=store, p=provider, r=preset: [
+                m.id for m in retrieve(s, p.embedder, "demo", RetrievalQuery(text=q, limit=limit), preset=r)
+            ],
+        }
+        if "bm25" not in hits:
+            systems["bm25"] = lambda q, s=store: [h.id for h in s.text_search("demo", q, k=limit)]
+        for system, search in systems.items():
+            dates = [ranked_dates(store, "demo", search(q.text)) for q in questions]
+            hits[system] = [[bool(q.gold & set(d[:k])) for k in ks] for q, d in zip(questions, dates, strict=True)]
+        store.close()
+    return {
+        system: {f"hit@{k}": sum(row[i] for row in rows) / len(rows) for i, k in enumerate(ks)} | {"n": len(rows)}
+        for system, rows in hits.items()
+    }
+
+
+def format_paraphrase_report(report: dict[str, dict[str, float]]) -> str:
+    """The paraphrase figures as a plain-text table, one row per system."""
+    metrics = [m for m in next(iter(report.values())) if m != "n"]
+    lines = [f"{'system':<34}" + "".join(f"{m:>8}" for m in metrics)]
+    for system, figures in report.items():
+        lines.append(f"{system:<34}" + "".join(f"{figures[m]:>8.3f}" for m in metrics))
+    lines.append(f"(n = {next(iter(report.values()))['n']} questions)")
+    return "\n".join(lines)

@@ -12,7 +12,6 @@ import numpy as np
 from pydantic import ValidationError as PydanticValidationError
 
 from persona.errors import ValidationError
-from persona.llm.embedding import STOPWORDS
 from persona.models import (
     LINK_ENDPOINTS,
     NODE_CLASSES,
@@ -25,10 +24,10 @@ from persona.models import (
     NodeType,
     clean_text,
 )
+from persona.text import STOPWORDS, WORD
 
 M = TypeVar("M", bound=Model)
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_ID_CHARS = 64
 """Node ids are at most 64 characters (the model's limit): a longer "id" names nothing and is not sent anywhere."""
@@ -50,6 +49,12 @@ def serialise_stored(model: Model, *, exclude: frozenset[str] = frozenset()) -> 
 def parse_stored(cls: type[M], body: str | dict) -> M:
     """A stored body back into its model. Fields this release does not know (a newer release wrote them) are kept
     aside in ``stored_extras`` instead of failing the read, and written back by ``serialise_stored``."""
+    if isinstance(body, str):
+        try:  # the common case, parsed in one step: a body this release wrote
+            return cls.model_validate_json(body)
+        except PydanticValidationError as exc:
+            if any(error["type"] != "extra_forbidden" for error in exc.errors()):
+                raise
     data = json.loads(body) if isinstance(body, str) else dict(body)
     extras = {key: data.pop(key) for key in list(data) if key not in cls.model_fields}
     model = cls.model_validate(data)
@@ -88,7 +93,7 @@ def fts_words(query: str) -> list[str]:
     stopwords (unless nothing else is left): "the" matches every memory and only slows the ranking down."""
     if not isinstance(query, str):
         return []
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query.replace("\x00", " "))))
+    words = list(dict.fromkeys(w.lower() for w in WORD.findall(query.replace("\x00", " "))))
     content = [w for w in words if w not in STOPWORDS]
     return (content or words)[:MAX_QUERY_WORDS]
 
