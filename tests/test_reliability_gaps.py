@@ -4,6 +4,7 @@ must not write memories twice, retrieval's cap on how far a hub spreads its scor
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta, timezone
@@ -162,7 +163,7 @@ def test_persona_eval_command(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
-        env={"PATH": "/usr/bin:/bin", "PERSONA_HOME": str(tmp_path), "HOME": str(tmp_path)},
+        env=os.environ | {"PERSONA_HOME": str(tmp_path), "OPENAI_API_KEY": ""},  # the embedder the tests chose
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
