@@ -44,6 +44,8 @@ ASK_REPAIR_PROMPT = """Your previous answer could not be used: {reason}
 Reply again with the complete, corrected JSON value for the same request, matching the schema exactly."""
 
 _WORD = re.compile(r"\w+")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
+_BRACKETED = re.compile(r"\s*\[[^\]]*\]")
 _CITATION = re.compile(r"\[([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\]")
 
 
@@ -166,35 +168,49 @@ def extractive_answer(sources: list[RetrievedMemory], *, top: int = 5) -> str:
     if not sources:
         return f"{OFFLINE_LABEL}\n\nNothing in your memories matches this question."
     lines = [OFFLINE_LABEL, ""]
-    shown: list[tuple[str | None, str]] = []  # (entry id of a passage or episode, its words) of the listed items
+    shown: list[tuple[str | None, set[str]]] = []  # (entry id of a passage or episode, its sentences) as listed
     for memory in sources:
         if len(shown) == top:
             break
         node = memory.node
         text = _item_text(node)
-        words = _words(text)
+        said = _sentences(text)
         entry_id = node.entry_id if isinstance(node, Episode | Passage) else None
         # A passage and the episode of the same entry often say the same words (offline, the summary is made of
-        # the entry's sentences): one of them is enough.
-        if entry_id and any(e == entry_id and (words in w or w in words) for e, w in shown):
+        # the entry's sentences): when they share a sentence, the first one listed is enough.
+        if entry_id and any(e == entry_id and said & other for e, other in shown):
             continue
-        shown.append((entry_id, words))
+        shown.append((entry_id, said))
         when = getattr(node, "occurred_at", None)
         date = f"{when:%d %b %Y} · " if when else ""
         lines.append(f"{len(shown)}. {date}{_shorten(text)} [{node.id}]")
     return "\n".join(lines)
 
 
+def episode_text(episode: Episode) -> str:
+    """An episode as a person reads it: the summary, after the title only when the summary does not already say
+    it (offline titles are the summary's first words, give or take a "Today," or a capital)."""
+    if _words(episode.title) in _words(episode.summary):
+        return episode.summary
+    return f"{episode.title}: {episode.summary}"
+
+
 def _item_text(node: Any) -> str:
     """What the offline answer says of one memory."""
     if isinstance(node, Episode):
-        # Offline titles are the summary's first words, give or take a "Today," or a case: say them once.
-        return node.summary if _words(node.title) in _words(node.summary) else f"{node.title}: {node.summary}"
+        return episode_text(node)
     if isinstance(node, Goal):
         return f"Goal ({node.status.value}): {node.text}"
     if isinstance(node, Entity):
         return f"{node.kind.value.title()}: {node_text(node)}"
     return node_text(node)
+
+
+def _sentences(text: str) -> set[str]:
+    """The sentences of a text (as words), those of four words or more: what two items may both say."""
+    # Passages carry resolved dates in brackets ("tonight [11 June 2026]"); summaries do not.
+    found = {_words(part) for part in _SENTENCE_END.split(_BRACKETED.sub("", text))}
+    return {sentence for sentence in found if sentence.count(" ") >= 3} or {_words(text)}
 
 
 def _words(text: str) -> str:

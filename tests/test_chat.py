@@ -127,3 +127,18 @@ def test_earlier_answers_go_back_as_escaped_data(remembered, fake_openai):
     previous = messages[2]["content"]
     assert previous.startswith("<previous_answer>") and "&lt;/memories&gt;" in previous
     assert messages[1]["content"] == "Who did I run with?"
+
+
+def test_offline_answer_says_each_thing_once(sqlite):
+    """A passage and the episode of its own entry used to be two items saying the same sentence, and an episode
+    whose title lost a "Today," was shown as "title: Today, title…"."""
+    store, provider = sqlite, OfflineProvider()
+    ingest_entry(
+        store, provider, "u", "Today, went to the market with Ana and bought figs. It rained.", occurred_at=day(0)
+    )
+    ingest_entry(store, provider, "u", "Swam at Cascais with Ana. The water was cold.", occurred_at=day(1))
+    text = answer(store, provider, "u", "market with Ana figs").complete()
+    items = [line for line in text.splitlines() if line[:1].isdigit()]
+    assert sum("went to the market with ana" in line.lower() for line in items) == 1, text
+    assert ": Today, went to the market" not in text
+    assert sum("Cascais" in line for line in items) == 1, text
