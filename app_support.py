@@ -60,11 +60,16 @@ def _open_clients() -> Clients:
 def clients() -> Clients:
     """The cached clients, or a clear message (not a traceback) and a stopped run when the store is unreachable."""
     try:
-        return _open_clients()
+        opened = _open_clients()
     except PersonaError as exc:
         show_store_error(exc)
         st.stop()
         raise  # st.stop() raises; this keeps type checkers and readers sure nothing runs past it
+    backup = opened.store.backup_path
+    if backup is not None and not st.session_state.get("_backup_announced"):
+        st.session_state["_backup_announced"] = True
+        st.toast(f"Your journal was brought up to date; a copy as it was is at {backup}", icon=":material/backup:")
+    return opened
 
 
 def show_store_error(exc: Exception) -> None:

@@ -26,7 +26,10 @@ def _clients() -> tuple[Store, Provider]:
     from persona.runtime import make_provider, open_store
 
     provider = make_provider()
-    return open_store(provider), provider
+    store = open_store(provider)
+    if store.backup_path is not None:
+        click.echo(f"The store was brought up to date; a copy of it as it was is at {store.backup_path}", err=True)
+    return store, provider
 
 
 def _user(user_id: str | None) -> str:

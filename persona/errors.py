@@ -72,3 +72,21 @@ class DuplicateError(PersonaError):
     def __init__(self, message: str, existing_id: str | None = None) -> None:
         self.existing_id = existing_id
         super().__init__(message)
+
+
+class SchemaTooNewError(StoreUnavailableError):
+    """The store was written by a newer Persona (a schema this code does not know); it is left untouched."""
+
+    def __init__(self, where: str, stored_version: int, known_version: int, unknown: list[str] | None = None) -> None:
+        self.stored_version = stored_version
+        self.known_version = known_version
+        extra = f" (migrations this code does not know: {', '.join(unknown[:5])})" if unknown else ""
+        super().__init__(
+            f"{where} holds schema version {stored_version}{extra}, newer than this Persona understands "
+            f"(version {known_version}); it was not changed. Upgrade Persona to open it, or use another store "
+            "(PERSONA_HOME / another Neo4j database)."
+        )
+
+
+class MigrationError(StoreUnavailableError):
+    """A schema migration failed; the store is as it was before (and, for SQLite, a backup copy is named)."""

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from persona.errors import ValidationError
 
@@ -160,9 +160,19 @@ class EntityKind(StrEnum):
 
 
 class Model(BaseModel):
-    """Base for every model: strict about unknown fields, validates on assignment."""
+    """Base for every model: strict about unknown fields, validates on assignment.
+
+    Input from callers is strict, but what a store holds may come from a newer release: the store reads such a
+    body with ``persona.store.common.parse_stored``, which keeps the fields this code does not know in
+    ``stored_extras`` and writes them back unchanged (a downgrade never destroys data)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
+    _stored_extras: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @property
+    def stored_extras(self) -> dict[str, Any]:
+        """Fields of the stored body that this release does not know (empty for everything it wrote itself)."""
+        return self._stored_extras
 
 
 class User(Model):

@@ -11,7 +11,6 @@ from typing import Any
 from persona.errors import ValidationError
 from persona.llm.base import Embedder
 from persona.models import (
-    NODE_CLASSES,
     AnyNode,
     Entity,
     Entry,
@@ -25,6 +24,7 @@ from persona.models import (
     node_text,
 )
 from persona.store.base import EXPORT_FORMAT, Store
+from persona.store.common import parse_node
 
 
 @dataclass
@@ -41,8 +41,7 @@ def _parse_export(data: dict[str, Any]) -> tuple[list[AnyNode], list[Link]]:
     nodes: list[AnyNode] = []
     for number, raw in enumerate(data.get("nodes", []), start=1):
         try:
-            cls = NODE_CLASSES[NodeType(raw["type"])]
-            nodes.append(cls.model_validate({k: v for k, v in raw.items() if k != "type"}))  # type: ignore[arg-type]
+            nodes.append(parse_node(NodeType(raw["type"]), {k: v for k, v in raw.items() if k != "type"}))
         except (KeyError, ValueError) as exc:
             raise ValidationError(f"node {number} of the export is invalid: {exc}") from exc
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from persona.models import (
@@ -25,7 +26,7 @@ from persona.models import (
     Subgraph,
     User,
 )
-from persona.store.common import as_node_types
+from persona.store.common import as_node_types, export_record
 
 EXPORT_FORMAT = "persona-export/1"
 GRAPH_TYPES = (NodeType.EPISODE, NodeType.PSYCHE, NodeType.GOAL, NodeType.ENTITY)
@@ -48,6 +49,8 @@ class Store(ABC):
     #: a short human description, e.g. the SQLite file or the Neo4j URI (shown as a badge in the app)
     description: str = ""
     embedder: EmbedderInfo
+    #: the copy of the store kept before this open migrated it (SQLite; ``None`` when nothing had to change)
+    backup_path: Path | None = None
 
     # -- users -------------------------------------------------------------------------------------------------
     @abstractmethod
@@ -235,7 +238,7 @@ class Store(ABC):
         nodes: list[dict[str, Any]] = []
         for node_type in NodeType:
             for node in self.list_nodes(user_id, node_type, limit=10**9, newest_first=False):
-                nodes.append({"type": node_type.value, **node.model_dump(mode="json")})
+                nodes.append(export_record(node))
         ids = [n["id"] for n in nodes]
         links = {(lk.type, lk.source_id, lk.target_id): lk for lk in self.neighbours(user_id, ids)}
         return {

@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import ValidationError as PydanticValidationError
@@ -21,9 +21,12 @@ from persona.models import (
     GoalStatus,
     LinkType,
     MemoryBatch,
+    Model,
     NodeType,
     clean_text,
 )
+
+M = TypeVar("M", bound=Model)
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -36,16 +39,43 @@ MAX_QUERY_WORDS = 64
 """Full-text queries keep their first 64 distinct words: a 10,000-character question stays a fast search."""
 
 
+def serialise_stored(model: Model, *, exclude: frozenset[str] = frozenset()) -> str:
+    """A model as the JSON body a store keeps, with the fields a newer release wrote (``stored_extras``) kept."""
+    if not model.stored_extras:
+        return model.model_dump_json(exclude=set(exclude))
+    known = model.model_dump(mode="json", exclude=set(exclude))
+    return json.dumps(model.stored_extras | known, ensure_ascii=False, separators=(",", ":"))
+
+
+def parse_stored(cls: type[M], body: str | dict) -> M:
+    """A stored body back into its model. Fields this release does not know (a newer release wrote them) are kept
+    aside in ``stored_extras`` instead of failing the read, and written back by ``serialise_stored``."""
+    data = json.loads(body) if isinstance(body, str) else dict(body)
+    extras = {key: data.pop(key) for key in list(data) if key not in cls.model_fields}
+    model = cls.model_validate(data)
+    model._stored_extras = extras
+    return model
+
+
+def with_extras(new: M, old: Model) -> M:
+    """``new`` carrying the unknown stored fields of ``old`` (a model rebuilt from a dump loses them otherwise)."""
+    new._stored_extras = dict(old.stored_extras)
+    return new
+
+
 def serialise_node(node: AnyNode) -> str:
     """A node as JSON without its embedding (vectors live in their own column or property)."""
-    return node.model_dump_json(exclude={"embedding"})
+    return serialise_stored(node, exclude=frozenset({"embedding"}))
 
 
 def parse_node(node_type: NodeType, body: str | dict) -> AnyNode:
     """The one record-to-model parser: a stored JSON body (or property map) back into its model."""
-    cls = NODE_CLASSES[node_type]
-    data = json.loads(body) if isinstance(body, str) else body
-    return cls.model_validate(data)  # type: ignore[return-value]
+    return parse_stored(NODE_CLASSES[node_type], body)  # type: ignore[return-value]
+
+
+def export_record(node: AnyNode) -> dict[str, Any]:
+    """A node as an export record: its type, the fields a newer release stored, and its own fields."""
+    return {"type": node.type.value, **node.stored_extras, **node.model_dump(mode="json")}
 
 
 def node_sort_time(node: AnyNode) -> datetime:
@@ -161,7 +191,7 @@ def changed_node(node: AnyNode, changes: Any, *, dimension: int) -> AnyNode:
     if node.type is NodeType.ENTRY and {"text", "occurred_at"} & set(changes):
         data["content_hash"] = ""
     try:
-        return type(node).model_validate(data)  # type: ignore[return-value]
+        return with_extras(type(node).model_validate(data), node)  # type: ignore[return-value]
     except PydanticValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error.get("loc", ()))

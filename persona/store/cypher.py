@@ -6,7 +6,8 @@ never become Cypher. ``_label`` and ``_rel`` re-check their argument against the
 
 Label scheme: every stored node is ``:Node:<Type>``; episodes, psyche and goals are also ``:Memory``; nodes with text
 to search are ``:Searchable`` (the full-text index); nodes with an embedding are ``:Embedded`` (the vector index).
-Users are ``:User``; the embedder the store was built with lives in one ``:PersonaMeta`` node.
+Users are ``:User``; the embedder the store was built with and its schema version live in ``:PersonaMeta`` nodes
+(keys ``embedder`` and ``schema``).
 """
 
 from __future__ import annotations
@@ -77,6 +78,14 @@ CREATE_VECTOR_INDEX = (
 )
 VECTOR_INDEX_OPTIONS = "SHOW VECTOR INDEXES YIELD name, options WHERE name = $name RETURN options"
 AWAIT_INDEXES = "CALL db.awaitIndexes($seconds)"
+GET_SCHEMA_STATE = "MATCH (m:PersonaMeta {key: 'schema'}) RETURN m.migrations AS migrations, m.version AS version"
+RECORD_MIGRATION = """
+MERGE (m:PersonaMeta {key: 'schema'})
+WITH m WHERE NOT $name IN coalesce(m.migrations, [])
+SET m.migrations = coalesce(m.migrations, []) + [$name],
+    m.applied_at = coalesce(m.applied_at, []) + [$applied_at],
+    m.version = $version
+"""
 MERGE_EMBEDDER = """
 MERGE (m:PersonaMeta {key: 'embedder'})
 ON CREATE SET m.name = $name, m.dimension = $dimension

@@ -65,10 +65,13 @@ from persona.store.common import (
     fts_words,
     node_sort_time,
     parse_node,
+    parse_stored,
     possible_id,
     possible_ids,
     serialise_node,
+    serialise_stored,
 )
+from persona.store.migrations import migrate_neo4j
 
 T = TypeVar("T")
 CONNECTION_TIMEOUT = 5.0
@@ -208,8 +211,8 @@ class Neo4jStore(Store):
     def _create_schema(self) -> None:
         """Constraints and indexes (idempotent), the embedder check, then the vector index sized for it."""
         with self._driver.session(database=self.database) as session:
-            for statement in cypher.schema_statements():
-                self._run_schema(session, statement)
+            # Migrations first: a database from a newer release is refused before anything is written.
+            self.applied_migrations = migrate_neo4j(session, f"Neo4j at {self.uri}")
             self._check_embedder(session)
             self._run_schema(session, cypher.CREATE_VECTOR_INDEX, dimension=self.embedder.dimension)
             self._check_vector_index(session)
@@ -291,7 +294,7 @@ class Neo4jStore(Store):
         """Create the user if missing and return it (an existing user keeps its display name)."""
         user = User(id=check_user_id(user_id), display_name=display_name)
         row = self._write(lambda tx: tx.run(cypher.MERGE_USER, self._user_params(user)).single())
-        return User.model_validate_json(row["body"])
+        return parse_stored(User, row["body"])
 
     @staticmethod
     def _user_params(user: User) -> dict[str, Any]:
@@ -299,12 +302,12 @@ class Neo4jStore(Store):
             "id": user.id,
             "display_name": user.display_name,
             "created_at": _utc(user.created_at),
-            "body": user.model_dump_json(),
+            "body": serialise_stored(user),
         }
 
     def list_users(self) -> list[User]:
         """All users, ordered by id."""
-        return [User.model_validate_json(row["body"]) for row in self._read(cypher.LIST_USERS)]
+        return [parse_stored(User, row["body"]) for row in self._read(cypher.LIST_USERS)]
 
     def delete_user(self, user_id: str) -> int:
         """Delete the user and every node it owns; return how many nodes were removed.
@@ -336,7 +339,7 @@ class Neo4jStore(Store):
             self._lock_user(tx, entry.user_id)
             row = tx.run(cypher.FIND_ENTRY_BY_HASH, user_id=entry.user_id, content_hash=entry.content_hash).single()
             if row is not None:
-                return Entry.model_validate_json(row["body"])
+                return parse_stored(Entry, row["body"])
             self._create_nodes(tx, [entry])
             return entry
 
@@ -567,7 +570,7 @@ class Neo4jStore(Store):
         if not possible_id(content_hash):  # a sha256 is 64 hex digits: anything else matches no entry
             return None
         rows = self._read(cypher.FIND_ENTRY_BY_HASH, user_id=check_user_id(user_id), content_hash=content_hash)
-        return Entry.model_validate_json(rows[0]["body"]) if rows else None
+        return parse_stored(Entry, rows[0]["body"]) if rows else None
 
     def neighbours(
         self, user_id: str, node_ids: Sequence[str], *, link_types: Iterable[LinkType] | None = None

@@ -1,6 +1,7 @@
 """The embedded default store: one SQLite file (WAL), FTS5 for BM25, embeddings as float32 blobs searched with numpy.
 
-All SQL of Persona lives in this module. Values are always bound as parameters; the only names ever formatted
+All SQL of Persona lives in this module and in ``migrations.py`` (the schema and its history).
+Values are always bound as parameters; the only names ever formatted
 into SQL are node types and link types from their fixed enums.
 """
 
@@ -56,46 +57,13 @@ from persona.store.common import (
     fts_words,
     node_sort_time,
     parse_node,
+    parse_stored,
     possible_id,
     possible_ids,
     serialise_node,
+    serialise_stored,
 )
-
-# Lookups by id write ``+user_id``: the unary plus keeps SQLite from choosing the (user_id, ...) index, which would
-# scan all of a user's nodes, over the unique index on id. The user check still applies.
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS users (
-    id TEXT PRIMARY KEY, display_name TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, body TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS nodes (
-    pk INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    user_id TEXT NOT NULL REFERENCES users(id),
-    type TEXT NOT NULL,
-    sort_time TEXT NOT NULL,      -- occurred_at in UTC (created_at for entities), sortable text
-    created_at TEXT NOT NULL,
-    status TEXT,                  -- entries and goals
-    canonical TEXT,               -- entities
-    content_hash TEXT,            -- entries
-    entry_id TEXT,                -- memories and passages: provenance
-    body TEXT NOT NULL,           -- the model as JSON, without its embedding
-    embedding BLOB                -- float32, unit length
-);
-CREATE UNIQUE INDEX IF NOT EXISTS nodes_entity_key ON nodes(user_id, canonical) WHERE type = 'Entity';
-CREATE UNIQUE INDEX IF NOT EXISTS nodes_entry_hash ON nodes(user_id, content_hash) WHERE type = 'Entry';
-CREATE INDEX IF NOT EXISTS nodes_user_type_time ON nodes(user_id, type, sort_time, created_at, id);
-CREATE INDEX IF NOT EXISTS nodes_user_entry ON nodes(user_id, entry_id);
-CREATE TABLE IF NOT EXISTS links (
-    user_id TEXT NOT NULL, type TEXT NOT NULL, source_id TEXT NOT NULL, target_id TEXT NOT NULL,
-    PRIMARY KEY (source_id, type, target_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS links_target ON links(target_id, type);
-CREATE INDEX IF NOT EXISTS links_user ON links(user_id, type);
-CREATE VIRTUAL TABLE IF NOT EXISTS nodes_fts USING fts5(
-    text, tokenize='porter unicode61 remove_diacritics 2'
-);
-"""
+from persona.store.migrations import migrate_sqlite
 
 
 def _iso(value: datetime) -> str:
@@ -161,12 +129,16 @@ class SqliteStore(Store):
         self._lock = threading.RLock()
         self._vectors: dict[str, _VectorCache] = {}
         self._data_version = -1
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
         try:
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(SCHEMA)
+            # Migrations first: a store from a newer release is refused before anything (even WAL) is written.
+            self.backup_path = migrate_sqlite(self._conn, self.path)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
             self._check_embedder()
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StoreUnavailableError(f"cannot open the SQLite store at {self.path}: {exc}") from exc
         except BaseException:
             self._conn.close()  # a refused store must not keep the file open (the app retries on every rerun)
             raise
@@ -210,7 +182,7 @@ class SqliteStore(Store):
     def _insert_user(self, cur: sqlite3.Cursor, user: User) -> None:
         cur.execute(
             "INSERT OR IGNORE INTO users (id, display_name, created_at, body) VALUES (?, ?, ?, ?)",
-            (user.id, user.display_name, _iso(user.created_at), user.model_dump_json()),
+            (user.id, user.display_name, _iso(user.created_at), serialise_stored(user)),
         )
 
     def _insert_node(self, cur: sqlite3.Cursor, node: AnyNode) -> None:
@@ -263,10 +235,10 @@ class SqliteStore(Store):
         with self._write() as cur:
             self._insert_user(cur, user)
             (body,) = cur.execute("SELECT body FROM users WHERE id = ?", (user_id,)).fetchone()
-        return User.model_validate_json(body)
+        return parse_stored(User, body)
 
     def list_users(self) -> list[User]:
-        return [User.model_validate_json(body) for (body,) in self._read("SELECT body FROM users ORDER BY id")]
+        return [parse_stored(User, body) for (body,) in self._read("SELECT body FROM users ORDER BY id")]
 
     def delete_user(self, user_id: str) -> int:
         check_user_id(user_id)
@@ -285,7 +257,7 @@ class SqliteStore(Store):
                 (entry.user_id, entry.content_hash),
             ).fetchone()
             if existing:
-                return Entry.model_validate_json(existing[0])
+                return parse_stored(Entry, existing[0])
             self._insert_user(cur, User(id=entry.user_id))
             self._insert_node(cur, entry)
         return entry
@@ -352,7 +324,7 @@ class SqliteStore(Store):
                 self._insert_node(cur, entity)
                 mapping[entity.id] = entity.id
                 continue
-            stored = Entity.model_validate_json(row[1])
+            stored = parse_stored(Entity, row[1])
             names = set(stored.aliases) | set(entity.aliases) | ({entity.name} - {stored.name})
             if names != set(stored.aliases):
                 merged = stored.model_copy(update={"aliases": sorted(names)})
@@ -574,7 +546,7 @@ class SqliteStore(Store):
             "SELECT body FROM nodes WHERE user_id = ? AND type = 'Entry' AND content_hash = ?",
             (check_user_id(user_id), content_hash),
         )
-        return Entry.model_validate_json(rows[0][0]) if rows else None
+        return parse_stored(Entry, rows[0][0]) if rows else None
 
     def neighbours(
         self, user_id: str, node_ids: Sequence[str], *, link_types: Iterable[LinkType] | None = None

@@ -1,0 +1,237 @@
+"""Schema versions and the ordered migrations of both stores.
+
+A store records which migrations it has (SQLite: the ``schema_migrations`` table and ``PRAGMA user_version``; Neo4j:
+the ``:PersonaMeta {key: 'schema'}`` node's ``migrations`` and ``version``). Opening a store runs the migrations it
+lacks, in order; a store that records a migration this code does not know, or a higher version, was written by a
+newer release and is refused (``SchemaTooNewError``) without being changed.
+
+Writing a migration: add a small function at the end of the store's list (``@SQLITE.migration(name)`` takes a
+``sqlite3.Connection`` inside the migration's transaction; ``@NEO4J.migration(name)`` takes a ``neo4j.Session`` and runs
+its own transactions, with its Cypher in ``cypher.py``). Never edit or reorder one that has shipped: its name is
+recorded in users' stores. Add a test that opens the release fixture (``tests/fixtures``) and finds the change.
+
+The first migration of each list is the baseline: the schema of release e557b58, which recorded no version. It is
+idempotent (``IF NOT EXISTS``), so a store made by that release is recognised and brought forward by it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from persona.errors import MigrationError, SchemaTooNewError
+from persona.store import cypher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One named step of a store's schema history."""
+
+    name: str
+    apply: Callable[[Any], None]
+
+
+@dataclass
+class Migrations:
+    """An ordered list of migrations; a store's schema version is how many of them it has applied."""
+
+    store: str
+    steps: list[Migration] = field(default_factory=list)
+
+    def migration(self, name: str) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+        """Decorator: append the function to the list as the migration ``name`` (recorded in stores: never
+        rename one that has shipped)."""
+
+        def register(function: Callable[[Any], None]) -> Callable[[Any], None]:
+            if any(step.name == name for step in self.steps):
+                raise ValueError(f"a {self.store} migration named {name!r} exists already")
+            self.steps.append(Migration(name, function))
+            return function
+
+        return register
+
+    @property
+    def version(self) -> int:
+        """The schema version this code writes: the number of migrations it knows."""
+        return len(self.steps)
+
+    def pending(self, applied: Sequence[str], stored_version: int, *, where: str) -> list[Migration]:
+        """The migrations a store still needs, given the names it has applied. Refuses a store from a newer release:
+        one that applied a migration this code does not know, or records a higher version."""
+        known = [step.name for step in self.steps]
+        unknown = [name for name in applied if name not in known]
+        if unknown or stored_version > self.version or len(applied) > self.version:
+            raise SchemaTooNewError(where, max(stored_version, len(applied)), self.version, unknown)
+        done = set(applied)
+        return [step for step in self.steps if step.name not in done]
+
+
+SQLITE = Migrations("SQLite")
+NEO4J = Migrations("Neo4j")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# -- SQLite ----------------------------------------------------------------------------------------------------------
+_SQLITE_HISTORY = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    name TEXT PRIMARY KEY, version INTEGER NOT NULL, applied_at TEXT NOT NULL
+)
+"""
+
+
+def sqlite_state(conn: sqlite3.Connection) -> tuple[list[str], int, bool]:
+    """What an open SQLite file records: applied migration names (in order), ``user_version``, and whether it holds
+    any Persona table (an empty file needs no backup). Reads only."""
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    applied: list[str] = []
+    if "schema_migrations" in tables:
+        applied = [name for (name,) in conn.execute("SELECT name FROM schema_migrations ORDER BY version")]
+    return applied, version, bool(tables & {"nodes", "users", "meta"})
+
+
+def backup_sqlite(conn: sqlite3.Connection, path: Path, version: int) -> Path:
+    """Copy the whole database beside ``path`` (SQLite's online backup: consistent even in WAL mode)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.backup-v{version}-{stamp}")
+    number = 1
+    while target.exists():
+        number += 1
+        target = path.with_name(f"{path.name}.backup-v{version}-{stamp}-{number}")
+    with sqlite3.connect(target) as copy:
+        conn.backup(copy)
+    copy.close()
+    return target
+
+
+def migrate_sqlite(conn: sqlite3.Connection, path: Path | str, migrations: Migrations | None = None) -> Path | None:
+    """Bring an open SQLite store up to date; return the backup copy made first (``None`` when nothing ran or the
+    store was empty or in memory). All pending migrations run in one transaction: if one fails, none is kept."""
+    migrations = migrations or SQLITE
+    where = f"the SQLite store at {path}"
+    applied, version, has_data = sqlite_state(conn)
+    if not migrations.pending(applied, version, where=where):
+        return None
+    backup = backup_sqlite(conn, path, version) if has_data and isinstance(path, Path) else None
+    if backup is not None:
+        log.warning("Persona: migrating %s from schema version %s; a copy of it is at %s", path, version, backup)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Read again under the write lock: another process may have migrated the file meanwhile.
+        applied, version, _ = sqlite_state(conn)
+        conn.execute(_SQLITE_HISTORY)
+        for step in migrations.pending(applied, version, where=where):
+            _apply_sqlite(conn, step, migrations.steps.index(step) + 1)
+        conn.execute(f"PRAGMA user_version = {int(migrations.version)}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return backup
+
+
+def _apply_sqlite(conn: sqlite3.Connection, step: Migration, version: int) -> None:
+    try:
+        step.apply(conn)
+    except Exception as exc:
+        raise MigrationError(f"the SQLite migration {step.name!r} failed, nothing was changed: {exc}") from exc
+    conn.execute(
+        "INSERT INTO schema_migrations (name, version, applied_at) VALUES (?, ?, ?)", (step.name, version, _now())
+    )
+
+
+# The schema of release e557b58. Lookups by id write ``+user_id`` in queries: the unary plus keeps SQLite from
+# choosing the (user_id, ...) index over the unique index on id.
+_E557B58_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS users (
+        id TEXT PRIMARY KEY, display_name TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, body TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS nodes (
+        pk INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        user_id TEXT NOT NULL REFERENCES users(id),
+        type TEXT NOT NULL,
+        sort_time TEXT NOT NULL,      -- occurred_at in UTC (created_at for entities), sortable text
+        created_at TEXT NOT NULL,
+        status TEXT,                  -- entries and goals
+        canonical TEXT,               -- entities
+        content_hash TEXT,            -- entries
+        entry_id TEXT,                -- memories and passages: provenance
+        body TEXT NOT NULL,           -- the model as JSON, without its embedding
+        embedding BLOB                -- float32, unit length
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS nodes_entity_key ON nodes(user_id, canonical) WHERE type = 'Entity'",
+    "CREATE UNIQUE INDEX IF NOT EXISTS nodes_entry_hash ON nodes(user_id, content_hash) WHERE type = 'Entry'",
+    "CREATE INDEX IF NOT EXISTS nodes_user_type_time ON nodes(user_id, type, sort_time, created_at, id)",
+    "CREATE INDEX IF NOT EXISTS nodes_user_entry ON nodes(user_id, entry_id)",
+    """CREATE TABLE IF NOT EXISTS links (
+        user_id TEXT NOT NULL, type TEXT NOT NULL, source_id TEXT NOT NULL, target_id TEXT NOT NULL,
+        PRIMARY KEY (source_id, type, target_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS links_target ON links(target_id, type)",
+    "CREATE INDEX IF NOT EXISTS links_user ON links(user_id, type)",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS nodes_fts USING fts5(text, tokenize='porter unicode61 remove_diacritics 2')",
+)
+
+
+@SQLITE.migration("001_baseline_e557b58")
+def _sqlite_baseline(conn: sqlite3.Connection) -> None:
+    """The tables, indexes and full-text index of release e557b58 (no-op on a store that release made)."""
+    for statement in _E557B58_SCHEMA:
+        conn.execute(statement)
+
+
+# -- Neo4j -----------------------------------------------------------------------------------------------------------
+def neo4j_state(session: Any) -> tuple[list[str], int]:
+    """The applied migration names and the version a Neo4j database records (none for e557b58 or a new one)."""
+    row = session.run(cypher.GET_SCHEMA_STATE).single()
+    if row is None:
+        return [], 0
+    return list(row["migrations"] or []), int(row["version"] or 0)
+
+
+def migrate_neo4j(session: Any, where: str, migrations: Migrations | None = None) -> list[str]:
+    """Bring a Neo4j database up to date; return the names applied. Each migration runs its own transactions and
+    is recorded after it succeeds, so a failed one is not recorded and runs again next time: Neo4j migrations are
+    idempotent (schema statements ``IF NOT EXISTS``; data changes in one transaction each)."""
+    migrations = migrations or NEO4J
+    applied, version = neo4j_state(session)
+    done = []
+    for step in migrations.pending(applied, version, where=where):
+        try:
+            step.apply(session)
+        except Exception as exc:
+            raise MigrationError(f"the Neo4j migration {step.name!r} failed and was not recorded: {exc}") from exc
+        number = migrations.steps.index(step) + 1
+        session.execute_write(
+            lambda tx, name=step.name, number=number: tx.run(
+                cypher.RECORD_MIGRATION, name=name, version=number, applied_at=_now()
+            ).consume()
+        )
+        done.append(step.name)
+    return done
+
+
+@NEO4J.migration("001_baseline_e557b58")
+def _neo4j_baseline(session: Any) -> None:
+    """The constraints and indexes of release e557b58 except the vector index (sized by the embedder check)."""
+    from neo4j.exceptions import ClientError
+
+    for statement in cypher.schema_statements():
+        try:
+            session.run(statement).consume()
+        except ClientError as exc:
+            # Two processes opening a fresh database at once can race on IF NOT EXISTS; the rule exists either way.
+            if "AlreadyExists" not in (exc.code or ""):
+                raise
