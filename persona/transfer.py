@@ -88,6 +88,9 @@ def restore_export(
         rehashed = Entry.model_validate(entry.model_dump() | {"content_hash": ""})
         if store.find_entry_by_hash(target, rehashed.content_hash) is not None:
             report.skipped_duplicates += 1
+            # Its entities came with it the first time: they are not "loose" ones to write again.
+            member_ids = {m.id for m in by_entry.get(entry.id, [])} | {entry.id}
+            used_entities.update(lk.target_id for lk in links if lk.source_id in member_ids)
         else:
             # A done entry is stored pending and marked done with its memories, in their transaction: a restore
             # that stops half-way leaves it pending (retried), never "done" without memories.
@@ -105,7 +108,10 @@ def restore_export(
             report.links += len(own_links)
         if on_progress:
             on_progress(number, len(entries))
-    loose = [e for e in entities.values() if e.id not in used_entities]
+    # Entities no entry mentions are written on their own, except those the user already has (a second restore
+    # would merge them into themselves and count them as restored again).
+    known = {e.canonical for e in store.list_nodes(target, NodeType.ENTITY, limit=10**9)} if entities else set()
+    loose = [e for e in entities.values() if e.id not in used_entities and e.canonical not in known]
     if loose:
         report.nodes += _write(store, embedder, target, [], loose, [])
     return report

@@ -162,3 +162,17 @@ def test_bad_input_is_a_clear_error(home):
     assert result.returncode == 2 and "unknown memory type 'Dream'" in result.stderr
     result = persona(home, "search", "garden", "--user", "Not A User!")
     assert result.returncode == 2 and "invalid user id" in result.stderr
+
+
+def test_restoring_an_export_twice_reports_nothing_new(home, tmp_path):
+    exported = tmp_path / "maya.json"
+    assert persona(home, "export", "--user", "maya", "-o", str(exported)).returncode == 0
+    first = persona(home, "import", str(exported), "--user", "maya-copy")
+    assert first.returncode == 0 and "restored 3 entries (0 already there)" in first.stdout
+    counts = persona(home, "stats", "--user", "maya-copy").stdout
+    again = persona(home, "import", str(exported), "--user", "maya-copy")
+    assert again.returncode == 0, again.stderr
+    assert "restored 0 entries (3 already there), 0 nodes, 0 links" in again.stdout, again.stdout
+    same = persona(home, "import", str(exported), "--user", "maya")
+    assert "restored 0 entries (3 already there), 0 nodes, 0 links" in same.stdout, same.stdout
+    assert persona(home, "stats", "--user", "maya-copy").stdout == counts  # and indeed nothing changed
