@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -301,11 +302,19 @@ def chat_command(user_id: str | None) -> None:
         user = require_user(store, _user(user_id))
         mode = "offline: answers are the best memories" if provider.offline else provider.describe()
         click.echo(f"Chatting with {user}'s memory ({mode}). `exit` or Ctrl-D to stop.", err=True)
+        _line_editing()
         history: list[dict[str, str]] = []
         while (question := _next_question()) is not None:
             reply = _answer(store, provider, user, question, history=history)
             _print_answer(reply)
             history += [{"role": "user", "content": question}, {"role": "assistant", "content": reply.text}]
+
+
+def _line_editing() -> None:
+    """In a terminal, arrow keys recall earlier questions (readline hooks into ``input``); not on Windows."""
+    if sys.stdin.isatty():
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401 - importing it is what enables line editing
 
 
 def _next_question() -> str | None:
