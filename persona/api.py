@@ -308,6 +308,9 @@ class VersionOut(ApiModel):
     api: str = Field(description="the API version in the path")
 
 
+SHAPE_TAGS = frozenset({"persona", "original"})
+
+
 def _shape(*original_keys: str) -> Any:
     """A discriminator: the original Persona's shape when the body has one of its keys, else ours. Each body is
     validated against one shape only, so errors name that shape's fields."""
@@ -609,9 +612,15 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> JSONRe
 def _on_request_validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # loc and msg only: pydantic's "input" would echo the caller's (possibly megabyte-long) value back.
-    fields = [FieldError(loc=list(e.get("loc", ())), message=str(e.get("msg", ""))) for e in exc.errors()[:20]]
+    fields = [FieldError(loc=_field_loc(e.get("loc", ())), message=str(e.get("msg", ""))) for e in exc.errors()[:20]]
     summary = "; ".join(f"{'.'.join(map(str, f.loc))}: {f.message}" for f in fields[:3])
     return error_response(422, "invalid_request", summary or "invalid request", fields=fields)
+
+
+def _field_loc(loc: Sequence[str | int]) -> list[str | int]:
+    """Where a field error is, as the caller wrote the body: without the name of the request shape it was read as
+    ("body.persona.text" is "body.text")."""
+    return [part for number, part in enumerate(loc) if not (number == 1 and part in SHAPE_TAGS and loc[0] == "body")]
 
 
 def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
