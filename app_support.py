@@ -16,6 +16,7 @@ from streamlit.errors import StreamlitAPIException
 from streamlit.navigation.page import StreamlitPage
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
+from persona.actions import create_persona, personas
 from persona.config import get_settings
 from persona.demo import load_demo
 from persona.errors import PersonaError, StoreUnavailableError, ValidationError
@@ -142,7 +143,7 @@ def render_sidebar(shared: Clients) -> None:
 def _user_picker(store: Store) -> None:
     """The persona picker: every stored persona, plus the current one even before it holds anything."""
     user = current_user()
-    options = sorted({u.id for u in store.list_users()} | {user})
+    options = sorted({*personas(store), user})
     # The picker's own state follows the session's user, which other code may have switched (demo, new persona).
     if st.session_state.get(PICKER_KEY) != user:
         st.session_state[PICKER_KEY] = user
@@ -171,7 +172,7 @@ def _create_user(store: Store) -> None:
     raw = st.session_state.get("new_user_id", "").strip()
     try:
         user_id = check_user_id(raw)
-        store.ensure_user(user_id)
+        create_persona(store, user_id)
     except PersonaError as exc:
         st.session_state["new_user_error"] = str(exc)
         return

@@ -6,8 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 import app_support as ui
+from persona.actions import GRAPH_TYPES, find_node
 from persona.models import AnyNode, NodeType
-from persona.store.base import GRAPH_TYPES
 from persona.views import NodeDetails, date_span, day_bounds, graph_view, node_details, node_label, safe_markdown
 from persona.viz import cap_message, node_title, render_graph, short
 
@@ -22,7 +22,7 @@ st.title("Graph")
 if ui.GRAPH_FOCUS_REQUEST in st.session_state:
     st.session_state[FOCUS_KEY] = st.session_state.pop(ui.GRAPH_FOCUS_REQUEST)
 # A focus deleted meanwhile (Memories page) would centre the graph on nothing: forget it.
-if st.session_state.get(FOCUS_KEY) and not store.get_nodes(user, [st.session_state[FOCUS_KEY]]):
+if st.session_state.get(FOCUS_KEY) and find_node(store, user, st.session_state[FOCUS_KEY]) is None:
     st.session_state[FOCUS_KEY] = None
 
 
@@ -73,8 +73,8 @@ def focus_picker(view_nodes: list[AnyNode], focus_id: str | None) -> None:
     """Choose the node to focus on among those drawn (the focus itself stays listed)."""
     labels = {n.id: node_label(n, limit=60) for n in view_nodes}
     if focus_id and focus_id not in labels:
-        found = store.get_nodes(user, [focus_id])
-        labels[focus_id] = node_label(found[0], limit=60) if found else focus_id
+        found = find_node(store, user, focus_id)
+        labels[focus_id] = node_label(found, limit=60) if found else focus_id
     options = [None, *sorted(labels, key=lambda i: labels[i].casefold())]
     st.selectbox(
         "Focus on", options, key=FOCUS_KEY, format_func=lambda i: "— none —" if i is None else labels.get(i, i)

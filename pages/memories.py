@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 import app_support as ui
+from persona.actions import delete_node, find_node, merge_entities
 from persona.errors import PersonaError
 from persona.ingest import edit_memory
 from persona.models import MEMORY_TYPES, AnyNode, Goal, GoalStatus, NodeType, Psyche
@@ -58,11 +59,10 @@ def editor(rows: list[dict[str, object]]) -> None:
         return
     labels = {r["id"]: f"{r['type']} · {r['date']:%Y-%m-%d} · {(r['title'] or r['text'])[:70]}" for r in rows}
     memory_id = st.selectbox("Memory", list(labels), key="mem_pick", format_func=lambda i: labels[i])
-    found = store.get_nodes(user, [memory_id])
-    if not found:
+    node = find_node(store, user, memory_id)
+    if node is None:
         st.warning("That memory is gone.")
         return
-    node = found[0]
     with st.form(f"mem_edit-{node.id}"):
         title = (
             None if isinstance(node, Psyche) else st.text_input("Title", value=node.title, key=f"mem_title-{node.id}")
@@ -100,7 +100,7 @@ def delete_memory(node: AnyNode) -> None:
         extra = " and the psyche and goals derived from it" if node.type is NodeType.EPISODE else ""
         sure = st.checkbox(f"Yes, delete this {node.type.value.lower()}{extra}.", key=f"mem_del_ok-{node.id}")
         if st.button("Delete", key=f"mem_del-{node.id}", disabled=not sure, type="primary"):
-            removed = store.delete_node(user, node.id)
+            removed = delete_node(store, user, node.id)
             ui.flash(f"Deleted {removed} node{'s' if removed != 1 else ''}.")
             st.rerun()
 
@@ -116,7 +116,7 @@ def delete_entry() -> None:
     entry_id = st.selectbox("Entry", list(labels), key="mem_entry", format_func=lambda i: labels[i])
     sure = st.checkbox("Yes, delete this entry and every memory extracted from it.", key=f"mem_entry_ok-{entry_id}")
     if st.button("Delete entry", key="mem_entry_del", disabled=not sure, type="primary"):
-        removed = store.delete_node(user, entry_id)
+        removed = delete_node(store, user, entry_id)
         ui.flash(f"Deleted the entry and {removed - 1} nodes that came from it.")
         st.rerun()
 
@@ -142,7 +142,7 @@ def merge() -> None:
     )
     if st.button("Merge", key="mem_merge", disabled=keep == drop, icon=":material/merge:"):
         try:
-            merged = store.merge_entities(user, keep, drop)
+            merged = merge_entities(store, user, keep, drop)
         except PersonaError as exc:
             st.error(safe_markdown(str(exc)))
             return

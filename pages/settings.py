@@ -3,12 +3,12 @@ deleting a persona (type its id to confirm)."""
 
 from __future__ import annotations
 
-import json
 from datetime import date
 
 import streamlit as st
 
 import app_support as ui
+from persona import actions
 from persona.config import get_settings
 from persona.views import safe_markdown
 
@@ -19,6 +19,7 @@ st.title("Settings")
 
 def status() -> None:
     """What the app runs on, and how much this persona holds."""
+    summary = actions.store_summary(store, user)
     left, right = st.columns(2, gap="large")
     with left:
         st.subheader("Language model")
@@ -32,11 +33,11 @@ def status() -> None:
         st.caption(f"Embeddings: {safe_markdown(provider.embedder.info.name)} ({provider.embedder.info.dimension} d)")
     with right:
         st.subheader("Memory store")
-        st.markdown(safe_markdown(store.description))
+        st.markdown(safe_markdown(summary.description))
         st.caption(f"Data folder: {safe_markdown(str(settings.home))}")
-    counts = {name: count for name, count in store.stats(user).items() if name != "users"}
+    counts = summary.counts
     st.subheader(f"Persona {safe_markdown(user)}")
-    if not any(counts.values()):
+    if summary.empty:
         st.caption("Nothing stored yet.")
         return
     columns = st.columns(min(7, len(counts)))
@@ -51,7 +52,7 @@ def export() -> None:
     st.download_button(
         "Download the export",
         # Built only when clicked (a callable is deferred): a big persona costs nothing until then.
-        data=lambda: json.dumps(store.export_user(user), ensure_ascii=False, indent=1),
+        data=lambda: actions.export_json(store, user),
         file_name=f"persona-{user}-{date.today():%Y%m%d}.json",
         mime="application/json",
         icon=":material/download:",
@@ -76,7 +77,7 @@ def delete_persona() -> None:
     st.subheader("Delete this persona")
     typed = st.text_input(f"Type “{user}” to confirm", key=f"settings_delete-{user}")
     if st.button("Delete persona", key="settings_delete", type="primary", disabled=typed.strip() != user):
-        removed = store.delete_user(user)
+        removed = actions.delete_persona(store, user)
         ui.set_user(ui.default_user() if user != ui.default_user() else ui.DEMO_USER)
         ui.flash(f"Deleted persona {user} ({removed} nodes).")
         st.rerun()

@@ -15,7 +15,6 @@ import ipaddress
 import json
 import logging
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -31,7 +30,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from neo4j.exceptions import DriverError, Neo4jError, ServiceUnavailable, SessionExpired
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -67,7 +65,6 @@ from persona.models import (
     utc_now,
 )
 from persona.store.base import Store
-from persona.store.common import node_sort_time
 
 log = logging.getLogger(__name__)
 
@@ -667,19 +664,6 @@ def _on_persona_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "an internal error occurred; it has been logged")
 
 
-def _on_driver_error(_: Request, exc: Exception) -> JSONResponse:
-    """Database errors that escaped the store's own translation: a lost server or a closed/locked file is 503;
-    anything else is a bug and stays a generic 500."""
-    down = isinstance(exc, ServiceUnavailable | SessionExpired | DriverError | sqlite3.OperationalError) or (
-        isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc)
-    )
-    if down:
-        log.warning("store unavailable: %r", exc)
-        return error_response(503, "store_unavailable", STORE_DOWN)
-    log.error("database error", exc_info=exc)
-    return error_response(500, "internal_error", "an internal error occurred; it has been logged")
-
-
 def _on_original_bad_request(_: Request, exc: Exception) -> JSONResponse:
     return error_response(400, "bad_request", str(exc))
 
@@ -689,8 +673,7 @@ def _install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(PersonaError, _on_persona_error)
-    for kind in (sqlite3.Error, Neo4jError, DriverError):
-        app.add_exception_handler(kind, _on_driver_error)
+    # Database errors never reach here: each store translates its driver's errors into PersonaError subclasses.
 
 
 # -- routes -----------------------------------------------------------------------------------------------------
@@ -983,14 +966,8 @@ def _page(
     limit: int,
     offset: int,
 ) -> list[AnyNode]:
-    """One page of nodes of several types, merged newest first (each type's first offset+limit suffice)."""
-    if len(types) == 1:
-        return store.list_nodes(user_id, types[0], start=start, end=end, limit=limit, offset=offset)
-    merged: list[AnyNode] = []
-    for node_type in types:
-        merged.extend(store.list_nodes(user_id, node_type, start=start, end=end, limit=offset + limit))
-    merged.sort(key=lambda n: (node_sort_time(n), n.created_at, n.id), reverse=True)
-    return merged[offset : offset + limit]
+    """One page of nodes of several types, merged newest first."""
+    return store.list_many(user_id, types, start=start, end=end, limit=limit, offset=offset)
 
 
 @router.get("/users/{user_id}/memories/{memory_id}", response_model=NodeOut, responses=USER_ROUTES)

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import datetime
 
+from persona.dates import day_text
 from persona.models import Entity, Episode, Goal, Passage, Psyche
 from persona.retrieval import RetrievedMemory
 
@@ -27,7 +28,7 @@ def _item(memory: RetrievedMemory) -> ET.Element:
     element = ET.Element("memory", {"id": node.id, "type": node.type.value})
     when = getattr(node, "occurred_at", None)
     if when is not None:
-        element.set("date", f"{when.day} {when:%B %Y}")  # "8 May 2023": the words answers use
+        element.set("date", day_text(when))  # "8 May 2023": the words answers use
     match node:
         case Episode():
             element.set("title", xml_safe(node.title))

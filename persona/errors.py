@@ -90,3 +90,7 @@ class SchemaTooNewError(StoreUnavailableError):
 
 class MigrationError(StoreUnavailableError):
     """A schema migration failed; the store is as it was before (and, for SQLite, a backup copy is named)."""
+
+
+class StoreError(PersonaError):
+    """The database refused an operation in a way Persona did not expect (a bug worth reporting, not bad input)."""

@@ -24,6 +24,8 @@ from persona.llm.base import Provider
 from persona.models import Entry, MemoryBatch, NodeType, Passage
 from persona.retrieval import RetrievalPreset, RetrievalQuery, retrieve
 from persona.store.sqlite import SqliteStore
+from persona.text import content_words as text_words
+from persona.text import words
 
 HEADLINE_CATEGORIES = (1, 2, 4)
 SESSION_CATEGORIES = (1, 2, 3, 4)
@@ -31,7 +33,6 @@ CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-ho
 _EVAL_STOPWORD_TEXT = """a an the of in on at to for and or is was were be been it its this that with by from as i you
 he she they we my your his her their our me him them us do did does not no yes"""
 EVAL_STOPWORDS = frozenset(_EVAL_STOPWORD_TEXT.split())
-_WORD = re.compile(r"\w+")
 _EVIDENCE = re.compile(r"D(\d+):\d+")
 SYSTEMS = ("persona", "bm25-turns", "embedding-turns")
 
@@ -111,7 +112,7 @@ def _evidence_sessions(qa: dict[str, Any]) -> set[int]:
 
 def content_words(text: str) -> list[str]:
     """Lowercased ``\\w+`` runs that are not in the protocol's stopword list."""
-    return [w for w in (m.lower() for m in _WORD.findall(text)) if w not in EVAL_STOPWORDS]
+    return text_words(text, stopwords=EVAL_STOPWORDS)
 
 
 def cut_to_budget(items: Sequence[str], budget: int) -> list[str]:
@@ -131,7 +132,7 @@ def answer_hit(answer: str, context: Iterable[str]) -> bool:
     wanted = content_words(answer)
     if not wanted:
         return False
-    have = {m.lower() for item in context for m in _WORD.findall(item)}
+    have = {w for item in context for w in words(item)}
     return sum(w in have for w in wanted) >= 0.8 * len(wanted)
 
 

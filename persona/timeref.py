@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 
-WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+from persona.dates import WEEKDAYS, day_text, month_start, month_text
+
 _NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "few": 3}
 _PHRASE = re.compile(
     r"\b(yesterday|today|tonight|this morning|this afternoon|this evening|tomorrow"
@@ -19,16 +20,6 @@ _PHRASE = re.compile(
     r"|(?:\d+|a|an|one|two|three|four|five|six|seven|few) (?:days?|weeks?|months?|years?) ago)\b",
     re.IGNORECASE,
 )
-
-
-def day_text(value: date) -> str:
-    """A date as people write it: ``7 May 2023``."""
-    return f"{value.day} {value:%B %Y}"
-
-
-def _month_shift(value: date, months: int) -> date:
-    index = value.year * 12 + value.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
 
 
 def resolve(phrase: str, written: date) -> str | None:
@@ -53,7 +44,7 @@ def resolve(phrase: str, written: date) -> str | None:
     if unit in ("week", "weekend"):
         return f"the {unit} {'before' if step < 0 else 'after'} {day_text(written)}"
     if unit == "month":
-        return f"{_month_shift(written, step):%B %Y}"
+        return month_text(month_start(written, step))
     return str(written.year + step)
 
 
@@ -63,7 +54,7 @@ def _ago(written: date, count: int, unit: str) -> str:
     if unit == "week":
         return f"the week of {day_text(written - timedelta(weeks=count))}"
     if unit == "month":
-        return f"{_month_shift(written, -count):%B %Y}"
+        return month_text(month_start(written, -count))
     return str(written.year - count)
 
 

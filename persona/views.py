@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
+from persona.dates import month_text
 from persona.errors import ValidationError
 from persona.importers import ImportItem, detect_and_parse
 from persona.ingest import IngestResult, ingest_many
@@ -301,7 +302,7 @@ def group_by_month(items: Iterable[TimelineItem]) -> list[tuple[str, list[Timeli
     """Items grouped under ``June 2026`` headings, keeping their order."""
     groups: dict[str, list[TimelineItem]] = {}
     for item in items:
-        groups.setdefault(f"{item.episode.occurred_at:%B %Y}", []).append(item)
+        groups.setdefault(month_text(item.episode.occurred_at), []).append(item)
     return list(groups.items())
 
 
@@ -486,15 +487,12 @@ def memory_rows(
     limit: int = MEMORY_TABLE_CAP,
 ) -> list[dict[str, Any]]:
     """The user's memories as table rows, newest first, filtered by type, goal status and text."""
-    nodes: list[AnyNode] = []
-    for node_type in types:
-        if status and node_type is not NodeType.GOAL:
-            continue  # a status filter is about goals: other types have none
-        nodes.extend(store.list_nodes(user_id, node_type, status=status or None, limit=limit))
+    if status:
+        types = [t for t in types if t is NodeType.GOAL]  # a status filter is about goals: other types have none
+    nodes = store.list_many(user_id, types, status=status or None, limit=limit) if types else []
     needle = contains.strip().casefold()
     if needle:
         nodes = [n for n in nodes if needle in f"{node_title(n)} {full_text(n)}".casefold()]
-    nodes.sort(key=lambda n: (getattr(n, "occurred_at", n.created_at), n.created_at), reverse=True)
     return [
         {
             "id": n.id,

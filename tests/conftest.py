@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from persona.llm.embedding import HashEmbedder
+from persona.llm.offline import OfflineProvider
 from persona.store.base import Store
 from persona.store.sqlite import SqliteStore
 from tests.fake_openai import fake_openai_fixture  # noqa: F401 - registers the `fake_openai` fixture
@@ -64,6 +65,53 @@ def neo4j_store_factory(neo4j_server: Neo4jServer, embedder: HashEmbedder):
         store.close()
 
 
+@pytest.fixture(scope="session")
+def provider() -> OfflineProvider:
+    """The offline provider (rules and its local embedder); it keeps no state, so the session shares one."""
+    return OfflineProvider()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path, provider: OfflineProvider) -> Iterator[SqliteStore]:
+    """A fresh SQLite file bound to the offline provider's embedder, for the cases about SQLite only. It is the file
+    the app and the CLI open when the test also uses ``app_home`` (both live in ``tmp_path``)."""
+    opened = SqliteStore(tmp_path / "persona.sqlite3", embedder=provider.embedder.info)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def app_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh ``PERSONA_HOME`` for the app and the CLI: the SQLite store, the offline provider, user "demo", no
+    keys, no cached settings or clients. AppTest runs in it always go through ``app.py`` (see below)."""
+    import streamlit as st
+    from streamlit.runtime.pages_manager import PagesManager
+
+    from persona.config import get_settings
+
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path))
+    monkeypatch.setenv("PERSONA_STORE", "sqlite")
+    monkeypatch.setenv("PERSONA_PROVIDER", "offline")
+    monkeypatch.setenv("PERSONA_USER", "demo")
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NEO4J_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    # AppTest resets ``PagesManager.uses_pages_directory`` to None before every run; it is then recomputed as True
+    # because ``pages/`` exists, so every run after the first would execute the page alone and skip ``app.py`` (and
+    # its sidebar). The real server keeps the False that ``st.navigation`` sets.
+    original = PagesManager.__init__
+
+    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    yield tmp_path
+    st.cache_resource.clear()
+    get_settings.cache_clear()
+
+
 @pytest.fixture(params=["sqlite", "neo4j"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     return request.param
@@ -104,16 +152,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="also run the long reliability cases (make test-long)")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("--run-slow"):
-        os.environ["PERSONA_RUN_SLOW"] = "1"  # the reliability modules read it when they are imported
+def _slow(item: pytest.Item) -> bool:
+    """Marked ``slow``, or ``slow_on_neo4j`` and this is its Neo4j case."""
+    if "slow" in item.keywords:
+        return True
+    callspec = getattr(item, "callspec", None)
+    return "slow_on_neo4j" in item.keywords and callspec is not None and callspec.params.get("store_kind") == "neo4j"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Long cases (marked ``slow``) run only with ``--run-slow`` or PERSONA_RUN_SLOW=1; CI runs the rest each time."""
+    """The one mechanism for long cases: marked ``slow`` (or ``slow_on_neo4j``), they run only with ``--run-slow``
+    or PERSONA_RUN_SLOW=1; CI runs the rest each time."""
     if config.getoption("--run-slow") or _require("PERSONA_RUN_SLOW"):
         return
     skip = pytest.mark.skip(reason="a long case: run with `make test-long` (pytest --run-slow)")
     for item in items:
-        if "slow" in item.keywords:
+        if _slow(item):
             item.add_marker(skip)

@@ -1,4 +1,5 @@
-"""The table of hostile values the reliability suite pushes through every public entry point.
+"""The one table of hostile values: the reliability suite pushes them through every public entry point, and the
+store contract searches with each of them on both stores.
 
 Each value has a short id (for test names) and the kind of attack it stands for. Tests read ``HOSTILE`` (all of
 them), ``HOSTILE_IDS`` and ``expected_text`` (what a write must store: the documented cleaning, nothing more).
@@ -57,6 +58,16 @@ _TABLE: list[tuple[str, str, str]] = [
     ("lucene-boost", "sarah^100", "lucene"),
     ("lucene-unbalanced", '"C++ (draft', "lucene"),
     ("lucene-backslash", "\\", "lucene"),
+    ("lucene-parenthesised", "C++ (draft)", "lucene"),
+    ("lucene-field-title", "title:secret", "lucene"),
+    ("lucene-lone-minus", "-", "lucene"),
+    ("lucene-minus-term", "a - b", "lucene"),
+    ("lucene-lone-plus", "+", "lucene"),
+    ("lucene-lone-tilde", "~", "lucene"),
+    ("lucene-lone-caret", "^2", "lucene"),
+    ("lucene-empty-braces", "{}", "lucene"),
+    ("lucene-open-parens", "((", "lucene"),
+    ("lucene-close-paren", ")", "lucene"),
     # FTS5
     ("fts-near", "NEAR(sarah lisbon, 2)", "fts5"),
     ("fts-near-open", "NEAR(", "fts5"),
@@ -66,6 +77,9 @@ _TABLE: list[tuple[str, str, str]] = [
     ("fts-column-set", "{text}: sarah", "fts5"),
     ("fts-quote", 'sarah"', "fts5"),
     ("fts-bool", "sarah NOT lisbon AND", "fts5"),
+    ("fts-bare-and", "AND", "fts5"),
+    ("fts-bare-or", "OR", "fts5"),
+    ("fts-bare-not", "NOT", "fts5"),
     # Unicode
     ("bidi-override", "\u202eevil.exe\u202c gnp.txt", "unicode"),
     ("bidi-isolates", "\u2066abc\u2069 \u2067def\u2069 \u200f", "unicode"),

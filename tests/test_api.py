@@ -73,11 +73,6 @@ class FailingProvider(OfflineProvider):
         raise ProviderError("the model is down")
 
 
-@pytest.fixture(scope="module")
-def provider() -> OfflineProvider:
-    return OfflineProvider()
-
-
 @pytest.fixture
 def client(store: Store, provider: OfflineProvider) -> Iterator[TestClient]:
     with TestClient(create_app(store=store, provider=provider, settings=SETTINGS), headers=AUTH) as test_client:

@@ -6,13 +6,10 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from persona.config import get_settings
@@ -33,58 +30,15 @@ ENTRIES = [
     (datetime(2026, 7, 2, 9, tzinfo=UTC), f"Read about gardens. {XSS} {IMG} Sarah called about the trip."),
 ]
 RENDER_TIMES: dict[str, float] = {}
+pytestmark = pytest.mark.usefixtures("app_home")  # sqlite_store is then the file the app opens
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh data folder, the SQLite store, the offline provider, and no cached settings or clients."""
-    monkeypatch.setenv("PERSONA_HOME", str(tmp_path))
-    monkeypatch.setenv("PERSONA_STORE", "sqlite")
-    monkeypatch.setenv("PERSONA_PROVIDER", "offline")
-    monkeypatch.setenv("PERSONA_USER", "demo")
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
-    st.cache_resource.clear()
-    yield tmp_path
-    st.cache_resource.clear()
-    get_settings.cache_clear()
-
-
-@pytest.fixture(autouse=True)
-def navigation_always_runs_app_py(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Work around an AppTest quirk: before every run it resets ``PagesManager.uses_pages_directory`` to None, which
-    is then recomputed as True because ``pages/`` exists, so every run after the first takes the old multipage path
-    and executes the page file alone, skipping ``app.py`` (and its sidebar). The real server keeps the False that
-    ``st.navigation`` sets. Pages run on their own have no ``pages/pages`` folder, so False is right for them too."""
-    original = PagesManager.__init__
-
-    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
-
-@pytest.fixture
-def provider() -> OfflineProvider:
-    return OfflineProvider()
-
-
-@pytest.fixture
-def store(home: Path, provider: OfflineProvider) -> Iterator[SqliteStore]:
-    """The same SQLite file the app opens, for seeding and for checking what the app wrote."""
-    opened = SqliteStore(home / "persona.sqlite3", embedder=provider.embedder.info)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def seeded(store: SqliteStore, provider: OfflineProvider) -> SqliteStore:
+def seeded(sqlite_store: SqliteStore, provider: OfflineProvider) -> SqliteStore:
     """Three entries for the user ``demo``: Sarah, a goal, and one carrying HTML that must stay text."""
     for when, text in ENTRIES:
-        assert ingest_entry(store, provider, "demo", text, occurred_at=when).ok
-    return store
+        assert ingest_entry(sqlite_store, provider, "demo", text, occurred_at=when).ok
+    return sqlite_store
 
 
 def page_test(name: str) -> AppTest:
@@ -129,7 +83,7 @@ def srcdoc(at: AppTest) -> str:
 
 # -- every page renders --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", PAGES)
-def test_page_renders_on_its_own_with_an_empty_store(home: Path, name: str) -> None:
+def test_page_renders_on_its_own_with_an_empty_store(app_home: Path, name: str) -> None:
     at = run(page_test(name))
     assert not at.error
     assert at.sidebar.selectbox, "a page run on its own draws the persona picker itself"
@@ -169,21 +123,21 @@ def test_render_times_are_reported(seeded: SqliteStore) -> None:
 
 
 # -- sidebar -------------------------------------------------------------------------------------------------------
-def test_new_persona_refuses_a_bad_id_and_switches_to_a_good_one(store: SqliteStore) -> None:
+def test_new_persona_refuses_a_bad_id_and_switches_to_a_good_one(sqlite_store: SqliteStore) -> None:
     at = run(app_test())
     at.sidebar.text_input(key="new_user_id").input("Bad Id!")
     button(at, "Create").click()
     run(at)
     assert any("invalid user id" in e.value for e in at.sidebar.error)
-    assert [u.id for u in store.list_users()] == []
+    assert [u.id for u in sqlite_store.list_users()] == []
     at.sidebar.text_input(key="new_user_id").input("maya")
     button(at, "Create").click()
     run(at)
     assert at.sidebar.selectbox(key="user_picker").value == "maya"
-    assert "maya" in [u.id for u in store.list_users()]
+    assert "maya" in [u.id for u in sqlite_store.list_users()]
 
 
-def test_unreachable_store_shows_a_message_not_a_traceback(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_store_shows_a_message_not_a_traceback(app_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -198,7 +152,7 @@ def test_unreachable_store_shows_a_message_not_a_traceback(home: Path, monkeypat
 
 
 # -- journal -------------------------------------------------------------------------------------------------------
-def test_journal_ingests_an_entry_and_shows_its_memories(store: SqliteStore) -> None:
+def test_journal_ingests_an_entry_and_shows_its_memories(sqlite_store: SqliteStore) -> None:
     at = run(page_test("journal"))
     at.text_area(key="journal_text").input("Coffee with Sarah in Porto. I want to learn Portuguese by December.")
     button(at, "Save entry").click()
@@ -207,40 +161,40 @@ def test_journal_ingests_an_entry_and_shows_its_memories(store: SqliteStore) -> 
     assert "Extracted memories" in [h.value for h in at.subheader]
     assert "**Episode**" in shown and "**Goal**" in shown and "Sarah" in shown
     assert at.get("status"), "ingest shows its steps in st.status"
-    assert store.count_nodes("demo", NodeType.ENTRY) == 1
-    assert store.count_nodes("demo", NodeType.GOAL) >= 1
+    assert sqlite_store.count_nodes("demo", NodeType.ENTRY) == 1
+    assert sqlite_store.count_nodes("demo", NodeType.GOAL) >= 1
 
 
-def test_journal_refuses_an_empty_entry_and_stores_nothing(store: SqliteStore) -> None:
+def test_journal_refuses_an_empty_entry_and_stores_nothing(sqlite_store: SqliteStore) -> None:
     at = run(page_test("journal"))
     at.text_area(key="journal_text").input("   \n  ")
     button(at, "Save entry").click()
     run(at)
     assert any("empty" in e.value for e in at.error)
-    assert store.count_nodes("demo", NodeType.ENTRY) == 0
+    assert sqlite_store.count_nodes("demo", NodeType.ENTRY) == 0
 
 
-def test_journal_lists_failed_entries_with_a_retry(store: SqliteStore, provider: OfflineProvider) -> None:
+def test_journal_lists_failed_entries_with_a_retry(sqlite_store: SqliteStore, provider: OfflineProvider) -> None:
     from persona.models import Entry, EntryStatus
 
-    entry = store.save_entry(Entry(user_id="demo", text="Met Sarah at the market.", occurred_at=ENTRIES[0][0]))
-    store.set_entry_status("demo", entry.id, EntryStatus.FAILED, error="ProviderError: timeout")
+    entry = sqlite_store.save_entry(Entry(user_id="demo", text="Met Sarah at the market.", occurred_at=ENTRIES[0][0]))
+    sqlite_store.set_entry_status("demo", entry.id, EntryStatus.FAILED, error="ProviderError: timeout")
     at = run(page_test("journal"))
     assert "timeout" in texts(at)
     at.button(key=f"retry-{entry.id}").click()
     run(at)
-    assert store.get_node("demo", entry.id).status is EntryStatus.DONE
+    assert sqlite_store.get_node("demo", entry.id).status is EntryStatus.DONE
 
 
-def test_demo_persona_loads_from_the_journal(store: SqliteStore) -> None:
+def test_demo_persona_loads_from_the_journal(sqlite_store: SqliteStore) -> None:
     at = run(page_test("journal"))
     at.button(key="journal_demo").click()
     run(at)
-    assert store.count_nodes("demo", NodeType.EPISODE) > 30
+    assert sqlite_store.count_nodes("demo", NodeType.EPISODE) > 30
     assert "Loaded the demo persona" in texts(at)
 
 
-def test_journal_imports_a_markdown_file_with_progress(store: SqliteStore) -> None:
+def test_journal_imports_a_markdown_file_with_progress(sqlite_store: SqliteStore) -> None:
     at = run(page_test("journal"))
     journal = b"# My journal\n\n## 2026-05-01\nMet Sarah in Porto.\n\n## 2026-05-02\nI want to learn to sail.\n"
     at.get("file_uploader")[0].upload("journal.md", journal, "text/markdown")
@@ -248,17 +202,17 @@ def test_journal_imports_a_markdown_file_with_progress(store: SqliteStore) -> No
     at.button(key="journal_import").click()
     run(at)
     assert "Imported 2 entries: 2 new" in texts(at)
-    assert store.count_nodes("demo", NodeType.ENTRY) == 2
+    assert sqlite_store.count_nodes("demo", NodeType.ENTRY) == 2
 
 
-def test_journal_refuses_a_bad_file_and_stores_nothing(store: SqliteStore) -> None:
+def test_journal_refuses_a_bad_file_and_stores_nothing(sqlite_store: SqliteStore) -> None:
     at = run(page_test("journal"))
     at.get("file_uploader")[0].upload("journal.jsonl", b'{"text": "no date"}\n', "application/json")
     run(at)
     at.button(key="journal_import").click()
     run(at)
     assert any("was not imported" in e.value and "occurred\\_at" in e.value for e in at.error)  # escaped markdown
-    assert store.count_nodes("demo", NodeType.ENTRY) == 0
+    assert sqlite_store.count_nodes("demo", NodeType.ENTRY) == 0
 
 
 # -- graph ---------------------------------------------------------------------------------------------------------
@@ -299,13 +253,13 @@ def test_graph_forgets_a_focus_that_was_deleted(seeded: SqliteStore) -> None:
     assert at.get("iframe"), "the default view is drawn instead"
 
 
-def test_graph_caps_the_nodes_and_says_what_was_left_out(store: SqliteStore, provider: OfflineProvider) -> None:
+def test_graph_caps_the_nodes_and_says_what_was_left_out(sqlite_store: SqliteStore, provider: OfflineProvider) -> None:
     people = ["Sarah", "Tom", "Priya", "Jonas", "Helena", "Ada", "Rui", "Marta", "Carla", "Omar"]
     items = [
         (f"Cooked dinner with {people[i % 10]} in Porto, day {i}. I want to visit Lisbon by May.", ENTRIES[0][0])
         for i in range(40)
     ]
-    ingest_many(store, provider, "demo", items)
+    ingest_many(sqlite_store, provider, "demo", items)
     at = run(page_test("graph"))
     assert not any("left out" in w.value for w in at.warning), "under the default cap everything is drawn"
     at.slider(key="graph_limit").set_value(50)

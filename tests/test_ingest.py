@@ -14,11 +14,6 @@ from persona.transfer import restore_export
 from tests.factories import day
 
 
-@pytest.fixture(scope="module")
-def provider() -> OfflineProvider:
-    return OfflineProvider()
-
-
 def _chain_dates(store, user):
     episodes = {e.id: e for e in store.list_nodes(user, NodeType.EPISODE, limit=10_000)}
     return [episodes[i].occurred_at for i in store.chain(user)]

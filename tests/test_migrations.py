@@ -141,18 +141,15 @@ def test_neo4j_from_a_newer_release_is_refused_and_not_changed(neo4j_store_facto
     store = neo4j_store_factory()
     with store._driver.session(database=store.database) as session:
         applied, version = migrations.neo4j_state(session)
-        session.run(
-            "MATCH (m:PersonaMeta {key: 'schema'}) SET m.version = 900, m.migrations = m.migrations + ['900_future']"
-        ).consume()
+        (history,) = session.run("MATCH (m:PersonaMeta {key: 'schema'}) RETURN m.history").single()
+        session.execute_write(migrations._record_neo4j, "900_future", 900)
         try:
             with pytest.raises(SchemaTooNewError, match="version 900"):
                 neo4j_store_factory()
             assert migrations.neo4j_state(session) == ([*applied, "900_future"], 900)
         finally:
             session.run(
-                "MATCH (m:PersonaMeta {key: 'schema'}) SET m.version = $v, m.migrations = $names",
-                v=version,
-                names=applied,
+                "MATCH (m:PersonaMeta {key: 'schema'}) SET m.version = $v, m.history = $h", v=version, h=history
             ).consume()
 
 
@@ -265,3 +262,29 @@ def test_cli_says_where_the_backup_is(tmp_path: Path):
     second = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120, check=True)
     backups = list(tmp_path.glob("persona.sqlite3.backup-v0-*"))
     assert len(backups) == 1 and str(backups[0]) in second.stderr
+
+
+def test_neo4j_history_kept_as_a_list_by_a_pre_release_build_is_read_and_replaced(neo4j_store_factory):
+    store = neo4j_store_factory()
+    names, version = [s.name for s in migrations.NEO4J.steps], migrations.NEO4J.version
+    read_meta = "MATCH (m:PersonaMeta {key: 'schema'}) RETURN m.migrations AS legacy, m.history AS history"
+    with store._driver.session(database=store.database) as session:
+        (history,) = session.run("MATCH (m:PersonaMeta {key: 'schema'}) RETURN m.history").single()
+        session.run(
+            "MATCH (m:PersonaMeta {key: 'schema'}) SET m.migrations = $names, m.applied_at = ['then'] REMOVE m.history",
+            names=names,
+        ).consume()
+        try:
+            assert migrations.neo4j_state(session) == (names, version)
+            assert neo4j_store_factory().applied_migrations == []  # recognised: nothing runs again
+            session.execute_write(migrations._record_neo4j, "900_probe", version)  # the next record replaces it
+            row = session.run(read_meta).single()
+            assert row["legacy"] is None
+            assert [item["name"] for item in json.loads(row["history"])] == [*names, "900_probe"]
+        finally:
+            session.run(
+                "MATCH (m:PersonaMeta {key: 'schema'}) SET m.history = $h, m.version = $v REMOVE m.migrations, "
+                "m.applied_at",
+                h=history,
+                v=version,
+            ).consume()

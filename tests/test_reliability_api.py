@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -22,7 +21,6 @@ from persona.config import Settings
 from persona.ingest import ingest_entry
 from persona.llm.offline import OfflineProvider
 from persona.store.base import Store
-from persona.store.sqlite import SqliteStore
 from tests.factories import day
 from tests.hostile import HOSTILE, Hostile
 
@@ -32,19 +30,12 @@ PROVIDER = OfflineProvider()
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = SqliteStore(tmp_path / "api.sqlite3", embedder=PROVIDER.embedder.info)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def api(store: Store) -> Iterator[tuple[TestClient, str, str, str]]:
+def api(sqlite_store: Store) -> Iterator[tuple[TestClient, str, str, str]]:
     """A client, a user with one entry (and its episode id), and a bystander with the same entry."""
     user, bystander = "u-api-user", "u-api-bystander"
-    result = ingest_entry(store, PROVIDER, user, "Lunch with Sarah in Lisbon.", occurred_at=day(0))
-    ingest_entry(store, PROVIDER, bystander, "Lunch with Sarah in Lisbon.", occurred_at=day(0))
-    app = create_app(store=store, provider=PROVIDER, settings=SETTINGS)
+    result = ingest_entry(sqlite_store, PROVIDER, user, "Lunch with Sarah in Lisbon.", occurred_at=day(0))
+    ingest_entry(sqlite_store, PROVIDER, bystander, "Lunch with Sarah in Lisbon.", occurred_at=day(0))
+    app = create_app(store=sqlite_store, provider=PROVIDER, settings=SETTINGS)
     with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}, raise_server_exceptions=False) as client:
         yield client, user, bystander, result.batch.episodes[0].id
 
@@ -87,9 +78,9 @@ def _send(client: TestClient, method: str, url: str, options: dict):
 
 
 @pytest.mark.parametrize("hostile", HOSTILE, ids=[h.id for h in HOSTILE])
-def test_hostile_values_through_the_api_are_4xx_never_500(api, store: Store, hostile: Hostile) -> None:
+def test_hostile_values_through_the_api_are_4xx_never_500(api, sqlite_store: Store, hostile: Hostile) -> None:
     client, user, bystander, episode = api
-    kept, mine = store.export_user(bystander), store.export_user(user)
+    kept, mine = sqlite_store.export_user(bystander), sqlite_store.export_user(user)
     for method, url, options in _requests(user, episode, hostile.value):
         response = _send(client, method, url, options)
         where = f"{method} {url[:80]} {str(options)[:80]}"
@@ -97,13 +88,15 @@ def test_hostile_values_through_the_api_are_4xx_never_500(api, store: Store, hos
         if response.status_code >= 400:
             body = response.json()
             assert "error" in body and body["error"].get("code"), f"{where}: not a JSON error: {body}"
-    assert store.export_user(bystander) == kept, "another user's data changed"
-    after = store.export_user(user)
+    assert sqlite_store.export_user(bystander) == kept, "another user's data changed"
+    after = sqlite_store.export_user(user)
     assert {n["id"] for n in mine["nodes"]} <= {n["id"] for n in after["nodes"]}, "the user's data was deleted"
 
 
 @pytest.mark.parametrize("hostile", HOSTILE, ids=[h.id for h in HOSTILE])
-def test_hostile_entry_text_through_the_api_is_stored_or_refused_cleanly(api, store: Store, hostile: Hostile) -> None:
+def test_hostile_entry_text_through_the_api_is_stored_or_refused_cleanly(
+    api, sqlite_store: Store, hostile: Hostile
+) -> None:
     from tests.hostile import expected_text, storable
 
     client, user, _, _ = api
@@ -115,7 +108,7 @@ def test_hostile_entry_text_through_the_api_is_stored_or_refused_cleanly(api, st
         assert response.status_code == 422 and "body.text" in response.json()["error"]["message"]
     elif storable(hostile.value):
         assert response.status_code == 201, response.text[:300]
-        entry = store.get_node(user, response.json()["entry_id"])
+        entry = sqlite_store.get_node(user, response.json()["entry_id"])
         assert entry.text == expected_text(hostile.value)
     else:
         assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_request"

@@ -8,12 +8,9 @@ breaks in the middle of a session (the SQLite connection the app cached is close
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from persona.config import get_settings
@@ -21,33 +18,6 @@ from persona.config import get_settings
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["journal", "timeline", "graph", "chat", "memories", "settings"]
 TIMEOUT = 60
-
-
-@pytest.fixture(autouse=True)
-def navigation_always_runs_app_py(monkeypatch: pytest.MonkeyPatch) -> None:
-    """AppTest resets ``PagesManager.uses_pages_directory`` before each run, so a second run would skip ``app.py``;
-    the real server keeps the False that ``st.navigation`` sets (the same workaround as tests/test_app.py)."""
-    original = PagesManager.__init__
-
-    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
-
-@pytest.fixture
-def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    monkeypatch.setenv("PERSONA_HOME", str(tmp_path))
-    monkeypatch.setenv("PERSONA_PROVIDER", "offline")
-    monkeypatch.setenv("PERSONA_USER", "demo")
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NEO4J_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
-    st.cache_resource.clear()
-    yield monkeypatch
-    st.cache_resource.clear()
-    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -73,9 +43,11 @@ def _assert_clear_store_message(at: AppTest, where: str, *, mentions: str) -> No
     assert not at.get("iframe"), f"{where}: the page went on after the message"
 
 
-def test_every_page_says_the_neo4j_store_is_unreachable(environment, closed_port: int) -> None:
-    environment.setenv("PERSONA_STORE", "neo4j")
-    environment.setenv("NEO4J_URI", f"bolt://127.0.0.1:{closed_port}")
+def test_every_page_says_the_neo4j_store_is_unreachable(
+    app_home, monkeypatch: pytest.MonkeyPatch, closed_port: int
+) -> None:
+    monkeypatch.setenv("PERSONA_STORE", "neo4j")
+    monkeypatch.setenv("NEO4J_URI", f"bolt://127.0.0.1:{closed_port}")
     get_settings.cache_clear()
     at = _app()
     at.run()
@@ -90,8 +62,8 @@ def test_every_page_says_the_neo4j_store_is_unreachable(environment, closed_port
         _assert_clear_store_message(alone, f"{name} on its own", mentions=str(closed_port))
 
 
-def test_every_page_says_so_when_the_store_breaks_mid_session(environment) -> None:
-    environment.setenv("PERSONA_STORE", "sqlite")
+def test_every_page_says_so_when_the_store_breaks_mid_session(app_home, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERSONA_STORE", "sqlite")
     get_settings.cache_clear()
     at = _app()
     at.run()

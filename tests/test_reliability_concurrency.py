@@ -9,7 +9,6 @@ Neo4j drivers).
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 from collections import Counter
@@ -118,9 +117,8 @@ def own_stores(store_kind: str, store: Store, request: pytest.FixtureRequest):
             made.close()
 
 
+@pytest.mark.slow_on_neo4j  # 8 drivers; the shared-object test covers Neo4j quickly
 def test_eight_threads_one_user_a_store_object_each(store: Store, user: str, own_stores, store_kind: str) -> None:
-    if store_kind == "neo4j" and not os.environ.get("PERSONA_RUN_SLOW"):
-        pytest.skip("slow on Neo4j (8 drivers): set PERSONA_RUN_SLOW=1; the shared-object test covers Neo4j quickly")
     # Fixtures are resolved in the main thread: open the stores first, then start the threads.
     stores = [own_stores(n) for n in range(THREADS)]
     results, errors = _hammer(lambda n: stores[n], user)

@@ -33,8 +33,6 @@ from tests.factories import EMBEDDER
 from tests.neo4j_server import NEO4J_SCRIPT, ROOT, _free_port
 from tests.test_reliability_faults import check_finished, journal
 
-SLOW = pytest.mark.skipif(not os.environ.get("PERSONA_RUN_SLOW"), reason="slow: set PERSONA_RUN_SLOW=1")
-
 
 def _require_neo4j() -> bool:
     return os.environ.get("PERSONA_REQUIRE_NEO4J", "") not in ("", "0", "false")
@@ -210,7 +208,6 @@ def test_killing_neo4j_mid_import_loses_nothing_that_was_reported(own_neo4j: Own
     assert summary["kills"], "the import finished before the kill: make it longer"
 
 
-@SLOW
 @pytest.mark.slow
 def test_killing_neo4j_three_times_during_a_long_import(own_neo4j: OwnNeo4j) -> None:
     # The third outage outlasts the driver's 30 s of retries: the import stops with StoreUnavailableError, and

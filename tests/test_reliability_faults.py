@@ -232,7 +232,6 @@ def test_the_fault_table_covers_the_kinds_the_issue_names() -> None:
     assert len(CHAT_FAULTS) >= 10
 
 
-@pytest.mark.skipif("not __import__('os').environ.get('PERSONA_RUN_SLOW')", reason="slow: set PERSONA_RUN_SLOW=1")
 @pytest.mark.slow
 def test_random_faults_over_a_long_import(store: Store, user: str, fake_openai) -> None:
     """1,000 entries, a fault every ~15 entries, of a random kind."""

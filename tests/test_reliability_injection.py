@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -50,14 +49,15 @@ NEO4J_SYNTAX = {"cypher", "lucene"}
 SAMPLE_IDS = {"nul", "lone-surrogate", "zero-width-only", "whitespace-only", "long-1mb", "emoji", "controls"}
 SAMPLE = [h for h in HOSTILE if h.id in SAMPLE_IDS or h is next(x for x in HOSTILE if x.kind == h.kind)]
 """One value of each kind, plus the ones that broke something once."""
-RUN_ALL = bool(os.environ.get("PERSONA_RUN_SLOW"))
 
 
 def cases(neo4j: list[Hostile]) -> pytest.MarkDecorator:
-    """Every value on SQLite; on Neo4j (~0.3 s a value) ``neo4j`` in the quick run and all of them in the long
-    run (``PERSONA_RUN_SLOW=1``, make test-long)."""
+    """Every value on SQLite; on Neo4j (~0.3 s a value) ``neo4j`` in the quick run, the others marked slow (run by
+    make test-long)."""
     pairs = [pytest.param("sqlite", h, id=f"sqlite-{h.id}") for h in HOSTILE]
-    pairs += [pytest.param("neo4j", h, id=f"neo4j-{h.id}") for h in (HOSTILE if RUN_ALL else neo4j)]
+    pairs += [
+        pytest.param("neo4j", h, id=f"neo4j-{h.id}", marks=() if h in neo4j else pytest.mark.slow) for h in HOSTILE
+    ]
     return pytest.mark.parametrize(("world", "hostile"), pairs, indirect=["world"])
 
 

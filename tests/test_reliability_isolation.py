@@ -215,7 +215,6 @@ def test_two_users_never_see_or_change_each_others_data(store: Store) -> None:
     )
 
 
-@pytest.mark.skipif("not __import__('os').environ.get('PERSONA_RUN_SLOW')", reason="slow: set PERSONA_RUN_SLOW=1")
 @pytest.mark.slow
 def test_two_users_isolation_long_run(store: Store) -> None:
     run_state_machine_as_test(

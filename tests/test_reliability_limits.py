@@ -8,12 +8,10 @@ report); these tests keep the properties that table depends on.
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import sys
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +28,6 @@ from persona.views import import_file
 from tests.factories import day
 
 ROOT = Path(__file__).resolve().parent.parent
-SLOW = pytest.mark.skipif(not os.environ.get("PERSONA_RUN_SLOW"), reason="slow: set PERSONA_RUN_SLOW=1")
 PROVIDER = OfflineProvider()
 
 
@@ -50,13 +47,6 @@ def _long_entry(chars: int) -> str:
 
 def _everything(store: Store) -> dict[str, int]:
     return store.stats()
-
-
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "limits.sqlite3", embedder=PROVIDER.embedder.info)
-    yield opened
-    opened.close()
 
 
 def test_a_one_megabyte_entry_is_stored_whole_and_searchable(sqlite_store: SqliteStore) -> None:
@@ -139,7 +129,6 @@ def test_an_import_keeps_no_vectors_in_its_results_and_little_memory(sqlite_stor
     assert hits, "the vectors are in the store"
 
 
-@SLOW
 @pytest.mark.slow
 def test_the_limits_benchmark_stays_within_bounds(tmp_path: Path) -> None:
     """bench/limits.py on SQLite: the 1 MB entry and a 10,000-entry import each peak under 400 MB RSS."""

@@ -26,12 +26,14 @@ end, then "next month/year"); among equals, the first one.
 
 from __future__ import annotations
 
-import calendar
 import re
 from collections.abc import Callable
 from datetime import date, timedelta
 
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+from persona.dates import WEEKDAYS, add_months, month_end
+
+__all__ = ["WEEKDAYS", "add_months", "find_due", "parse_due"]
+
 _MONTH_NAMES = {
     "january": 1, "jan": 1, "february": 2, "feb": 2, "march": 3, "mar": 3, "april": 4, "apr": 4, "may": 5,
     "june": 6, "jun": 6, "july": 7, "jul": 7, "august": 8, "aug": 8, "september": 9, "sept": 9, "sep": 9,
@@ -55,18 +57,6 @@ _MONTH_PREFIXES = tuple(sorted({name[:3] for name in _MONTH_NAMES}))
 
 def _needs(words: tuple[str, ...]) -> frozenset[str]:
     return frozenset(words)
-
-
-def add_months(day: date, months: int) -> date:
-    """``day`` plus whole calendar months, clamped to the last day of the target month (31 Jan + 1 -> 29 Feb)."""
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    last = calendar.monthrange(year, month + 1)[1]
-    return date(year, month + 1, min(day.day, last))
-
-
-def _month_end(year: int, month: int) -> date:
-    return date(year, month, calendar.monthrange(year, month)[1])
 
 
 def _next_weekday(today: date, weekday: int, *, include_today: bool) -> date:
@@ -160,7 +150,7 @@ def _period_end(m: re.Match[str], today: date) -> date | None:
         return today + timedelta(days=6 - today.weekday() + (7 if later else 0))
     if unit == "month":
         first = add_months(today.replace(day=1), 1 if later else 0)
-        return _month_end(first.year, first.month)
+        return month_end(first.year, first.month)
     return date(today.year + (1 if later else 0), 12, 31)
 
 
@@ -185,7 +175,7 @@ def _month_only(m: re.Match[str], today: date) -> date | None:
         year = today.year if month > today.month else today.year + 1
     else:
         year = today.year if month >= today.month else today.year + 1
-    return date(year, month, 1) if starts else _month_end(year, month)
+    return date(year, month, 1) if starts else month_end(year, month)
 
 
 def _rule(pattern: str) -> re.Pattern[str]:

@@ -8,7 +8,6 @@ It makes vector search useful offline and keeps the store's vector path honest i
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -16,30 +15,9 @@ import numpy as np
 
 from persona.llm.base import Embedder
 from persona.models import EmbedderInfo
+from persona.text import STOPWORDS, content_words, stem
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-_STOPWORD_TEXT = """
-a an the of in on at to for and or is was were be been being it its this that these those with by from as i you
-he she they we my your his her their our me him them us do did does not no so but if then than there here
-what which who whom when where why how all any each few more most other some such only own same too very can
-will just should now am are has have had having would could also into about over after before up down out off
-again further once
-"""
-STOPWORDS = frozenset(_STOPWORD_TEXT.split())
-_SUFFIXES = ("ingly", "edly", "ing", "ed", "ies", "es", "s", "ly")
-
-
-def stem(word: str) -> str:
-    """A light, predictable suffix stripper (hiking -> hik, hikes -> hik, hiked -> hik)."""
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
-def content_words(text: str) -> list[str]:
-    """Lowercased words of ``text`` without stopwords."""
-    return [w for w in (m.lower() for m in _WORD.findall(text)) if w not in STOPWORDS]
+__all__ = ["STOPWORDS", "HashEmbedder", "content_words", "stem"]  # the text helpers live in persona.text
 
 
 class HashEmbedder(Embedder):

@@ -32,8 +32,9 @@ from typing import Any, NamedTuple
 from persona.errors import ProviderError
 from persona.llm.base import Embedder, ExtractedEntity, ExtractedGoal, ExtractedPsyche, Extraction, Provider
 from persona.llm.dates import WEEKDAYS, find_due
-from persona.llm.embedding import STOPWORDS, HashEmbedder, stem
+from persona.llm.embedding import HashEmbedder
 from persona.models import EntityKind, GoalKind, GoalStatus, PsycheKind, canonical_name
+from persona.text import STOPWORDS, stem
 
 MAX_PSYCHE = 50
 MAX_GOALS = 50

@@ -1,4 +1,7 @@
-"""The store contract: one narrow interface that both stores (SQLite, Neo4j) fulfil.
+"""The store contract: one narrow interface that both stores (SQLite, Neo4j) fulfil, written once.
+
+``Store``'s public methods check their input and apply the domain rules (``rules.py``) through the primitives a
+backend offers (``StoreTransaction``, ``_run_read`` / ``_run_write``, its searches); backends hold no rules.
 
 Every method that reads or writes a person's data takes ``user_id`` first and never touches another user's nodes.
 Ids that do not belong to the user behave exactly like ids that do not exist.
@@ -7,12 +10,17 @@ Ids that do not belong to the user behave exactly like ids that do not exist.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
+
+from persona.errors import UserNotFoundError, ValidationError
 from persona.models import (
+    SEARCHABLE_TYPES,
     AnyNode,
     EmbedderInfo,
     Entity,
@@ -25,9 +33,39 @@ from persona.models import (
     SearchHit,
     Subgraph,
     User,
+    check_user_id,
 )
-from persona.store.common import as_node_types, export_record
+from persona.store.common import (
+    as_entry_status,
+    as_link_types,
+    as_node_type,
+    as_node_types,
+    as_status,
+    cascade_plan,
+    changed_node,
+    check_batch,
+    check_changes,
+    check_embedding,
+    export_record,
+    fts_words,
+    node_sort_time,
+    possible_id,
+    possible_ids,
+)
+from persona.store.rules import (
+    as_entry,
+    dependants,
+    get_batched,
+    get_one,
+    links_batched,
+    mark_done,
+    merge_batch_entities,
+    merged_aliases,
+    walk_chain,
+    without_embedding,
+)
 
+T = TypeVar("T")
 EXPORT_FORMAT = "persona-export/1"
 GRAPH_TYPES = (NodeType.EPISODE, NodeType.PSYCHE, NodeType.GOAL, NodeType.ENTITY)
 """What the graph explorer draws by default: entries and passages are searchable, not drawn."""
@@ -43,8 +81,119 @@ def _shown(node: AnyNode, allowed: set[NodeType], start: datetime | None, end: d
     return (start is None or when >= start) and (end is None or when < end)
 
 
+class StoreTransaction(ABC):
+    """The primitives a backend offers inside one transaction (read-only for reads): batched reads and writes of
+    nodes and links, and the NEXT-chain placement. They check nothing: ``Store`` checks input and applies the
+    domain rules (cascades, alias merges, the chain walk) once, above both backends."""
+
+    # -- users
+    @abstractmethod
+    def ensure_user(self, user: User) -> User:
+        """Create the user unless it exists; return the stored one."""
+
+    @abstractmethod
+    def list_users(self) -> list[User]:
+        """All users, ordered by id."""
+
+    @abstractmethod
+    def lock_user(self, user_id: str) -> bool:
+        """Take the user's write lock for the rest of the transaction; ``False`` when the user does not exist."""
+
+    # -- nodes
+    @abstractmethod
+    def get(self, user_id: str, ids: Sequence[str]) -> list[AnyNode]:
+        """The user's nodes among ``ids`` (valid ids only), in any order."""
+
+    @abstractmethod
+    def create(self, nodes: Sequence[AnyNode]) -> None:
+        """Store new nodes with their embeddings and search text."""
+
+    @abstractmethod
+    def create_entities(self, entities: Sequence[Entity]) -> dict[str, str]:
+        """Store new entities; return given id -> stored id (a concurrent writer may have stored the name)."""
+
+    @abstractmethod
+    def rewrite(self, user_id: str, nodes: Sequence[AnyNode], *, reindex: bool = True) -> None:
+        """Store new versions of existing nodes (body, sort and filter keys, and with ``reindex`` the search text;
+        not the embedding). A clash with a uniqueness rule (entity name, entry text) raises ``DuplicateError``."""
+
+    @abstractmethod
+    def set_embedding(self, user_id: str, node_id: str, embedding: Sequence[float] | None) -> None:
+        """Replace a node's vector (``None`` removes it)."""
+
+    @abstractmethod
+    def delete(self, user_id: str, ids: Sequence[str]) -> None:
+        """Delete nodes and every link that touches them."""
+
+    @abstractmethod
+    def list(self, user_id: str, node_type: NodeType, window: ListWindow) -> list[AnyNode]:
+        """One type's nodes in the window's date range and status, ordered by date, created_at, id."""
+
+    @abstractmethod
+    def count(self, user_id: str | None, node_type: NodeType | None = None) -> dict[str, int]:
+        """Node counts by type (of one type when given), for one user or the whole store."""
+
+    @abstractmethod
+    def entry_by_hash(self, user_id: str, content_hash: str) -> Entry | None:
+        """The user's entry with this content hash."""
+
+    @abstractmethod
+    def entities_by_canonical(self, user_id: str, canonicals: Sequence[str]) -> list[Entity]:
+        """The user's entities with these canonical names."""
+
+    @abstractmethod
+    def entry_members(self, user_id: str, entry_id: str) -> dict[str, NodeType]:
+        """The nodes made from an entry (its memories and passages): id -> type."""
+
+    # -- links
+    @abstractmethod
+    def link(self, user_id: str, links: Sequence[tuple[LinkType, str, str]]) -> None:
+        """Create links (existing ones stay single). A link with an end the user does not own raises
+        ``ValidationError`` (and the transaction writes nothing)."""
+
+    @abstractmethod
+    def links(self, user_id: str, ids: Sequence[str], kinds: Sequence[str]) -> list[tuple[str, str, str]]:
+        """(type, source, target) of the links of these kinds that touch any of ``ids`` (both directions)."""
+
+    @abstractmethod
+    def count_links(self, user_id: str | None) -> tuple[int, int]:
+        """How many links and users there are, for one user or the whole store."""
+
+    # -- the NEXT chain
+    @abstractmethod
+    def place_in_chain(self, user_id: str, episode: AnyNode) -> None:
+        """Insert a stored episode between its neighbours by (occurred_at, created_at, id)."""
+
+    @abstractmethod
+    def unlink_from_chain(self, user_id: str, episode_id: str) -> None:
+        """Take an episode out of the chain and join its neighbours."""
+
+    @abstractmethod
+    def next_links(self, user_id: str) -> dict[str, str]:
+        """The user's NEXT links as source -> target."""
+
+    @abstractmethod
+    def first_episode(self, user_id: str) -> str | None:
+        """The earliest episode by chain order."""
+
+
+@dataclass(frozen=True)
+class ListWindow:
+    """What ``list_nodes`` asks for: a date range [start, end), a status, a page, an order."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    status: str | None = None
+    limit: int = 100
+    offset: int = 0
+    newest_first: bool = True
+
+
 class Store(ABC):
-    """A person's memory graph. Implementations: ``SqliteStore`` (embedded default) and ``Neo4jStore``."""
+    """A person's memory graph. Implementations: ``SqliteStore`` (embedded default) and ``Neo4jStore``.
+
+    The public methods are written once, here: they check input, then apply the domain rules through a backend's
+    ``StoreTransaction`` primitives (``_run_read`` / ``_run_write``) and its searches."""
 
     #: a short human description, e.g. the SQLite file or the Neo4j URI (shown as a badge in the app)
     description: str = ""
@@ -52,61 +201,180 @@ class Store(ABC):
     #: the copy of the store kept before this open migrated it (SQLite; ``None`` when nothing had to change)
     backup_path: Path | None = None
 
-    # -- users -------------------------------------------------------------------------------------------------
+    # -- what a backend provides ---------------------------------------------------------------------------------
     @abstractmethod
-    def ensure_user(self, user_id: str, *, display_name: str = "") -> User:
-        """Create the user if missing and return it."""
+    def _run_read(self, work: Callable[[StoreTransaction], T]) -> T:
+        """Run ``work`` in one read transaction."""
 
     @abstractmethod
+    def _run_write(self, work: Callable[[StoreTransaction], T]) -> T:
+        """Run ``work`` in one write transaction: all of it is kept, or none (may be retried on a transient error)."""
+
+    @abstractmethod
+    def _delete_user(self, user_id: str) -> int:
+        """Delete the user and every node it owns (in as many transactions as its size needs)."""
+
+    @abstractmethod
+    def _vector_search(self, user_id: str, unit: list[float], k: int, kinds: list[str] | None) -> list[SearchHit]:
+        """The ``k`` nearest of the user's nodes (of ``kinds``) to a unit vector by raw cosine, ties by date."""
+
+    @abstractmethod
+    def _text_search(self, user_id: str, words: list[str], k: int, kinds: list[str]) -> list[SearchHit]:
+        """BM25 over the user's nodes of ``kinds`` matching any of ``words`` (plain words, already cleaned)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    # -- users -------------------------------------------------------------------------------------------------
+    def ensure_user(self, user_id: str, *, display_name: str = "") -> User:
+        """Create the user if missing and return it (an existing user keeps its display name)."""
+        user = User(id=check_user_id(user_id), display_name=display_name)
+        return self._run_write(lambda tx: tx.ensure_user(user))
+
     def list_users(self) -> list[User]:
         """All users, ordered by id."""
+        return self._run_read(lambda tx: tx.list_users())
 
-    @abstractmethod
     def delete_user(self, user_id: str) -> int:
         """Delete the user and every node it owns; return how many nodes were removed."""
+        return self._delete_user(check_user_id(user_id))
 
     # -- writes ------------------------------------------------------------------------------------------------
-    @abstractmethod
     def save_entry(self, entry: Entry) -> Entry:
         """Store a new entry (creating its user). If the user already has an entry with the same content hash,
         store nothing and return the existing one."""
 
-    @abstractmethod
+        def work(tx: StoreTransaction) -> Entry:
+            tx.ensure_user(User(id=entry.user_id))
+            tx.lock_user(entry.user_id)
+            existing = tx.entry_by_hash(entry.user_id, entry.content_hash)
+            if existing is not None:
+                return existing
+            tx.create([entry])
+            return entry
+
+        return self._run_write(work)
+
     def set_entry_status(self, user_id: str, entry_id: str, status: EntryStatus, *, error: str | None = None) -> None:
         """Record an entry's processing status (and the reason, when it failed)."""
+        status = as_entry_status(status)
+        check_user_id(user_id)
 
-    @abstractmethod
+        def work(tx: StoreTransaction) -> None:
+            tx.lock_user(user_id)
+            entry = as_entry(get_one(tx, user_id, entry_id))
+            tx.rewrite(user_id, [entry.model_copy(update={"status": status, "error": error})], reindex=False)
+
+        self._run_write(work)
+
     def write_batch(self, user_id: str, batch: MemoryBatch, *, done_entry_ids: Sequence[str] = ()) -> dict[str, str]:
         """Write memories, entities, passages and links in one transaction, and place the episodes in the NEXT chain
         by ``occurred_at`` (ties by ``created_at``). Entities merge by canonical name. The entries named in
         ``done_entry_ids`` are marked done in the same transaction, so memories and status never disagree; if one
         is done already (processed meanwhile elsewhere), nothing is written and ``DuplicateError`` is raised. Returns
         the map from each entity id given in the batch to the id of the node that holds it."""
+        check_user_id(user_id)
+        check_batch(user_id, batch, dimension=self.embedder.dimension)
 
-    @abstractmethod
+        def work(tx: StoreTransaction) -> dict[str, str]:
+            if not tx.lock_user(user_id):
+                raise UserNotFoundError(user_id)
+            mark_done(tx, user_id, done_entry_ids)
+            entity_ids = merge_batch_entities(tx, user_id, batch.entities)
+            tx.create([n for n in batch.nodes() if n.type not in (NodeType.ENTITY, NodeType.EPISODE)])
+            # One episode at a time, stored and then placed: a placement looks for its neighbours among the stored
+            # episodes, so it must never see a sibling of the batch that is stored but not yet in the chain.
+            for episode in batch.episodes:
+                tx.create([episode])
+                tx.place_in_chain(user_id, episode)
+            tx.link(
+                user_id,
+                [
+                    (lk.type, entity_ids.get(lk.source_id, lk.source_id), entity_ids.get(lk.target_id, lk.target_id))
+                    for lk in batch.links
+                ],
+            )
+            return entity_ids
+
+        return self._run_write(work)
+
     def update_node(self, user_id: str, node_id: str, changes: dict[str, Any]) -> AnyNode:
         """Change fields of one node (validated by its model) and return the new version. Changing ``occurred_at``
         of an episode moves it in the chain."""
+        check_changes(changes)
+        check_user_id(user_id)
 
-    @abstractmethod
+        def work(tx: StoreTransaction) -> AnyNode:
+            tx.lock_user(user_id)
+            new = changed_node(get_one(tx, user_id, node_id), changes, dimension=self.embedder.dimension)
+            tx.rewrite(user_id, [new])
+            if "embedding" in changes:
+                tx.set_embedding(user_id, node_id, getattr(new, "embedding", None))
+            if new.type is NodeType.EPISODE and "occurred_at" in changes:
+                tx.unlink_from_chain(user_id, node_id)
+                tx.place_in_chain(user_id, new)
+            return new
+
+        return without_embedding(self._run_write(work))
+
     def delete_node(self, user_id: str, node_id: str) -> int:
         """Delete a node and what belongs to it: an entry takes its memories and passages, an episode the memories
         derived from it; entities left with no mentions go too; the chain is re-linked. Returns the count removed."""
+        check_user_id(user_id)
 
-    @abstractmethod
+        def work(tx: StoreTransaction) -> int:
+            tx.lock_user(user_id)
+            node = get_one(tx, user_id, node_id)
+            plan = cascade_plan(node, dependants(tx, user_id, node))
+            for episode_id in (i for i, t in plan.items() if t is NodeType.EPISODE):
+                tx.unlink_from_chain(user_id, episode_id)
+            mentions = links_batched(tx, user_id, list(plan), [LinkType.MENTIONS.value])
+            mentioned = sorted({target for _, source, target in mentions if source in plan} - set(plan))
+            tx.delete(user_id, list(plan))
+            still = {target for _, _, target in links_batched(tx, user_id, mentioned, [LinkType.MENTIONS.value])}
+            orphans = [e for e in mentioned if e not in still]
+            tx.delete(user_id, orphans)
+            return len(plan) + len(orphans)
+
+        return self._run_write(work)
+
     def merge_entities(self, user_id: str, keep_id: str, drop_id: str) -> Entity:
         """Move every mention of ``drop_id`` to ``keep_id``, add its names as aliases, and delete it."""
+        check_user_id(user_id)
+        if keep_id == drop_id:
+            raise ValidationError("cannot merge an entity with itself")
+
+        def work(tx: StoreTransaction) -> Entity:
+            tx.lock_user(user_id)
+            keep, drop = get_one(tx, user_id, keep_id), get_one(tx, user_id, drop_id)
+            if not (isinstance(keep, Entity) and isinstance(drop, Entity)):
+                raise ValidationError("only entities can be merged")
+            mentions = tx.links(user_id, [drop_id], [LinkType.MENTIONS.value])
+            sources = [source for _, source, target in mentions if target == drop_id]
+            tx.link(user_id, [(LinkType.MENTIONS, source, keep_id) for source in sources])
+            merged = keep.model_copy(update={"aliases": merged_aliases(keep, drop.name, drop.aliases)})
+            tx.delete(user_id, [drop_id])
+            tx.rewrite(user_id, [merged])
+            return merged
+
+        return without_embedding(self._run_write(work))
 
     # -- reads -------------------------------------------------------------------------------------------------
-    @abstractmethod
     def get_node(self, user_id: str, node_id: str) -> AnyNode:
         """One node of this user, or ``NodeNotFoundError``."""
+        check_user_id(user_id)
+        return self._run_read(lambda tx: get_one(tx, user_id, node_id))
 
-    @abstractmethod
     def get_nodes(self, user_id: str, node_ids: Sequence[str]) -> list[AnyNode]:
         """The user's nodes among ``node_ids``, in the order given; unknown ids are skipped."""
+        check_user_id(user_id)
+        ids = possible_ids(node_ids)
+        if not ids:
+            return []
+        found = {node.id: node for node in self._run_read(lambda tx: get_batched(tx, user_id, ids))}
+        return [found[i] for i in ids if i in found]
 
-    @abstractmethod
     def list_nodes(
         self,
         user_id: str,
@@ -121,44 +389,115 @@ class Store(ABC):
     ) -> list[AnyNode]:
         """Nodes of one type, filtered by ``occurred_at`` in [start, end) (entities by ``created_at``) and by
         ``status`` (entries and goals), ordered by date."""
+        check_user_id(user_id)
+        kind = as_node_type(node_type)
+        window = ListWindow(start, end, as_status(status), max(0, int(limit)), max(0, int(offset)), newest_first)
+        return self._run_read(lambda tx: tx.list(user_id, kind, window))
 
-    @abstractmethod
+    def list_many(
+        self,
+        user_id: str,
+        node_types: Iterable[NodeType],
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[AnyNode]:
+        """One page of nodes of several types merged in date order (then created_at, id), as ``list_nodes`` orders
+        one type. Each type's first ``offset + limit`` nodes suffice to fill the page."""
+        kinds = list(dict.fromkeys(as_node_types(node_types)))
+        limit, offset = max(0, int(limit)), max(0, int(offset))
+        if len(kinds) == 1:
+            return self.list_nodes(
+                user_id, kinds[0], start=start, end=end, status=status, limit=limit, offset=offset,
+                newest_first=newest_first,
+            )  # fmt: skip
+        merged: list[AnyNode] = []
+        for kind in kinds:
+            merged.extend(
+                self.list_nodes(
+                    user_id, kind, start=start, end=end, status=status, limit=offset + limit, newest_first=newest_first
+                )
+            )
+        merged.sort(key=lambda n: (node_sort_time(n), n.created_at, n.id), reverse=newest_first)
+        return merged[offset : offset + limit]
+
     def count_nodes(self, user_id: str, node_type: NodeType) -> int:
         """How many nodes of this type the user has."""
+        check_user_id(user_id)
+        kind = as_node_type(node_type)
+        return self._run_read(lambda tx: tx.count(user_id, kind)).get(kind.value, 0)
 
-    @abstractmethod
     def find_entry_by_hash(self, user_id: str, content_hash: str) -> Entry | None:
         """The user's entry with this content hash, if any."""
+        check_user_id(user_id)
+        if not possible_id(content_hash):  # a sha256 is 64 hex digits: anything else matches no entry
+            return None
+        return self._run_read(lambda tx: tx.entry_by_hash(user_id, content_hash))
 
-    @abstractmethod
     def neighbours(
         self, user_id: str, node_ids: Sequence[str], *, link_types: Iterable[LinkType] | None = None
     ) -> list[Link]:
-        """Links (both directions) that touch any of ``node_ids``, optionally only of some types."""
+        """Links (both directions) that touch any of ``node_ids``, optionally only of some types, ordered by
+        (type, source, target)."""
+        check_user_id(user_id)
+        kinds = [t.value for t in (as_link_types(link_types) if link_types is not None else LinkType)]
+        ids = possible_ids(node_ids)
+        if not ids or not kinds:
+            return []
+        found = set(self._run_read(lambda tx: links_batched(tx, user_id, ids, kinds)))
+        return [Link(type=LinkType(kind), source_id=s, target_id=t) for kind, s, t in sorted(found)]
 
-    @abstractmethod
     def vector_search(
         self, user_id: str, embedding: Sequence[float], *, k: int = 20, types: Iterable[NodeType] | None = None
     ) -> list[SearchHit]:
-        """The ``k`` nodes nearest to ``embedding`` by cosine similarity, nearest first."""
+        """The ``k`` nodes nearest to ``embedding`` by cosine similarity, nearest first (ties by date)."""
+        check_user_id(user_id)
+        check_embedding(embedding, self.embedder.dimension, what="the query vector")
+        vector = np.asarray(embedding, dtype=np.float64)
+        norm = float(np.linalg.norm(vector))
+        if not norm or k <= 0:
+            return []
+        kinds = [t.value for t in as_node_types(types)] if types is not None else None
+        return self._vector_search(user_id, (vector / norm).tolist(), int(k), kinds)
 
-    @abstractmethod
     def text_search(
         self, user_id: str, query: str, *, k: int = 20, types: Iterable[NodeType] | None = None
     ) -> list[SearchHit]:
         """Full-text (BM25) search. Any string is accepted as plain words; operators in it are not interpreted."""
+        check_user_id(user_id)
+        words = fts_words(query)
+        if not words or k <= 0:
+            return []
+        kinds = [t.value for t in (as_node_types(types) if types is not None else SEARCHABLE_TYPES)]
+        return self._text_search(user_id, words, int(k), kinds)
 
-    @abstractmethod
     def chain(self, user_id: str) -> list[str]:
         """The episode ids of the user's NEXT chain, walked from its head."""
+        check_user_id(user_id)
 
-    @abstractmethod
+        def work(tx: StoreTransaction) -> list[str]:
+            following = tx.next_links(user_id)
+            if not following:
+                first = tx.first_episode(user_id)
+                return [first] if first else []
+            return walk_chain(following)
+
+        return self._run_read(work)
+
     def stats(self, user_id: str | None = None) -> dict[str, int]:
-        """Node counts by type (and links), for one user or the whole store."""
+        """Node counts by type, plus ``links`` and ``users``, for one user or the whole store."""
+        if user_id is not None:
+            check_user_id(user_id)
 
-    @abstractmethod
-    def close(self) -> None:
-        """Release connections."""
+        def work(tx: StoreTransaction) -> dict[str, int]:
+            links, users = tx.count_links(user_id)
+            return {t.value: 0 for t in NodeType} | tx.count(user_id) | {"links": links, "users": users}
+
+        return self._run_read(work)
 
     # -- shared behaviour --------------------------------------------------------------------------------------
     def subgraph(
@@ -214,11 +553,7 @@ class Store(ABC):
         self, user_id: str, allowed: set[NodeType], start: datetime | None, end: datetime | None, limit: int
     ) -> tuple[list[AnyNode], int]:
         dated = [t for t in NodeType if t in allowed and t is not NodeType.ENTITY]
-        memories: list[AnyNode] = []
-        for node_type in dated:
-            memories.extend(self.list_nodes(user_id, node_type, start=start, end=end, limit=limit + 1))
-        memories.sort(key=lambda n: (n.occurred_at, n.created_at), reverse=True)  # type: ignore[union-attr]
-        memories = memories[:limit]
+        memories = self.list_many(user_id, dated, start=start, end=end, limit=limit) if dated else []
         entities: list[AnyNode] = []
         if NodeType.ENTITY in allowed:
             mentioned = self.neighbours(user_id, [m.id for m in memories], link_types=[LinkType.MENTIONS])

@@ -12,7 +12,6 @@ import numpy as np
 from pydantic import ValidationError as PydanticValidationError
 
 from persona.errors import ValidationError
-from persona.llm.embedding import STOPWORDS
 from persona.models import (
     LINK_ENDPOINTS,
     NODE_CLASSES,
@@ -25,10 +24,10 @@ from persona.models import (
     NodeType,
     clean_text,
 )
+from persona.text import STOPWORDS, WORD
 
 M = TypeVar("M", bound=Model)
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_ID_CHARS = 64
 """Node ids are at most 64 characters (the model's limit): a longer "id" names nothing and is not sent anywhere."""
@@ -88,7 +87,7 @@ def fts_words(query: str) -> list[str]:
     stopwords (unless nothing else is left): "the" matches every memory and only slows the ranking down."""
     if not isinstance(query, str):
         return []
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query.replace("\x00", " "))))
+    words = list(dict.fromkeys(w.lower() for w in WORD.findall(query.replace("\x00", " "))))
     content = [w for w in words if w not in STOPWORDS]
     return (content or words)[:MAX_QUERY_WORDS]
 

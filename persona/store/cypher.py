@@ -78,13 +78,17 @@ CREATE_VECTOR_INDEX = (
 )
 VECTOR_INDEX_OPTIONS = "SHOW VECTOR INDEXES YIELD name, options WHERE name = $name RETURN options"
 AWAIT_INDEXES = "CALL db.awaitIndexes($seconds)"
-GET_SCHEMA_STATE = "MATCH (m:PersonaMeta {key: 'schema'}) RETURN m.migrations AS migrations, m.version AS version"
+# The schema history is JSON text (a list of {name, version, applied_at}), not a list property: every property of
+# the meta node stays a plain value that tools can print.
+# (A pre-release build kept the names as a list in ``m.migrations``: read once, then replaced by the history.)
+GET_SCHEMA_STATE = """
+MATCH (m:PersonaMeta {key: 'schema'})
+RETURN m.history AS history, m.version AS version, m.migrations AS legacy_names
+"""
 RECORD_MIGRATION = """
 MERGE (m:PersonaMeta {key: 'schema'})
-WITH m WHERE NOT $name IN coalesce(m.migrations, [])
-SET m.migrations = coalesce(m.migrations, []) + [$name],
-    m.applied_at = coalesce(m.applied_at, []) + [$applied_at],
-    m.version = $version
+SET m.history = $history, m.version = $version
+REMOVE m.migrations, m.applied_at
 """
 MERGE_EMBEDDER = """
 MERGE (m:PersonaMeta {key: 'embedder'})
@@ -155,25 +159,22 @@ UNWIND $canonicals AS canonical
 MATCH (n:Entity {user_id: $user_id, canonical: canonical})
 RETURN n.id AS id, n.body AS body
 """
-SET_BODIES = """
+
+
+def rewrite_nodes(*, reindex: bool) -> str:
+    """New versions of stored nodes (``$rows`` of properties); ``reindex`` also sets the full-text ``search_text``
+    (left alone when the text did not change, e.g. a status, so Lucene does no work)."""
+    search = ", n.search_text = row.search_text" if reindex else ""
+    return f"""
 UNWIND $rows AS row
-MATCH (n:Node {id: row.id, user_id: $user_id}) USING INDEX n:Node(id)
-SET n.body = row.body, n.search_text = row.search_text
+MATCH (n:Node {{id: row.id, user_id: $user_id}}) USING INDEX n:Node(id)
+SET n.body = row.body, n.sort_time = row.sort_time, n.chain_key = row.chain_key, n.status = row.status,
+    n.canonical = row.canonical, n.content_hash = row.content_hash{search}
 """
-SET_STATUSES = """
-UNWIND $rows AS row
-MATCH (n:Node {id: row.id, user_id: $user_id}) USING INDEX n:Node(id)
-WHERE n:Entry
-SET n.body = row.body, n.status = row.status
-"""
-UPDATE_NODE = f"""
-{_NODE_BY_ID}
-SET n.body = $body, n.sort_time = $sort_time, n.chain_key = $chain_key, n.status = $status, n.canonical = $canonical,
-    n.content_hash = $content_hash, n.search_text = $search_text
-"""
+
+
 SET_EMBEDDING = f"{_NODE_BY_ID} SET n:Embedded, n.embedding = $embedding"
 REMOVE_EMBEDDING = f"{_NODE_BY_ID} REMOVE n:Embedded, n.embedding"
-GET_NODE = f"{_NODE_BY_ID} RETURN n.type AS type, n.body AS body"
 GET_NODES = """
 UNWIND $ids AS id
 MATCH (n:Node {id: id, user_id: $user_id}) USING INDEX n:Node(id)
@@ -189,29 +190,7 @@ UNWIND $ids AS id
 MATCH (n:Node {id: id, user_id: $user_id}) USING INDEX n:Node(id)
 DETACH DELETE n
 """
-DELETE_ORPHAN_ENTITIES = """
-UNWIND $ids AS id
-MATCH (n:Node:Entity {id: id, user_id: $user_id}) USING INDEX n:Node(id)
-WHERE NOT ()-[:MENTIONS]->(n)
-DETACH DELETE n
-RETURN count(*) AS n
-"""
 ENTRY_DEPENDANTS = "MATCH (n:Node {user_id: $user_id, entry_id: $id}) RETURN n.id AS id, n.type AS type"
-EPISODE_DEPENDANTS = """
-MATCH (n:Node {user_id: $user_id})-[:DERIVED_FROM]->(e:Node:Episode {id: $id}) USING INDEX e:Node(id)
-RETURN n.id AS id, n.type AS type
-"""
-MENTIONED_BY = """
-UNWIND $ids AS id
-MATCH (n:Node {id: id, user_id: $user_id})-[:MENTIONS]->(e:Entity) USING INDEX n:Node(id)
-RETURN DISTINCT e.id AS id
-"""
-MOVE_MENTIONS = """
-MATCH (keep:Node:Entity {id: $keep_id, user_id: $user_id}) USING INDEX keep:Node(id)
-MATCH (source:Node {user_id: $user_id})-[:MENTIONS]->(drop:Node:Entity {id: $drop_id, user_id: $user_id})
-USING INDEX drop:Node(id)
-MERGE (source)-[:MENTIONS]->(keep)
-"""
 FIND_ENTRY_BY_HASH = "MATCH (n:Entry {user_id: $user_id, content_hash: $content_hash}) RETURN n.body AS body"
 
 

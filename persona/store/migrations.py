@@ -1,7 +1,7 @@
 """Schema versions and the ordered migrations of both stores.
 
 A store records which migrations it has (SQLite: the ``schema_migrations`` table and ``PRAGMA user_version``; Neo4j:
-the ``:PersonaMeta {key: 'schema'}`` node's ``migrations`` and ``version``). Opening a store runs the migrations it
+the ``:PersonaMeta {key: 'schema'}`` node's ``history`` and ``version``). Opening a store runs the migrations it
 lacks, in order; a store that records a migration this code does not know, or a higher version, was written by a
 newer release and is refused (``SchemaTooNewError``) without being changed.
 
@@ -16,6 +16,7 @@ idempotent (``IF NOT EXISTS``), so a store made by that release is recognised an
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -193,12 +194,29 @@ def _sqlite_baseline(conn: sqlite3.Connection) -> None:
 
 
 # -- Neo4j -----------------------------------------------------------------------------------------------------------
-def neo4j_state(session: Any) -> tuple[list[str], int]:
-    """The applied migration names and the version a Neo4j database records (none for e557b58 or a new one)."""
-    row = session.run(cypher.GET_SCHEMA_STATE).single()
+def _neo4j_history(session_or_tx: Any) -> tuple[list[dict[str, Any]], int]:
+    row = session_or_tx.run(cypher.GET_SCHEMA_STATE).single()
     if row is None:
         return [], 0
-    return list(row["migrations"] or []), int(row["version"] or 0)
+    if row["history"] is None and row["legacy_names"]:
+        legacy = [{"name": name, "version": number} for number, name in enumerate(row["legacy_names"], start=1)]
+        return legacy, int(row["version"] or 0)
+    return list(json.loads(row["history"] or "[]")), int(row["version"] or 0)
+
+
+def neo4j_state(session: Any) -> tuple[list[str], int]:
+    """The applied migration names and the version a Neo4j database records (none for e557b58 or a new one)."""
+    history, version = _neo4j_history(session)
+    return [item["name"] for item in history], version
+
+
+def _record_neo4j(tx: Any, name: str, version: int) -> None:
+    """Append one migration to the history (once, even if two processes migrate at the same time)."""
+    history, stored = _neo4j_history(tx)
+    if any(item["name"] == name for item in history):
+        return
+    history.append({"name": name, "version": version, "applied_at": _now()})
+    tx.run(cypher.RECORD_MIGRATION, history=json.dumps(history), version=max(version, stored)).consume()
 
 
 def migrate_neo4j(session: Any, where: str, migrations: Migrations | None = None) -> list[str]:
@@ -214,11 +232,7 @@ def migrate_neo4j(session: Any, where: str, migrations: Migrations | None = None
         except Exception as exc:
             raise MigrationError(f"the Neo4j migration {step.name!r} failed and was not recorded: {exc}") from exc
         number = migrations.steps.index(step) + 1
-        session.execute_write(
-            lambda tx, name=step.name, number=number: tx.run(
-                cypher.RECORD_MIGRATION, name=name, version=number, applied_at=_now()
-            ).consume()
-        )
+        session.execute_write(_record_neo4j, step.name, number)
         done.append(step.name)
     return done
 
@@ -226,12 +240,17 @@ def migrate_neo4j(session: Any, where: str, migrations: Migrations | None = None
 @NEO4J.migration("001_baseline_e557b58")
 def _neo4j_baseline(session: Any) -> None:
     """The constraints and indexes of release e557b58 except the vector index (sized by the embedder check)."""
+    for statement in cypher.schema_statements():
+        run_schema_statement(session, statement)
+
+
+def run_schema_statement(session: Any, statement: str, **params: Any) -> None:
+    """Run one idempotent schema statement (``IF NOT EXISTS``)."""
     from neo4j.exceptions import ClientError
 
-    for statement in cypher.schema_statements():
-        try:
-            session.run(statement).consume()
-        except ClientError as exc:
-            # Two processes opening a fresh database at once can race on IF NOT EXISTS; the rule exists either way.
-            if "AlreadyExists" not in (exc.code or ""):
-                raise
+    try:
+        session.run(statement, params).consume()
+    except ClientError as exc:
+        # Two processes opening a fresh database at once can race on IF NOT EXISTS; the rule exists either way.
+        if "AlreadyExists" not in (exc.code or ""):
+            raise

@@ -7,7 +7,7 @@ so concurrent writers of one user queue up instead of interleaving their NEXT-ch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -20,58 +20,29 @@ from neo4j.exceptions import (
     ConfigurationError,
     ConstraintError,
     DriverError,
+    Neo4jError,
     ServiceUnavailable,
     SessionExpired,
     TransientError,
 )
 
-from persona.errors import (
-    DuplicateError,
-    EmbedderMismatchError,
-    NodeNotFoundError,
-    StoreUnavailableError,
-    UserNotFoundError,
-    ValidationError,
-)
+from persona.errors import DuplicateError, EmbedderMismatchError, StoreError, StoreUnavailableError, ValidationError
 from persona.models import (
     SEARCHABLE_TYPES,
     AnyNode,
     EmbedderInfo,
     Entity,
     Entry,
-    EntryStatus,
-    Link,
     LinkType,
-    MemoryBatch,
     NodeType,
     SearchHit,
     User,
-    check_user_id,
     node_text,
 )
 from persona.store import cypher
-from persona.store.base import Store
-from persona.store.common import (
-    as_entry_status,
-    as_link_types,
-    as_node_type,
-    as_node_types,
-    as_status,
-    cascade_plan,
-    changed_node,
-    check_batch,
-    check_changes,
-    check_embedding,
-    fts_words,
-    node_sort_time,
-    parse_node,
-    parse_stored,
-    possible_id,
-    possible_ids,
-    serialise_node,
-    serialise_stored,
-)
-from persona.store.migrations import migrate_neo4j
+from persona.store.base import ListWindow, Store, StoreTransaction
+from persona.store.common import node_sort_time, parse_node, parse_stored, serialise_node, serialise_stored
+from persona.store.migrations import migrate_neo4j, run_schema_statement
 
 T = TypeVar("T")
 CONNECTION_TIMEOUT = 5.0
@@ -174,7 +145,7 @@ class Neo4jStore(Store):
             self._driver.close()
             if exc.code == "Neo.ClientError.Database.DatabaseNotFound":
                 raise StoreUnavailableError(f"Neo4j at {uri} has no database {database!r}") from exc
-            raise
+            raise StoreUnavailableError(f"Neo4j at {uri} refused to open the store: {exc.message}") from exc
         except BaseException:
             self._driver.close()
             raise
@@ -194,6 +165,8 @@ class Neo4jStore(Store):
             raise StoreUnavailableError(f"Neo4j at {self.uri} could not finish the work: {exc.message}") from exc
         except DriverError as exc:
             raise StoreUnavailableError(f"Neo4j driver error for {self.uri}: {exc}") from exc
+        except Neo4jError as exc:  # a query the server refused: a bug, reported as Persona's own error
+            raise StoreError(f"Neo4j at {self.uri} refused a query: {exc.code}: {exc.message}") from exc
 
     def _write(self, work: Callable[[ManagedTransaction], T]) -> T:
         """Run ``work`` as one write transaction (retried by the driver on transient errors such as deadlocks)."""
@@ -214,18 +187,9 @@ class Neo4jStore(Store):
             # Migrations first: a database from a newer release is refused before anything is written.
             self.applied_migrations = migrate_neo4j(session, f"Neo4j at {self.uri}")
             self._check_embedder(session)
-            self._run_schema(session, cypher.CREATE_VECTOR_INDEX, dimension=self.embedder.dimension)
+            run_schema_statement(session, cypher.CREATE_VECTOR_INDEX, dimension=self.embedder.dimension)
             self._check_vector_index(session)
             session.run(cypher.AWAIT_INDEXES, seconds=INDEX_WAIT_SECONDS).consume()
-
-    @staticmethod
-    def _run_schema(session: Session, statement: str, **params: Any) -> None:
-        try:
-            session.run(statement, params).consume()
-        except ClientError as exc:
-            # Two processes opening a fresh database at once can race on IF NOT EXISTS; the rule exists either way.
-            if "AlreadyExists" not in (exc.code or ""):
-                raise
 
     def _check_embedder(self, session: Session) -> None:
         params = {"name": self.embedder.name, "dimension": self.embedder.dimension}
@@ -243,81 +207,23 @@ class Neo4jStore(Store):
                 (f"vector index {cypher.VECTOR_INDEX}", dimension), (self.embedder.name, self.embedder.dimension)
             )
 
-    @staticmethod
-    def _lock_user(tx: ManagedTransaction, user_id: str) -> bool:
-        """Take the user's write lock for the rest of the transaction; ``False`` when the user does not exist."""
-        return tx.run(cypher.LOCK_USER, user_id=user_id).single() is not None
+    def _run_read(self, work: Callable[[StoreTransaction], T]) -> T:
+        with (
+            self._translate(),
+            self._driver.session(database=self.database, default_access_mode=READ_ACCESS) as session,
+        ):
+            return session.execute_read(lambda tx: work(_Neo4jTransaction(tx)))
 
-    @staticmethod
-    def _get(tx: ManagedTransaction, user_id: str, node_id: str) -> AnyNode:
-        check_user_id(user_id)
-        if not possible_id(node_id):
-            raise NodeNotFoundError(node_id, user_id)
-        row = tx.run(cypher.GET_NODE, id=node_id, user_id=user_id).single()
-        if row is None:
-            raise NodeNotFoundError(node_id, user_id)
-        return parse_node(NodeType(row["type"]), row["body"])
+    def _run_write(self, work: Callable[[StoreTransaction], T]) -> T:
+        """Every write transaction first takes the user's write lock (``lock_user``), so one user's writers queue."""
+        return self._write(lambda tx: work(_Neo4jTransaction(tx)))
 
-    @staticmethod
-    def _create_nodes(tx: ManagedTransaction, nodes: Iterable[AnyNode]) -> None:
-        """Create the nodes, whatever their types, in one ``UNWIND``."""
-        rows = [node_properties(node) for node in nodes]
-        if rows:
-            tx.run(cypher.CREATE_NODES, rows=rows).consume()
-
-    @staticmethod
-    def _create_links(tx: ManagedTransaction, user_id: str, links: Sequence[tuple[LinkType, str, str]]) -> None:
-        """Create links between this user's nodes. A link naming any other node raises ``ValidationError``, and
-        since that aborts the transaction, nothing of the batch is written."""
-        if not links:
-            return
-        rows = [{"type": t.value, "source": source, "target": target} for t, source, target in links]
-        if tx.run(cypher.MERGE_LINKS, links=rows, user_id=user_id).single()["n"] == len(rows):
-            return
-        ids = list({i for _, source, target in links for i in (source, target)})
-        owned = {row["id"] for row in tx.run(cypher.OWNED_IDS, ids=ids, user_id=user_id)}
-        link_type, source, target = next(lk for lk in links if not {lk[1], lk[2]} <= owned)
-        raise ValidationError(f"link {link_type.value} {source} -> {target} names a node this user does not have")
-
-    @staticmethod
-    def _place_in_chain(tx: ManagedTransaction, user_id: str, episode_id: str) -> None:
-        """Insert the episode between its neighbours in time: (occurred_at, created_at, id) orders the chain."""
-        tx.run(cypher.PLACE_IN_CHAIN, id=episode_id, user_id=user_id).consume()
-
-    @staticmethod
-    def _unlink_from_chain(tx: ManagedTransaction, user_id: str, episode_id: str) -> None:
-        """Take the episode out of the chain and join its neighbours."""
-        tx.run(cypher.UNLINK_FROM_CHAIN, id=episode_id, user_id=user_id).consume()
-
-    # -- users -------------------------------------------------------------------------------------------------
-    def ensure_user(self, user_id: str, *, display_name: str = "") -> User:
-        """Create the user if missing and return it (an existing user keeps its display name)."""
-        user = User(id=check_user_id(user_id), display_name=display_name)
-        row = self._write(lambda tx: tx.run(cypher.MERGE_USER, self._user_params(user)).single())
-        return parse_stored(User, row["body"])
-
-    @staticmethod
-    def _user_params(user: User) -> dict[str, Any]:
-        return {
-            "id": user.id,
-            "display_name": user.display_name,
-            "created_at": _utc(user.created_at),
-            "body": serialise_stored(user),
-        }
-
-    def list_users(self) -> list[User]:
-        """All users, ordered by id."""
-        return [parse_stored(User, row["body"]) for row in self._read(cypher.LIST_USERS)]
-
-    def delete_user(self, user_id: str) -> int:
-        """Delete the user and every node it owns; return how many nodes were removed.
-
-        Nodes go ``DELETE_BATCH`` per transaction; the last transaction takes the rest and the user together. An
+    def _delete_user(self, user_id: str) -> int:
+        """Nodes go ``DELETE_BATCH`` per transaction; the last transaction takes the rest and the user together. An
         interrupted delete leaves the user with fewer nodes, and calling it again finishes the job."""
-        check_user_id(user_id)
 
         def work(tx: ManagedTransaction) -> int:
-            self._lock_user(tx, user_id)
+            tx.run(cypher.LOCK_USER, user_id=user_id).consume()
             removed = tx.run(cypher.DELETE_USER_NODES, user_id=user_id, batch=DELETE_BATCH).single()["n"]
             if removed < DELETE_BATCH:
                 tx.run(cypher.DELETE_USER, user_id=user_id).consume()
@@ -330,277 +236,15 @@ class Neo4jStore(Store):
             if removed < DELETE_BATCH:
                 return total
 
-    # -- writes ------------------------------------------------------------------------------------------------
-    def save_entry(self, entry: Entry) -> Entry:
-        """Store a new entry (creating its user); the same text twice returns the entry already stored."""
-
-        def work(tx: ManagedTransaction) -> Entry:
-            tx.run(cypher.MERGE_USER, self._user_params(User(id=entry.user_id))).consume()
-            self._lock_user(tx, entry.user_id)
-            row = tx.run(cypher.FIND_ENTRY_BY_HASH, user_id=entry.user_id, content_hash=entry.content_hash).single()
-            if row is not None:
-                return parse_stored(Entry, row["body"])
-            self._create_nodes(tx, [entry])
-            return entry
-
-        return self._write(work)
-
-    def set_entry_status(self, user_id: str, entry_id: str, status: EntryStatus, *, error: str | None = None) -> None:
-        """Record an entry's processing status (and the reason, when it failed)."""
-        self.update_node(user_id, entry_id, {"status": as_entry_status(status), "error": error})
-
-    def write_batch(self, user_id: str, batch: MemoryBatch, *, done_entry_ids: Sequence[str] = ()) -> dict[str, str]:
-        """Write a batch in one transaction: entities merged by canonical name, links checked, episodes chained, and
-        the entries named in ``done_entry_ids`` marked done."""
-        check_user_id(user_id)
-        check_batch(user_id, batch, dimension=self.embedder.dimension)
-
-        def work(tx: ManagedTransaction) -> dict[str, str]:
-            if not self._lock_user(tx, user_id):
-                raise UserNotFoundError(user_id)
-            self._mark_done(tx, user_id, done_entry_ids)
-            entity_ids = self._merge_entities(tx, user_id, batch.entities)
-            self._create_nodes(tx, [n for n in batch.nodes() if n.type not in (NodeType.ENTITY, NodeType.EPISODE)])
-            # One episode at a time, created and then placed: a placement looks for its neighbours among the stored
-            # episodes, so it must never see a sibling of the batch that is stored but not yet in the chain.
-            for episode in batch.episodes:
-                self._create_nodes(tx, [episode])
-                self._place_in_chain(tx, user_id, episode.id)
-            links = [
-                (lk.type, entity_ids.get(lk.source_id, lk.source_id), entity_ids.get(lk.target_id, lk.target_id))
-                for lk in batch.links
-            ]
-            self._create_links(tx, user_id, links)
-            return entity_ids
-
-        return self._write(work)
-
-    @staticmethod
-    def _mark_done(tx: ManagedTransaction, user_id: str, entry_ids: Sequence[str]) -> None:
-        """Set entries' status to done (and clear their error), body and property alike."""
-        if not entry_ids:
-            return
-        rows = []
-        for row in tx.run(cypher.GET_NODES, ids=list(entry_ids), user_id=user_id):
-            entry = parse_node(NodeType(row["type"]), row["body"])
-            if not isinstance(entry, Entry):
-                raise ValidationError(f"{entry.id} is not an entry")
-            if entry.status is EntryStatus.DONE:  # processed meanwhile (another tab, a double click): not twice
-                raise DuplicateError(f"entry {entry.id} is already processed", existing_id=entry.id)
-            done = entry.model_copy(update={"status": EntryStatus.DONE, "error": None})
-            rows.append({"id": done.id, "body": serialise_node(done), "status": EntryStatus.DONE.value})
-        if len(rows) != len(set(entry_ids)):
-            raise NodeNotFoundError(next(i for i in entry_ids if i not in {r["id"] for r in rows}), user_id)
-        tx.run(cypher.SET_STATUSES, rows=rows, user_id=user_id).consume()
-
-    def _merge_entities(self, tx: ManagedTransaction, user_id: str, entities: Sequence[Entity]) -> dict[str, str]:
-        """Create new entities; for a canonical name the user already has (in the store or earlier in this batch),
-        keep that node and add the new names as aliases, exactly as SQLite does."""
-        canonicals = list(dict.fromkeys(e.canonical for e in entities))
-        if not entities:
-            return {}
-        known: dict[str, Entity] = {}
-        for row in tx.run(cypher.FIND_ENTITIES, canonicals=canonicals, user_id=user_id):
-            stored = parse_node(NodeType.ENTITY, row["body"])
-            known[stored.canonical] = stored  # type: ignore[union-attr]
-        created: dict[str, Entity] = {}
-        updated: dict[str, Entity] = {}
-        mapping: dict[str, str] = {}
-        for entity in entities:
-            stored = known.get(entity.canonical)
-            if stored is None:
-                known[entity.canonical] = created[entity.id] = entity
-                mapping[entity.id] = entity.id
-                continue
-            names = set(stored.aliases) | set(entity.aliases) | ({entity.name} - {stored.name})
-            if names != set(stored.aliases):
-                stored = stored.model_copy(update={"aliases": sorted(names)})
-                known[entity.canonical] = stored
-                (created if stored.id in created else updated)[stored.id] = stored
-            mapping[entity.id] = stored.id
-        mapping |= self._create_entities(tx, list(created.values()))
-        if updated:
-            rows = [{"id": e.id, "body": serialise_node(e), "search_text": node_text(e)} for e in updated.values()]
-            tx.run(cypher.SET_BODIES, rows=rows, user_id=user_id).consume()
-        return {given: mapping.get(stored, stored) for given, stored in mapping.items()}
-
-    @staticmethod
-    def _create_entities(tx: ManagedTransaction, entities: Sequence[Entity]) -> dict[str, str]:
-        """MERGE on (user_id, canonical): the uniqueness constraint backs it, so one name is one node even if a
-        writer that skipped the user lock raced us. Returns given id -> stored id."""
-        groups: dict[bool, list[dict[str, Any]]] = {}
-        for entity in entities:
-            props = node_properties(entity)
-            groups.setdefault(props["embedding"] is not None, []).append(props)
-        mapping: dict[str, str] = {}
-        for embedded, rows in groups.items():
-            for row in tx.run(cypher.merge_entities(embedded=embedded), rows=rows):
-                mapping[row["given"]] = row["stored"]
-        return mapping
-
-    def update_node(self, user_id: str, node_id: str, changes: dict[str, Any]) -> AnyNode:
-        """Change fields of one node (validated by its model); a new ``occurred_at`` moves an episode in the chain."""
-        check_changes(changes)
-        check_user_id(user_id)
-
-        def work(tx: ManagedTransaction) -> AnyNode:
-            self._lock_user(tx, user_id)
-            node = self._get(tx, user_id, node_id)
-            new = changed_node(node, changes, dimension=self.embedder.dimension)
-            props = node_properties(new)
-            keys = ("body", "sort_time", "chain_key", "status", "canonical", "content_hash", "search_text")
-            tx.run(cypher.UPDATE_NODE, {k: props[k] for k in keys}, id=node_id, user_id=user_id).consume()
-            if "embedding" in changes:
-                vector = props["embedding"]
-                query = cypher.SET_EMBEDDING if vector is not None else cypher.REMOVE_EMBEDDING
-                tx.run(query, id=node_id, user_id=user_id, embedding=vector).consume()
-            if new.type is NodeType.EPISODE and "occurred_at" in changes:
-                self._unlink_from_chain(tx, user_id, node_id)
-                self._place_in_chain(tx, user_id, node_id)
-            return new
-
-        new = self._write(work)
-        return new.model_copy(update={"embedding": None}) if hasattr(new, "embedding") else new
-
-    def delete_node(self, user_id: str, node_id: str) -> int:
-        """Delete a node with what belongs to it and the entities left unmentioned; return the count removed."""
-        check_user_id(user_id)
-
-        def work(tx: ManagedTransaction) -> int:
-            self._lock_user(tx, user_id)
-            node = self._get(tx, user_id, node_id)
-            plan = cascade_plan(node, self._dependants(tx, user_id, node))
-            for episode_id in (i for i, t in plan.items() if t is NodeType.EPISODE):
-                self._unlink_from_chain(tx, user_id, episode_id)
-            ids = list(plan)
-            mentioned = [row["id"] for row in tx.run(cypher.MENTIONED_BY, ids=ids, user_id=user_id)]
-            tx.run(cypher.DELETE_NODES, ids=ids, user_id=user_id).consume()
-            candidates = [e for e in mentioned if e not in plan]
-            orphans = tx.run(cypher.DELETE_ORPHAN_ENTITIES, ids=candidates, user_id=user_id).single()["n"]
-            return len(plan) + orphans
-
-        return self._write(work)
-
-    @staticmethod
-    def _dependants(tx: ManagedTransaction, user_id: str, node: AnyNode) -> dict[str, NodeType]:
-        """What belongs to ``node``: an entry's memories and passages, an episode's derived memories."""
-        if node.type is NodeType.ENTRY:
-            query = cypher.ENTRY_DEPENDANTS
-        elif node.type is NodeType.EPISODE:
-            query = cypher.EPISODE_DEPENDANTS
-        else:
-            return {}
-        return {row["id"]: NodeType(row["type"]) for row in tx.run(query, id=node.id, user_id=user_id)}
-
-    def merge_entities(self, user_id: str, keep_id: str, drop_id: str) -> Entity:
-        """Move every mention of ``drop_id`` to ``keep_id``, add its names as aliases, and delete it."""
-        check_user_id(user_id)
-        if keep_id == drop_id:
-            raise ValidationError("cannot merge an entity with itself")
-
-        def work(tx: ManagedTransaction) -> Entity:
-            self._lock_user(tx, user_id)
-            keep, drop = self._get(tx, user_id, keep_id), self._get(tx, user_id, drop_id)
-            if not (isinstance(keep, Entity) and isinstance(drop, Entity)):
-                raise ValidationError("only entities can be merged")
-            tx.run(cypher.MOVE_MENTIONS, keep_id=keep_id, drop_id=drop_id, user_id=user_id).consume()
-            merged = keep.model_copy(
-                update={"aliases": sorted({*keep.aliases, *drop.aliases, drop.name} - {keep.name})}
-            )
-            tx.run(cypher.DELETE_NODES, ids=[drop_id], user_id=user_id).consume()
-            row = {"id": keep_id, "body": serialise_node(merged), "search_text": node_text(merged)}
-            tx.run(cypher.SET_BODIES, rows=[row], user_id=user_id).consume()
-            return merged
-
-        return self._write(work).model_copy(update={"embedding": None})
-
-    # -- reads -------------------------------------------------------------------------------------------------
-    def get_node(self, user_id: str, node_id: str) -> AnyNode:
-        """One node of this user, or ``NodeNotFoundError``."""
-        check_user_id(user_id)
-        if not possible_id(node_id):
-            raise NodeNotFoundError(node_id, user_id)
-        rows = self._read(cypher.GET_NODE, id=node_id, user_id=user_id)
-        if not rows:
-            raise NodeNotFoundError(node_id, user_id)
-        return parse_node(NodeType(rows[0]["type"]), rows[0]["body"])
-
-    def get_nodes(self, user_id: str, node_ids: Sequence[str]) -> list[AnyNode]:
-        """The user's nodes among ``node_ids``, in the order given; unknown ids are skipped."""
-        check_user_id(user_id)
-        ids = possible_ids(node_ids)
-        if not ids:
-            return []
-        rows = self._read(cypher.GET_NODES, ids=ids, user_id=user_id)
-        found = {node.id: node for node in (parse_node(NodeType(r["type"]), r["body"]) for r in rows)}
-        return [found[i] for i in ids if i in found]
-
-    def list_nodes(
-        self,
-        user_id: str,
-        node_type: NodeType,
-        *,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        status: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        newest_first: bool = True,
-    ) -> list[AnyNode]:
-        """Nodes of one type, filtered by date in [start, end) and by status, ordered by date (then id)."""
-        check_user_id(user_id)
-        rows = self._read(
-            cypher.list_nodes(as_node_type(node_type), newest_first=newest_first),
-            user_id=user_id,
-            start=None if start is None else _utc(start),
-            end=None if end is None else _utc(end),
-            status=as_status(status),
-            limit=max(0, int(limit)),
-            offset=max(0, int(offset)),
-        )
-        return [parse_node(NodeType(r["type"]), r["body"]) for r in rows]
-
-    def count_nodes(self, user_id: str, node_type: NodeType) -> int:
-        """How many nodes of this type the user has."""
-        return self._read(cypher.count_nodes(as_node_type(node_type)), user_id=check_user_id(user_id))[0]["n"]
-
-    def find_entry_by_hash(self, user_id: str, content_hash: str) -> Entry | None:
-        """The user's entry with this content hash, if any."""
-        check_user_id(user_id)
-        if not possible_id(content_hash):  # a sha256 is 64 hex digits: anything else matches no entry
-            return None
-        rows = self._read(cypher.FIND_ENTRY_BY_HASH, user_id=check_user_id(user_id), content_hash=content_hash)
-        return parse_stored(Entry, rows[0]["body"]) if rows else None
-
-    def neighbours(
-        self, user_id: str, node_ids: Sequence[str], *, link_types: Iterable[LinkType] | None = None
-    ) -> list[Link]:
-        """Links (both directions) that touch any of ``node_ids``, ordered by (type, source, target)."""
-        check_user_id(user_id)
-        kinds = [t.value for t in (as_link_types(link_types) if link_types is not None else LinkType)]
-        ids = possible_ids(node_ids)
-        if not ids or not kinds:
-            return []
-        rows = self._read(cypher.NEIGHBOURS, ids=ids, types=kinds, user_id=user_id)
-        found = {(r["type"], r["source"], r["target"]) for r in rows}
-        return [Link(type=LinkType(kind), source_id=s, target_id=t) for kind, s, t in sorted(found)]
-
-    def vector_search(
-        self, user_id: str, embedding: Sequence[float], *, k: int = 20, types: Iterable[NodeType] | None = None
-    ) -> list[SearchHit]:
-        """The ``k`` nodes nearest by cosine (scores are raw cosine, as in SQLite), ties by id."""
-        check_user_id(user_id)
-        check_embedding(embedding, self.embedder.dimension, what="the query vector")
-        vector = _unit(np.asarray(embedding, dtype=np.float64))
-        if vector is None or k <= 0:
-            return []
-        kinds = [t.value for t in (as_node_types(types) if types is not None else NodeType)]
-        params = {"user_id": user_id, "embedding": vector, "types": kinds, "k": int(k)}
-        # The index is global (every user's nodes, every type): ask it for a few more than k, keep this user's; if
-        # too few survive the filter, ask for many more; if still too few, an exact scan over this user's vectors
-        # is correct. A bigger ask costs time on every query, so the common case (one person) asks for little.
+    # -- searches ----------------------------------------------------------------------------------------------
+    def _vector_search(self, user_id: str, unit: list[float], k: int, kinds: list[str] | None) -> list[SearchHit]:
+        """Scores are raw cosine, as in SQLite. The index is global (every user's nodes, every type): ask it for a
+        few more than k and keep this user's; if too few survive the filter, ask for many more; if still too few,
+        an exact scan over this user's vectors is correct. A bigger ask costs time on every query, so the common
+        case (one person) asks for little."""
+        params = {"user_id": user_id, "embedding": unit, "types": kinds or [t.value for t in NodeType], "k": k}
         rows: list[Record] = []
-        for candidates in (2 * int(k), max(8 * int(k), VECTOR_CANDIDATES)):
+        for candidates in (2 * k, max(8 * k, VECTOR_CANDIDATES)):
             rows = self._read(cypher.VECTOR_QUERY, candidates=candidates, **params)
             if len(rows) >= k:
                 break
@@ -608,48 +252,148 @@ class Neo4jStore(Store):
             rows = self._read(cypher.VECTOR_SCAN, **params)
         return [SearchHit(id=r["id"], type=NodeType(r["type"]), score=float(r["score"])) for r in rows]
 
-    def text_search(
-        self, user_id: str, query: str, *, k: int = 20, types: Iterable[NodeType] | None = None
-    ) -> list[SearchHit]:
-        """Full-text (Lucene BM25) search over plain words of ``query``; operators in it are never interpreted."""
-        check_user_id(user_id)
-        words = fts_words(query)
-        if not words or k <= 0:
-            return []
-        kinds = [t.value for t in (as_node_types(types) if types is not None else SEARCHABLE_TYPES)]
-        params = {"query": lucene_query(words), "user_id": user_id, "types": kinds, "k": int(k)}
-        rows = self._read(cypher.TEXT_QUERY_TOP, candidates=max(4 * int(k), TEXT_CANDIDATES), **params)
+    def _text_search(self, user_id: str, words: list[str], k: int, kinds: list[str]) -> list[SearchHit]:
+        """Lucene BM25 over the escaped, quoted words (the full-text index is global, like the vector index)."""
+        params = {"query": lucene_query(words), "user_id": user_id, "types": kinds, "k": k}
+        rows = self._read(cypher.TEXT_QUERY_TOP, candidates=max(4 * k, TEXT_CANDIDATES), **params)
         if len(rows) < k:
             rows = self._read(cypher.TEXT_QUERY_ALL, **params)
         return [SearchHit(id=r["id"], type=NodeType(r["type"]), score=float(r["score"])) for r in rows]
 
-    def chain(self, user_id: str) -> list[str]:
-        """The episode ids of the user's NEXT chain, walked from its head."""
-        check_user_id(user_id)
-        following = {r["source"]: r["target"] for r in self._read(cypher.CHAIN_LINKS, user_id=user_id)}
-        if not following:
-            return [r["id"] for r in self._read(cypher.FIRST_EPISODE, user_id=user_id)]
-        heads = set(following) - set(following.values())
-        path, node = [], min(heads) if heads else None
-        while node is not None and len(path) <= len(following):
-            path.append(node)
-            node = following.get(node)
-        return path
-
-    def stats(self, user_id: str | None = None) -> dict[str, int]:
-        """Node counts by type, plus ``links`` and ``users``, for one user or the whole store."""
-        if user_id is None:
-            rows = self._read(cypher.COUNT_BY_TYPE)
-            links = self._read(cypher.COUNT_LINKS)[0]["n"]
-            users = self._read(cypher.COUNT_USERS)[0]["n"]
-        else:
-            check_user_id(user_id)
-            rows = self._read(cypher.USER_COUNT_BY_TYPE, user_id=user_id)
-            links = self._read(cypher.USER_COUNT_LINKS, user_id=user_id)[0]["n"]
-            users = self._read(cypher.USER_EXISTS, user_id=user_id)[0]["n"]
-        counts = {t.value: 0 for t in NodeType} | {r["type"]: r["n"] for r in rows}
-        return counts | {"links": links, "users": users}
-
     def close(self) -> None:
         """Release the driver's connections."""
         self._driver.close()
+
+
+class _Neo4jTransaction(StoreTransaction):
+    """The primitives over one managed transaction; every query is in ``cypher.py``."""
+
+    def __init__(self, tx: ManagedTransaction) -> None:
+        self.tx = tx
+
+    def _rows(self, statement: str, /, **params: Any) -> list[Record]:
+        return list(self.tx.run(statement, params))
+
+    def _nodes(self, statement: str, /, **params: Any) -> list[AnyNode]:
+        return [parse_node(NodeType(r["type"]), r["body"]) for r in self._rows(statement, **params)]
+
+    # -- users
+    def ensure_user(self, user: User) -> User:
+        params = {
+            "id": user.id,
+            "display_name": user.display_name,
+            "created_at": _utc(user.created_at),
+            "body": serialise_stored(user),
+        }
+        return parse_stored(User, self._rows(cypher.MERGE_USER, **params)[0]["body"])
+
+    def list_users(self) -> list[User]:
+        return [parse_stored(User, row["body"]) for row in self._rows(cypher.LIST_USERS)]
+
+    def lock_user(self, user_id: str) -> bool:
+        return bool(self._rows(cypher.LOCK_USER, user_id=user_id))
+
+    # -- nodes
+    def get(self, user_id: str, ids: Sequence[str]) -> list[AnyNode]:
+        return self._nodes(cypher.GET_NODES, ids=list(ids), user_id=user_id) if ids else []
+
+    def create(self, nodes: Sequence[AnyNode]) -> None:
+        rows = [node_properties(node) for node in nodes]
+        if rows:
+            self.tx.run(cypher.CREATE_NODES, rows=rows).consume()
+
+    def create_entities(self, entities: Sequence[Entity]) -> dict[str, str]:
+        """MERGE on (user_id, canonical): the uniqueness constraint backs it, so one name is one node even if a
+        writer that skipped the user lock raced us."""
+        groups: dict[bool, list[dict[str, Any]]] = {}
+        for entity in entities:
+            props = node_properties(entity)
+            groups.setdefault(props["embedding"] is not None, []).append(props)
+        mapping: dict[str, str] = {}
+        for embedded, rows in groups.items():
+            for row in self._rows(cypher.merge_entities(embedded=embedded), rows=rows):
+                mapping[row["given"]] = row["stored"]
+        return mapping
+
+    def rewrite(self, user_id: str, nodes: Sequence[AnyNode], *, reindex: bool = True) -> None:
+        keys = ("id", "body", "sort_time", "chain_key", "status", "canonical", "content_hash", "search_text")
+        rows = [{key: props[key] for key in keys} for props in map(node_properties, nodes)]
+        if rows:
+            self.tx.run(cypher.rewrite_nodes(reindex=reindex), rows=rows, user_id=user_id).consume()
+
+    def set_embedding(self, user_id: str, node_id: str, embedding: Sequence[float] | None) -> None:
+        vector = _unit(embedding)
+        query = cypher.SET_EMBEDDING if vector is not None else cypher.REMOVE_EMBEDDING
+        self.tx.run(query, id=node_id, user_id=user_id, embedding=vector).consume()
+
+    def delete(self, user_id: str, ids: Sequence[str]) -> None:
+        if ids:
+            self.tx.run(cypher.DELETE_NODES, ids=list(ids), user_id=user_id).consume()
+
+    def list(self, user_id: str, node_type: NodeType, window: ListWindow) -> list[AnyNode]:
+        return self._nodes(
+            cypher.list_nodes(node_type, newest_first=window.newest_first),
+            user_id=user_id,
+            start=None if window.start is None else _utc(window.start),
+            end=None if window.end is None else _utc(window.end),
+            status=window.status,
+            limit=window.limit,
+            offset=window.offset,
+        )
+
+    def count(self, user_id: str | None, node_type: NodeType | None = None) -> dict[str, int]:
+        if node_type is not None:
+            return {node_type.value: self._rows(cypher.count_nodes(node_type), user_id=user_id)[0]["n"]}
+        if user_id is None:
+            return {r["type"]: r["n"] for r in self._rows(cypher.COUNT_BY_TYPE)}
+        return {r["type"]: r["n"] for r in self._rows(cypher.USER_COUNT_BY_TYPE, user_id=user_id)}
+
+    def entry_by_hash(self, user_id: str, content_hash: str) -> Entry | None:
+        rows = self._rows(cypher.FIND_ENTRY_BY_HASH, user_id=user_id, content_hash=content_hash)
+        return parse_stored(Entry, rows[0]["body"]) if rows else None
+
+    def entities_by_canonical(self, user_id: str, canonicals: Sequence[str]) -> list[Entity]:
+        rows = self._rows(cypher.FIND_ENTITIES, canonicals=list(canonicals), user_id=user_id)
+        return [parse_stored(Entity, row["body"]) for row in rows]
+
+    def entry_members(self, user_id: str, entry_id: str) -> dict[str, NodeType]:
+        rows = self._rows(cypher.ENTRY_DEPENDANTS, id=entry_id, user_id=user_id)
+        return {row["id"]: NodeType(row["type"]) for row in rows}
+
+    # -- links
+    def link(self, user_id: str, links: Sequence[tuple[LinkType, str, str]]) -> None:
+        """One ``UNWIND`` for all links; if any end is not the user's, say which link (the transaction aborts)."""
+        if not links:
+            return
+        rows = [{"type": t.value, "source": source, "target": target} for t, source, target in links]
+        if self._rows(cypher.MERGE_LINKS, links=rows, user_id=user_id)[0]["n"] == len(rows):
+            return
+        ids = list({i for _, source, target in links for i in (source, target)})
+        owned = {row["id"] for row in self._rows(cypher.OWNED_IDS, ids=ids, user_id=user_id)}
+        link_type, source, target = next(lk for lk in links if not {lk[1], lk[2]} <= owned)
+        raise ValidationError(f"link {link_type.value} {source} -> {target} names a node this user does not have")
+
+    def links(self, user_id: str, ids: Sequence[str], kinds: Sequence[str]) -> list[tuple[str, str, str]]:
+        rows = self._rows(cypher.NEIGHBOURS, ids=list(ids), types=list(kinds), user_id=user_id)
+        return [(r["type"], r["source"], r["target"]) for r in rows]
+
+    def count_links(self, user_id: str | None) -> tuple[int, int]:
+        if user_id is None:
+            return self._rows(cypher.COUNT_LINKS)[0]["n"], self._rows(cypher.COUNT_USERS)[0]["n"]
+        links = self._rows(cypher.USER_COUNT_LINKS, user_id=user_id)[0]["n"]
+        return links, self._rows(cypher.USER_EXISTS, user_id=user_id)[0]["n"]
+
+    # -- the NEXT chain
+    def place_in_chain(self, user_id: str, episode: AnyNode) -> None:
+        """One query: (occurred_at, created_at, id) in ``chain_key`` orders the chain, each neighbour is one seek."""
+        self.tx.run(cypher.PLACE_IN_CHAIN, id=episode.id, user_id=user_id).consume()
+
+    def unlink_from_chain(self, user_id: str, episode_id: str) -> None:
+        self.tx.run(cypher.UNLINK_FROM_CHAIN, id=episode_id, user_id=user_id).consume()
+
+    def next_links(self, user_id: str) -> dict[str, str]:
+        return {r["source"]: r["target"] for r in self._rows(cypher.CHAIN_LINKS, user_id=user_id)}
+
+    def first_episode(self, user_id: str) -> str | None:
+        rows = self._rows(cypher.FIRST_EPISODE, user_id=user_id)
+        return rows[0]["id"] if rows else None

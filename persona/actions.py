@@ -1,0 +1,81 @@
+"""Small use cases the app's pages (and other front ends) call, so a page is layout and wiring only: find, delete
+and merge memories, the store's summary, export, personas. Each takes the store it works on and checks its input
+through it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from persona.models import AnyNode, Entity, User
+from persona.store.base import GRAPH_TYPES, Store
+
+__all__ = [
+    "GRAPH_TYPES",
+    "StoreSummary",
+    "create_persona",
+    "delete_node",
+    "delete_persona",
+    "export_json",
+    "find_node",
+    "merge_entities",
+    "personas",
+    "store_summary",
+]
+
+
+@dataclass(frozen=True)
+class StoreSummary:
+    """What the Settings page shows of a store: where it is and what one persona holds."""
+
+    description: str
+    counts: dict[str, int]
+
+    @property
+    def empty(self) -> bool:
+        """Whether the persona holds nothing yet."""
+        return not any(self.counts.values())
+
+
+def find_node(store: Store, user_id: str, node_id: str | None) -> AnyNode | None:
+    """The user's node with this id, or ``None`` (deleted meanwhile, another user's, or no id at all)."""
+    if not node_id:
+        return None
+    found = store.get_nodes(user_id, [node_id])
+    return found[0] if found else None
+
+
+def delete_node(store: Store, user_id: str, node_id: str) -> int:
+    """Delete a memory or an entry with what belongs to it; return how many nodes went."""
+    return store.delete_node(user_id, node_id)
+
+
+def merge_entities(store: Store, user_id: str, keep_id: str, drop_id: str) -> Entity:
+    """Fold one entity into another (mentions move, names become aliases) and return the one kept."""
+    return store.merge_entities(user_id, keep_id, drop_id)
+
+
+def store_summary(store: Store, user_id: str) -> StoreSummary:
+    """The store's description and the persona's counts by type and of links."""
+    counts = {name: count for name, count in store.stats(user_id).items() if name != "users"}
+    return StoreSummary(description=store.description, counts=counts)
+
+
+def export_json(store: Store, user_id: str) -> str:
+    """Everything the persona holds as JSON text (``persona import`` and Settings → Import read it back)."""
+    return json.dumps(store.export_user(user_id), ensure_ascii=False, indent=1)
+
+
+def personas(store: Store) -> list[str]:
+    """The ids of every persona in the store."""
+    return [user.id for user in store.list_users()]
+
+
+def create_persona(store: Store, user_id: str) -> User:
+    """Create a persona (a bad id raises ``ValidationError``); an existing one is returned as it is."""
+    return store.ensure_user(user_id)
+
+
+def delete_persona(store: Store, user_id: str) -> int:
+    """Delete the persona and everything it holds; return how many nodes went."""
+    return store.delete_user(user_id)

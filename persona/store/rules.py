@@ -1,0 +1,123 @@
+"""The domain rules both stores share, written once over a backend's ``StoreTransaction`` primitives: fetching
+what a caller named, the cascade plan of a delete, alias merging, marking entries done, the chain walk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+from persona.errors import DuplicateError, NodeNotFoundError, ValidationError
+from persona.models import AnyNode, Entity, Entry, EntryStatus, LinkType, NodeType
+from persona.store.common import possible_id
+
+if TYPE_CHECKING:
+    from persona.store.base import StoreTransaction
+
+N = TypeVar("N")
+BATCH = 500
+"""Ids per primitive call: SQLite binds at most 32,766 values per statement, and a smaller list plans better."""
+
+
+def get_one(tx: StoreTransaction, user_id: str, node_id: str) -> AnyNode:
+    """One node of this user, or ``NodeNotFoundError`` (an id that cannot exist is not sent to the database)."""
+    found = tx.get(user_id, [node_id]) if possible_id(node_id) else []
+    if not found:
+        raise NodeNotFoundError(node_id, user_id)
+    return found[0]
+
+
+def as_entry(node: AnyNode) -> Entry:
+    """``node`` if it is an entry, else a clear ``ValidationError``."""
+    if not isinstance(node, Entry):
+        raise ValidationError(f"{node.id} is not an entry")
+    return node
+
+
+def get_batched(tx: StoreTransaction, user_id: str, ids: Sequence[str]) -> list[AnyNode]:
+    """The user's nodes among ``ids``, fetched ``BATCH`` at a time."""
+    return [node for start in range(0, len(ids), BATCH) for node in tx.get(user_id, ids[start : start + BATCH])]
+
+
+def links_batched(
+    tx: StoreTransaction, user_id: str, ids: Sequence[str], kinds: Sequence[str]
+) -> list[tuple[str, str, str]]:
+    """The links touching ``ids``, fetched ``BATCH`` ids at a time."""
+    parts = (ids[start : start + BATCH] for start in range(0, len(ids), BATCH))
+    return [link for part in parts for link in tx.links(user_id, part, kinds)]
+
+
+def mark_done(tx: StoreTransaction, user_id: str, entry_ids: Sequence[str]) -> None:
+    """Set entries' status to done and clear their error; an entry done already (processed meanwhile elsewhere)
+    raises ``DuplicateError`` so its memories are not written twice."""
+    if not entry_ids:
+        return
+    wanted = list(dict.fromkeys(entry_ids))
+    found = {node.id: node for node in get_batched(tx, user_id, [i for i in wanted if possible_id(i)])}
+    done = []
+    for entry_id in wanted:
+        if entry_id not in found:
+            raise NodeNotFoundError(entry_id, user_id)
+        entry = as_entry(found[entry_id])
+        if entry.status is EntryStatus.DONE:
+            raise DuplicateError(f"entry {entry_id} is already processed", existing_id=entry_id)
+        done.append(entry.model_copy(update={"status": EntryStatus.DONE, "error": None}))
+    tx.rewrite(user_id, done, reindex=False)  # the text is unchanged: no full-text work
+
+
+def merged_aliases(keep: Entity, name: str, aliases: Iterable[str]) -> list[str]:
+    """The aliases ``keep`` has after taking another entity's name and aliases (never its own name)."""
+    return sorted({*keep.aliases, *aliases, name} - {keep.name})
+
+
+def merge_batch_entities(tx: StoreTransaction, user_id: str, entities: Sequence[Entity]) -> dict[str, str]:
+    """Store a batch's entities: a canonical name the user already has (stored, or earlier in this batch) keeps
+    its node and gains the new names as aliases. Returns given id -> stored id."""
+    if not entities:
+        return {}
+    canonicals = list(dict.fromkeys(e.canonical for e in entities))
+    known: dict[str, Entity] = {e.canonical: e for e in tx.entities_by_canonical(user_id, canonicals)}
+    created: dict[str, Entity] = {}
+    updated: dict[str, Entity] = {}
+    mapping: dict[str, str] = {}
+    for entity in entities:
+        stored = known.get(entity.canonical)
+        if stored is None:
+            known[entity.canonical] = created[entity.id] = entity
+            mapping[entity.id] = entity.id
+            continue
+        names = set(stored.aliases) | set(entity.aliases) | ({entity.name} - {stored.name})
+        if names != set(stored.aliases):
+            stored = stored.model_copy(update={"aliases": sorted(names)})
+            known[entity.canonical] = stored
+            (created if stored.id in created else updated)[stored.id] = stored
+        mapping[entity.id] = stored.id
+    stored_ids = tx.create_entities(list(created.values()))
+    tx.rewrite(user_id, list(updated.values()))
+    return {given: stored_ids.get(held, held) for given, held in mapping.items()}
+
+
+def dependants(tx: StoreTransaction, user_id: str, node: AnyNode) -> dict[str, NodeType]:
+    """What belongs to ``node``: an entry's memories and passages, an episode's derived memories."""
+    if node.type is NodeType.ENTRY:
+        return tx.entry_members(user_id, node.id)
+    if node.type is NodeType.EPISODE:
+        derived = tx.links(user_id, [node.id], [LinkType.DERIVED_FROM.value])
+        sources = [source for _, source, target in derived if target == node.id]
+        return {n.id: n.type for n in get_batched(tx, user_id, sources)}
+    return {}
+
+
+def walk_chain(following: dict[str, str]) -> list[str]:
+    """The NEXT chain from its head (the episode nothing points to), each episode once."""
+    heads = set(following) - set(following.values())
+    path: list[str] = []
+    node = min(heads) if heads else None
+    while node is not None and len(path) <= len(following):
+        path.append(node)
+        node = following.get(node)
+    return path
+
+
+def without_embedding(node: N) -> N:
+    """A node as write methods return it: the vector stays in the store."""
+    return node.model_copy(update={"embedding": None}) if hasattr(node, "embedding") else node  # type: ignore[attr-defined]
