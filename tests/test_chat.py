@@ -127,10 +127,10 @@ def test_earlier_answers_go_back_as_escaped_data(remembered, fake_openai):
     assert messages[1]["content"] == "Who did I run with?"
 
 
-def test_offline_answer_says_each_thing_once(sqlite):
+def test_offline_answer_says_each_thing_once(sqlite_store):
     """A passage and the episode of its own entry used to be two items saying the same sentence, and an episode
     whose title lost a "Today," was shown as "title: Today, title…"."""
-    store, provider = sqlite, OfflineProvider()
+    store, provider = sqlite_store, OfflineProvider()
     ingest_entry(
         store, provider, "u", "Today, went to the market with Ana and bought figs. It rained.", occurred_at=day(0)
     )
