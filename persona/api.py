@@ -1014,7 +1014,8 @@ def timeline(
 
 @router.delete("/users/{user_id}/memories/{memory_id}", response_model=DeletedOut, responses=USER_ROUTES | _errors(413))
 def delete_memory(user_id: KnownUser, memory_id: MemoryIdPath, store: StoreDep) -> DeletedOut:
-    """Delete one node and what belongs to it (an entry takes its memories, an episode what derives from it)."""
+    """Delete one node and what belongs to it: an entry takes its memories; an episode takes everything extracted
+    from its entry, which stays, ``pending``, to be extracted again (``persona retry``) or deleted."""
     return DeletedOut(deleted=store.delete_node(user_id, memory_id))
 
 
