@@ -97,7 +97,11 @@ def save(node: AnyNode, *, title: str | None, text: str, status: str | None) -> 
 def delete_memory(node: AnyNode) -> None:
     """Delete the memory after an explicit confirmation."""
     with st.expander("Delete this memory", icon=":material/delete:"):
-        extra = " and the psyche and goals derived from it" if node.type is NodeType.EPISODE else ""
+        extra = (
+            " and everything extracted from its entry (the entry stays in the journal, to extract again)"
+            if node.type is NodeType.EPISODE
+            else ""
+        )
         sure = st.checkbox(f"Yes, delete this {node.type.value.lower()}{extra}.", key=f"mem_del_ok-{node.id}")
         if st.button("Delete", key=f"mem_del-{node.id}", disabled=not sure, type="primary"):
             removed = delete_node(store, user, node.id)

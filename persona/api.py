@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from itertools import groupby
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -27,8 +28,9 @@ import referencing.exceptions
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,6 +47,7 @@ from persona.errors import (
     UserNotFoundError,
     ValidationError,
 )
+from persona.example_schema import as_json_schema, schema_from_example
 from persona.ingest import IngestResult, ingest_entry, ingest_many
 from persona.llm.base import Provider
 from persona.models import (
@@ -165,8 +168,19 @@ class UserOut(ApiModel):
     created_at: datetime
 
 
+class UserCreatedOut(UserOut):
+    """A created (201) or already existing (200) user, with the original Persona's ``message`` and ``status``."""
+
+    message: str = Field(description="'User <id> created successfully' or 'User <id> already exists'")
+    status: Literal["created", "exists"]
+
+
 class DeletedOut(ApiModel):
     deleted: int = Field(ge=0, description="how many nodes were removed")
+
+
+class UserDeletedOut(DeletedOut):
+    message: str = Field(description="'User <id> deleted successfully' (the original Persona's field)")
 
 
 class EntryIn(ApiModel):
@@ -179,6 +193,7 @@ class EntryIn(ApiModel):
 class IngestOut(ApiModel):
     """What one ingest did: the entry's final status and, when it succeeded, what was extracted."""
 
+    message: str = Field(description="what happened, for a person (the original Persona's field)")
     entry_id: str
     status: EntryStatus
     error: str | None = Field(description="why extraction failed (status failed); the entry is kept for a retry")
@@ -196,6 +211,8 @@ class BatchIn(ApiModel):
 
 
 class BatchOut(ApiModel):
+    message: str = Field(description="a summary for a person (the original Persona's field)")
+    memories_created: int = Field(ge=0, description="episodes, psyche and goals written by this batch")
     results: list[IngestOut]
     done: int
     failed: int
@@ -233,6 +250,118 @@ class AskIn(ApiModel):
 
 class AskOut(ApiModel):
     result: Any = Field(description="a JSON value valid against the given schema")
+
+
+# -- the original Persona's request bodies, accepted beside ours on the same routes -----------------------------
+class OriginalModel(BaseModel):
+    """Base of the original Persona's request shapes. Like the original, unknown fields are ignored (its clients
+    send fields such as ``provider_session_id`` that mean nothing here)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class OriginalEntryIn(OriginalModel):
+    """The original Persona's ingest body."""
+
+    content: str = Field(max_length=MAX_ENTRY_CHARS, description="the text; empty is 400, as in the original")
+    title: str | None = Field(default=None, max_length=1000, description="kept as the entry's first line")
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="free-form; an ISO 8601 'occurred_at' or 'date' in it sets when it happened"
+    )
+    source_type: str = Field(
+        default="conversation", max_length=40, pattern=r"^[A-Za-z0-9_.-]+$", description="stored as the entry's source"
+    )
+    occurred_at: ApiDatetime | None = Field(default=None, description="when it happened (Persona's addition)")
+
+
+class OriginalBatchIn(OriginalModel):
+    items: list[OriginalEntryIn] = Field(max_length=MAX_BATCH, description="empty is 400, as in the original")
+
+
+class OriginalRagQueryIn(OriginalModel):
+    query: str = Field(max_length=MAX_QUESTION_CHARS, description="the question; empty is 400")
+    retrieval_query: str | None = Field(
+        default=None, max_length=MAX_QUESTION_CHARS, description="searched instead of the question when given"
+    )
+    include_stats: bool = Field(default=False, description="accepted; sources are always in the answer")
+
+
+class OriginalAskIn(OriginalModel):
+    query: str = Field(max_length=MAX_QUESTION_CHARS, description="the request; empty is 400")
+    output_schema: dict[str, Any] = Field(
+        description='example values of the answer, e.g. {"topics": ["a"], "summary": "text"}'
+    )
+
+
+class VectorQueryOut(ApiModel):
+    """The original Persona's vector-only answer."""
+
+    query: str
+    response: str
+
+
+class VersionOut(ApiModel):
+    version: str = Field(description="the Persona package version")
+    api: str = Field(description="the API version in the path")
+
+
+SHAPE_TAGS = frozenset({"persona", "original"})
+
+
+def _shape(*original_keys: str) -> Any:
+    """A discriminator: the original Persona's shape when the body has one of its keys, else ours. Each body is
+    validated against one shape only, so errors name that shape's fields."""
+
+    def pick(value: Any) -> str:
+        keys = value.keys() if isinstance(value, dict) else ()
+        return "original" if any(key in keys for key in original_keys) else "persona"
+
+    return Discriminator(pick)
+
+
+IngestBody = Annotated[
+    Annotated[EntryIn, Tag("persona")] | Annotated[OriginalEntryIn, Tag("original")], _shape("content")
+]
+BatchBody = Annotated[Annotated[BatchIn, Tag("persona")] | Annotated[OriginalBatchIn, Tag("original")], _shape("items")]
+RagBody = Annotated[
+    Annotated[RagQueryIn, Tag("persona")] | Annotated[OriginalRagQueryIn, Tag("original")], _shape("query")
+]
+AskBody = Annotated[
+    Annotated[AskIn, Tag("persona")] | Annotated[OriginalAskIn, Tag("original")], _shape("query", "output_schema")
+]
+
+
+class OriginalBadRequest(PersonaError):
+    """An empty ``content``, ``items`` or ``query`` in the original Persona's shape: 400, as the original answered."""
+
+
+def _original_entry(item: OriginalEntryIn) -> tuple[str, datetime | None, str]:
+    """Text, date and source of an entry in the original shape. The title stays as the first line (nothing a
+    client sends is dropped); the date comes from ``occurred_at``, else an ISO date in the metadata."""
+    if not item.content.strip():
+        raise OriginalBadRequest("Content cannot be empty")
+    title = (item.title or "").strip()
+    text = f"{title}\n\n{item.content}" if title and not item.content.lstrip().startswith(title) else item.content
+    return text, item.occurred_at or _metadata_date(item.metadata or {}), f"api:{item.source_type}"
+
+
+def _metadata_date(metadata: dict[str, Any]) -> datetime | None:
+    """An ISO 8601 ``occurred_at`` or ``date`` from the metadata (UTC when it has no timezone); anything else is
+    ignored, as the original ignored metadata."""
+    for key in ("occurred_at", "date"):
+        value = metadata.get(key)
+        if not isinstance(value, str):
+            continue
+        try:
+            when = datetime.fromisoformat(value.strip())
+        except ValueError:
+            continue
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        try:
+            return _utc(when)
+        except ValueError:
+            continue
+    return None
 
 
 class MemoryPage(ApiModel):
@@ -481,20 +610,36 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> JSONRe
 def _on_request_validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # loc and msg only: pydantic's "input" would echo the caller's (possibly megabyte-long) value back.
-    fields = [FieldError(loc=list(e.get("loc", ())), message=str(e.get("msg", ""))) for e in exc.errors()[:20]]
+    fields = [FieldError(loc=_field_loc(e.get("loc", ())), message=str(e.get("msg", ""))) for e in exc.errors()[:20]]
     summary = "; ".join(f"{'.'.join(map(str, f.loc))}: {f.message}" for f in fields[:3])
     return error_response(422, "invalid_request", summary or "invalid request", fields=fields)
 
 
-def _on_http_exception(_: Request, exc: Exception) -> JSONResponse:
+def _field_loc(loc: Sequence[str | int]) -> list[str | int]:
+    """Where a field error is, as the caller wrote the body: without the name of the request shape it was read as
+    ("body.persona.text" is "body.text")."""
+    return [part for number, part in enumerate(loc) if not (number == 1 and part in SHAPE_TAGS and loc[0] == "body")]
+
+
+def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400:  # FastAPI's "error parsing the body" (not UTF-8): bad input is 422 everywhere else
         return error_response(422, "invalid_request", "the request body is not valid JSON")
     code = CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     response = error_response(exc.status_code, code, message)
-    response.headers.update(exc.headers or {})  # e.g. Allow on 405
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["allow"] = ", ".join(allowed_methods(request.url.path))
     return response
+
+
+def allowed_methods(path: str) -> list[str]:
+    """Every method some route offers at ``path``. Starlette's own ``Allow`` names only the first route that
+    matched the path, so a path with POST and DELETE answered ``Allow: POST``."""
+    methods = {m for route in router.routes if isinstance(route, APIRoute) and route.path_regex.match(path)
+               for m in route.methods or ()}  # fmt: skip
+    return sorted(methods | ({"HEAD"} if "GET" in methods else set()))
 
 
 def _on_persona_error(_: Request, exc: Exception) -> JSONResponse:
@@ -520,7 +665,12 @@ def _on_persona_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "an internal error occurred; it has been logged")
 
 
+def _on_original_bad_request(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(400, "bad_request", str(exc))
+
+
 def _install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(OriginalBadRequest, _on_original_bad_request)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(PersonaError, _on_persona_error)
@@ -546,19 +696,45 @@ router = APIRouter(
 USER_ROUTES = _errors(404)
 
 
-@router.post("/users/{user_id}", status_code=201, response_model=UserOut, responses=_errors(409, 413))
-def create_user(user_id: UserIdPath, store: StoreDep) -> UserOut:
-    """Create a user (409 if it exists)."""
-    if _user_exists(store, user_id):
-        raise DuplicateError(f"user {user_id!r} already exists")
+@router.get("/version", response_model=VersionOut)
+def version() -> VersionOut:
+    """The Persona version (the original Persona's clients read ``version``)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        number = package_version("persona")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        number = "unknown"
+    return VersionOut(version=number, api=API_PREFIX.rsplit("/", 1)[-1])
+
+
+@router.post(
+    "/users/{user_id}",
+    status_code=201,
+    response_model=UserCreatedOut,
+    responses=_errors(413) | {200: {"model": UserCreatedOut, "description": "the user already exists"}},
+)
+def create_user(user_id: UserIdPath, store: StoreDep, response: Response) -> UserCreatedOut:
+    """Create a user: 201 when created, 200 when it already exists (creating is idempotent, as in the original
+    Persona, whose clients create the user before every ingest)."""
+    exists = _user_exists(store, user_id)
     user = store.ensure_user(user_id)
-    return UserOut(id=user.id, display_name=user.display_name, created_at=user.created_at)
+    if exists:
+        response.status_code = 200
+    return UserCreatedOut(
+        id=user.id,
+        display_name=user.display_name,
+        created_at=user.created_at,
+        message=f"User {user_id} already exists" if exists else f"User {user_id} created successfully",
+        status="exists" if exists else "created",
+    )
 
 
-@router.delete("/users/{user_id}", response_model=DeletedOut, responses=USER_ROUTES | _errors(413))
-def delete_user(user_id: KnownUser, store: StoreDep) -> DeletedOut:
+@router.delete("/users/{user_id}", response_model=UserDeletedOut, responses=USER_ROUTES | _errors(413))
+def delete_user(user_id: KnownUser, store: StoreDep) -> UserDeletedOut:
     """Delete a user and every node it owns; returns how many nodes were removed."""
-    return DeletedOut(deleted=store.delete_user(user_id))
+    return UserDeletedOut(deleted=store.delete_user(user_id), message=f"User {user_id} deleted successfully")
 
 
 @router.post(
@@ -566,34 +742,72 @@ def delete_user(user_id: KnownUser, store: StoreDep) -> DeletedOut:
     status_code=201,
     response_model=IngestOut,
     responses=USER_ROUTES
-    | _errors(409, 413)
-    | {202: {"model": IngestOut, "description": "stored, but extraction failed (status failed, with the reason)"}},
+    | _errors(400, 409, 413)
+    | {
+        202: {"model": IngestOut, "description": "stored, but extraction failed (status failed, with the reason)"},
+        200: {"model": IngestOut, "description": "original shape only: the text was already there (duplicate)"},
+    },
 )
-def ingest(body: EntryIn, user_id: KnownUser, store: StoreDep, provider: ProviderDep, response: Response) -> IngestOut:
-    """Save a journal entry and extract its memories. 201 when done; 202 when the entry is stored but extraction
-    failed (``persona retry`` processes it again); 409 when the same text is already in the journal."""
-    result = ingest_entry(store, provider, user_id, body.text, occurred_at=body.occurred_at, source="api")
+def ingest(
+    body: IngestBody, user_id: KnownUser, store: StoreDep, provider: ProviderDep, response: Response
+) -> IngestOut:
+    """Save a journal entry and extract its memories: ``{"text", "occurred_at"?}``, or the original Persona's
+    ``{"content", "title"?, "metadata"?, "source_type"?}``. 201 when done; 202 when the entry is stored but
+    extraction failed (``persona retry`` processes it again); 409 when the same text is already in the journal
+    (200 with ``duplicate: true`` in the original shape, whose clients never saw a 409)."""
+    if isinstance(body, OriginalEntryIn):
+        text, when, source = _original_entry(body)
+    else:
+        text, when, source = body.text, body.occurred_at, "api"
+    result = ingest_entry(store, provider, user_id, text, occurred_at=when, source=source)
     if result.duplicate:
-        raise DuplicateError("this text is already in the journal", existing_id=result.entry.id)
-    if not result.ok:
+        if not isinstance(body, OriginalEntryIn):
+            raise DuplicateError("this text is already in the journal", existing_id=result.entry.id)
+        response.status_code = 200
+    elif not result.ok:
         response.status_code = 202
     return _ingest_out(store, result)
 
 
 @router.post(
-    "/users/{user_id}/ingest/batch", response_model=BatchOut, responses=USER_ROUTES | _errors(413), status_code=200
+    "/users/{user_id}/ingest/batch",
+    response_model=BatchOut,
+    responses=USER_ROUTES | _errors(400, 413),
+    status_code=200,
 )
-def ingest_batch(body: BatchIn, user_id: KnownUser, store: StoreDep, provider: ProviderDep) -> BatchOut:
-    """Ingest up to 1000 entries in order. One bad entry refuses the whole batch (422) before anything is written;
-    one failed extraction is reported in its result and the batch goes on."""
-    items = [(e.text, e.occurred_at) for e in body.entries]
-    results = [_ingest_out(store, r) for r in ingest_many(store, provider, user_id, items, source="api")]
+def ingest_batch(body: BatchBody, user_id: KnownUser, store: StoreDep, provider: ProviderDep) -> BatchOut:
+    """Ingest up to 1000 entries in order: ``{"entries": [...]}``, or the original Persona's ``{"items": [...]}``.
+    One bad entry refuses the whole batch (422; 400 for an empty one in the original shape) before anything is
+    written; one failed extraction is reported in its result and the batch goes on."""
+    if isinstance(body, OriginalBatchIn):
+        if not body.items:
+            raise OriginalBadRequest("Batch cannot be empty")
+        shaped = [_original_entry(item) for item in body.items]  # every item checked before anything is written
+        # One ingest_many call per run of items with the same source, so the batch keeps its order.
+        groups = [(source, [(t, w) for t, w, _ in run]) for source, run in groupby(shaped, key=lambda item: item[2])]
+    else:
+        groups = [("api", [(e.text, e.occurred_at) for e in body.entries])]
+    outcomes = [r for source, items in groups for r in ingest_many(store, provider, user_id, items, source=source)]
+    results = [_ingest_out(store, r) for r in outcomes]
+    done = sum(r.status is EntryStatus.DONE and not r.duplicate for r in results)
     return BatchOut(
+        message=f"Successfully ingested batch of {len(results)} items ({done} new)",
+        memories_created=sum(
+            (r.episode is not None) + len(r.psyche) + len(r.goals) for r in results if not r.duplicate
+        ),
         results=results,
-        done=sum(r.status is EntryStatus.DONE and not r.duplicate for r in results),
+        done=done,
         failed=sum(r.status is not EntryStatus.DONE and not r.duplicate for r in results),
         duplicates=sum(r.duplicate for r in results),
     )
+
+
+def _ingest_message(result: IngestResult) -> str:
+    if result.duplicate:
+        return "Already in the journal: nothing new ingested"
+    if result.ok:
+        return "Data ingested successfully"
+    return f"Stored, but extraction failed: {result.error}"
 
 
 def _ingest_out(store: Store, result: IngestResult) -> IngestOut:
@@ -601,6 +815,7 @@ def _ingest_out(store: Store, result: IngestResult) -> IngestOut:
     entity_ids = list(dict.fromkeys(result.entity_ids.values()))
     entities = store.get_nodes(result.entry.user_id, entity_ids) if entity_ids else []
     return IngestOut(
+        message=_ingest_message(result),
         entry_id=result.entry.id,
         status=result.entry.status,
         error=result.entry.error,
@@ -614,10 +829,16 @@ def _ingest_out(store: Store, result: IngestResult) -> IngestOut:
     )
 
 
-@router.post("/users/{user_id}/rag/query", response_model=RagQueryOut, responses=USER_ROUTES | _errors(413, 502))
-def rag_query(body: RagQueryIn, user_id: KnownUser, store: StoreDep, provider: ProviderDep) -> RagQueryOut:
-    """Retrieve the memories for a question and answer it, citing memory ids (extractive when offline)."""
-    result = answer(store, provider, user_id, body.question, limit=body.limit, as_of=body.as_of)
+@router.post("/users/{user_id}/rag/query", response_model=RagQueryOut, responses=USER_ROUTES | _errors(400, 413, 502))
+def rag_query(body: RagBody, user_id: KnownUser, store: StoreDep, provider: ProviderDep) -> RagQueryOut:
+    """Retrieve the memories for a question and answer it, citing memory ids (extractive when offline):
+    ``{"question", "limit"?, "as_of"?}``, or the original Persona's ``{"query", "retrieval_query"?}``."""
+    if isinstance(body, OriginalRagQueryIn):
+        if not body.query.strip():
+            raise OriginalBadRequest("Query is required")
+        result = answer(store, provider, user_id, body.query, search=body.retrieval_query)
+    else:
+        result = answer(store, provider, user_id, body.question, limit=body.limit, as_of=body.as_of)
     text = result.complete()
     if result.error:
         raise ProviderError(result.error)
@@ -645,22 +866,58 @@ def rag_query(body: RagQueryIn, user_id: KnownUser, store: StoreDep, provider: P
     "/users/{user_id}/ask",
     response_model=AskOut,
     responses=USER_ROUTES
-    | _errors(413, 502)
+    | _errors(400, 413, 502)
     | {501: {"model": ErrorOut, "description": "no language model is configured (offline)"}},
 )
-def ask_route(body: AskIn, user_id: KnownUser, store: StoreDep, provider: ProviderDep) -> AskOut | JSONResponse:
-    """A structured insight: a JSON value valid against the caller's JSON schema. Needs a language model (501
-    offline); an invalid schema is 422; an answer that does not match the schema is 502."""
-    check_schema_depth(body.json_schema)  # before anything walks it recursively
-    check_local_refs(body.json_schema)
+def ask_route(body: AskBody, user_id: KnownUser, store: StoreDep, provider: ProviderDep) -> AskOut | JSONResponse:
+    """A structured insight: a JSON value valid against the caller's JSON schema (``{"question", "schema"}``), or
+    shaped like the example values of the original Persona's ``{"query", "output_schema"}``. Needs a language
+    model (501 offline); an invalid schema is 422; an answer that does not match the schema, after one repair
+    attempt, is 502."""
+    if isinstance(body, OriginalAskIn):
+        if not body.query.strip():
+            raise OriginalBadRequest("Query is required")
+        check_schema_depth(body.output_schema)  # before anything walks it recursively
+        question, schema = body.query, schema_from_example(body.output_schema)
+    else:
+        check_schema_depth(body.json_schema)
+        question, schema = body.question, as_json_schema(body.json_schema)
+    check_local_refs(schema)
     try:
-        return AskOut(result=ask(store, provider, user_id, body.question, body.json_schema))
+        return AskOut(result=ask(store, provider, user_id, question, schema))
     except AskError as exc:
         if provider.offline:
             return error_response(501, "needs_llm", str(exc))
         raise
     except referencing.exceptions.Unresolvable as exc:
         raise ValidationError("the schema has a $ref that does not resolve inside it") from exc
+
+
+@router.post(
+    "/users/{user_id}/rag/query-vector", response_model=VectorQueryOut, responses=USER_ROUTES | _errors(400, 413, 502)
+)
+def rag_query_vector(
+    body: OriginalRagQueryIn, user_id: KnownUser, store: StoreDep, provider: ProviderDep
+) -> VectorQueryOut:
+    """The original Persona's vector-only query: ``{"query"}`` answered from the memories nearest in meaning
+    (no full-text or graph signals) as ``{"query", "response"}``."""
+    if not body.query.strip():
+        raise OriginalBadRequest("Query is required")
+    result = answer(store, provider, user_id, body.query, search=body.retrieval_query, preset="vector-only")
+    text = result.complete()
+    if result.error:
+        raise ProviderError(result.error)
+    return VectorQueryOut(query=body.query, response=text)
+
+
+@router.post("/users/{user_id}/custom-data", include_in_schema=False)
+def custom_data(user_id: UserIdPath) -> JSONResponse:
+    """The original Persona's free-form graph writes have no place in typed memories: a clear 410, not a 404."""
+    return error_response(
+        410,
+        "gone",
+        "custom graph data is not supported: Persona builds typed memories from text; send it to /ingest",
+    )
 
 
 def check_local_refs(schema: Any) -> None:
@@ -760,7 +1017,8 @@ def timeline(
 
 @router.delete("/users/{user_id}/memories/{memory_id}", response_model=DeletedOut, responses=USER_ROUTES | _errors(413))
 def delete_memory(user_id: KnownUser, memory_id: MemoryIdPath, store: StoreDep) -> DeletedOut:
-    """Delete one node and what belongs to it (an entry takes its memories, an episode what derives from it)."""
+    """Delete one node and what belongs to it: an entry takes its memories; an episode takes everything extracted
+    from its entry, which stays, ``pending``, to be extracted again (``persona retry``) or deleted."""
     return DeletedOut(deleted=store.delete_node(user_id, memory_id))
 
 

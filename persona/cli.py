@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from persona.access import require_user
 from persona.config import get_settings
-from persona.errors import PersonaError
+from persona.errors import PersonaError, ProviderError
 from persona.ingest import IngestResult, ingest_many, retry_failed
 from persona.llm.base import Provider
 from persona.store.base import Store
+
+if TYPE_CHECKING:
+    from persona.chat import Answer
 
 USER_OPTION = click.option("--user", "-u", "user_id", default=None, help="the persona (user id); default PERSONA_USER")
 
@@ -121,7 +127,7 @@ def export_command(user_id: str | None, output: Path | None) -> None:
     """Export a persona's whole graph as JSON (``persona import`` reads it back)."""
     store, _ = _clients()
     with store:
-        data = store.export_user(_user(user_id))
+        data = store.export_user(require_user(store, _user(user_id)))
     text = json.dumps(data, ensure_ascii=False, indent=1)
     if output is None:
         click.echo(text)
@@ -148,8 +154,10 @@ def retry_command(user_id: str | None) -> None:
     """Process again the entries that failed (or were left pending by a crash)."""
     store, provider = _clients()
     user = _user(user_id)
-    with store, click.progressbar(length=1, label="Retrying") as bar:
-        results = retry_failed(store, provider, user, on_progress=lambda n, total, _r: _set(bar, n, total))
+    with store:
+        require_user(store, user)
+        with click.progressbar(length=1, label="Retrying") as bar:
+            results = retry_failed(store, provider, user, on_progress=lambda n, total, _r: _set(bar, n, total))
     _summarise(results, user)
 
 
@@ -181,7 +189,7 @@ def stats_command(user_id: str | None) -> None:
     """Counts of entries, memories, entities and links."""
     store, provider = _clients()
     with store:
-        counts = store.stats(_user(user_id))
+        counts = store.stats(require_user(store, _user(user_id)))
     click.echo(f"store: {store.description}\nprovider: {provider.describe()}")
     for key, value in counts.items():
         click.echo(f"{key:>10}: {value}")
@@ -237,6 +245,190 @@ def serve_command(host: str, port: int) -> None:
     from persona.api import serve
 
     serve(host=host, port=port)
+
+
+# -- for a person: search, ask, chat, context, and the MCP server for assistants ----------------------------------
+TYPE_OPTION = click.option(
+    "--type",
+    "-t",
+    "types",
+    multiple=True,
+    help="only this memory type (Episode, Psyche, Goal, Entity, Passage); repeatable",
+)
+SINCE_OPTION = click.option("--since", default=None, help="happened on or after this date (YYYY-MM-DD)")
+UNTIL_OPTION = click.option("--until", default=None, help="happened on or before this date (YYYY-MM-DD)")
+AS_OF_OPTION = click.option("--as-of", "as_of", default=None, help="only what had happened by this date (YYYY-MM-DD)")
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
+
+
+@cli.command("search")
+@click.argument("question")
+@USER_OPTION
+@TYPE_OPTION
+@SINCE_OPTION
+@UNTIL_OPTION
+@AS_OF_OPTION
+@click.option("--limit", "-n", default=10, show_default=True, type=click.IntRange(1, 50), help="results at most")
+@JSON_OPTION
+def search_command(
+    question: str,
+    user_id: str | None,
+    types: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    as_of: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Search memories: ranked, with their dates and why each was found."""
+    from persona.access import result_dict, search
+
+    store, provider = _clients()
+    with store:
+        found = search(
+            store, provider.embedder, _user(user_id), question,
+            types=types, since=since, until=until, as_of=as_of, limit=limit,
+        )  # fmt: skip
+    rows = [result_dict(result, rank) for rank, result in enumerate(found, start=1)]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    if not rows:
+        click.echo("Nothing in your memories matches this question.")
+    for row in rows:
+        date = (row["date"] or "")[:10] or "undated"
+        click.echo(f"{row['rank']:>2}. {date}  {row['type']:<7} {_one_line(row['text'])}")
+        click.echo(f"    why: {row['reason']} (score {row['score']:.3f})  id: {row['id']}")
+
+
+def _one_line(text: str, words: int = 30) -> str:
+    parts = text.split()
+    return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
+
+
+@cli.command("ask")
+@click.argument("question")
+@USER_OPTION
+@AS_OF_OPTION
+@JSON_OPTION
+def ask_command(question: str, user_id: str | None, as_of: str | None, as_json: bool) -> None:
+    """Answer a question from your memories, citing them (offline: the best memories, cited)."""
+    from persona.access import parse_when
+
+    store, provider = _clients()
+    with store:
+        user = require_user(store, _user(user_id))
+        reply = _answer(store, provider, user, question, as_of=parse_when(as_of, field="as_of", end_of_day=True))
+        if as_json:
+            click.echo(json.dumps(_answer_dict(reply), ensure_ascii=False, indent=1))
+        else:
+            _print_answer(reply)
+
+
+def _answer(store: Store, provider: Provider, user: str, question: str, **options: Any) -> Answer:
+    from persona.chat import answer
+
+    return answer(store, provider, user, question, **options)
+
+
+def _print_answer(reply: Answer) -> None:
+    """Stream the answer, then list the memories it cites (or, offline, the ones it shows)."""
+    for token in reply:
+        click.echo(token, nl=False)
+    click.echo()
+    if reply.error:
+        raise ProviderError(reply.error)
+    cited = set(reply.cited_ids)
+    sources = [s for s in reply.sources if s.id in cited]
+    if sources:
+        click.echo("\nSources:")
+    for source in sources:
+        when = getattr(source.node, "occurred_at", None)
+        click.echo(f"  [{source.id}] {f'{when:%Y-%m-%d}' if when else 'undated'} {source.type.value}: {source.reason}")
+
+
+def _answer_dict(reply: Answer) -> dict[str, Any]:
+    from persona.access import result_dict
+
+    text = reply.complete()
+    if reply.error:
+        raise ProviderError(reply.error)
+    cited = set(reply.cited_ids)
+    sources = [result_dict(s, rank) for rank, s in enumerate(reply.sources, start=1) if s.id in cited]
+    return {"answer": text, "offline": reply.offline, "cited_ids": reply.cited_ids, "sources": sources}
+
+
+@cli.command("chat")
+@USER_OPTION
+def chat_command(user_id: str | None) -> None:
+    """Talk with your memory: each answer cites its memories and knows the conversation so far.
+    An empty line is skipped; `exit`, `quit` or end of input (Ctrl-D) ends it."""
+    store, provider = _clients()
+    with store:
+        user = require_user(store, _user(user_id))
+        mode = "offline: answers are the best memories" if provider.offline else provider.describe()
+        click.echo(f"Chatting with {user}'s memory ({mode}). `exit` or Ctrl-D to stop.", err=True)
+        _line_editing()
+        history: list[dict[str, str]] = []
+        while (question := _next_question()) is not None:
+            reply = _answer(store, provider, user, question, history=history)
+            _print_answer(reply)
+            history += [{"role": "user", "content": question}, {"role": "assistant", "content": reply.text}]
+
+
+def _line_editing() -> None:
+    """In a terminal, arrow keys recall earlier questions (readline hooks into ``input``); not on Windows."""
+    if sys.stdin.isatty():
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401 - importing it is what enables line editing
+
+
+def _next_question() -> str | None:
+    """The next question typed, or None at the end of the conversation."""
+    while True:
+        try:
+            line = click.prompt("you", prompt_suffix="> ", default="", show_default=False, err=True)
+        except click.Abort:  # end of input or Ctrl-C
+            click.echo(err=True)
+            return None
+        line = line.strip()
+        if line.lower() in ("exit", "quit", "/exit", "/quit"):
+            return None
+        if line:
+            return line
+
+
+@cli.command("context")
+@USER_OPTION
+@JSON_OPTION
+def context_command(user_id: str | None, as_json: bool) -> None:
+    """Who you are now, as your memory knows it: recent psyche, active goals and the latest episodes."""
+    from persona.access import user_context
+
+    store, _ = _clients()
+    with store:
+        context = user_context(store, _user(user_id)).as_dict()
+    if as_json:
+        click.echo(json.dumps(context, ensure_ascii=False, indent=1))
+        return
+    sections = [("Psyche", "psyche"), ("Active goals", "active_goals"), ("Recent episodes", "recent_episodes")]
+    for title, key in sections:
+        click.echo(f"{title}:")
+        for item in context[key] or [{"text": "(none yet)", "date": None, "id": ""}]:
+            date = (item["date"] or "")[:10]
+            label = f"{item.get('kind', '')} " if key == "psyche" else ""
+            due = f" (due {item['due']})" if item.get("due") else ""
+            click.echo(f"  {date + '  ' if date else ''}{label}{_one_line(item['text'])}{due}")
+        click.echo()
+
+
+@cli.command("mcp")
+@USER_OPTION
+def mcp_command(user_id: str | None) -> None:
+    """Serve your memory to an AI assistant over MCP (stdio). The server is fixed to one user for its life."""
+    from persona.mcp_server import run
+
+    run(_user(user_id))
 
 
 def main() -> None:

@@ -57,6 +57,15 @@ class ProviderError(PersonaError):
     """The LLM provider failed: timeout, HTTP error, or output that does not validate."""
 
 
+class ModelOutputError(ProviderError):
+    """The model answered, but not with what was asked (e.g. text that is not JSON); ``content`` is what it said,
+    so a caller can show it back to the model in a repair attempt."""
+
+    def __init__(self, message: str, *, content: str = "") -> None:
+        self.content = content
+        super().__init__(message)
+
+
 class DuplicateError(PersonaError):
     """The thing already exists (same user, same entry text)."""
 

@@ -55,6 +55,8 @@ def _body(method: str, path: str) -> dict | None:
         return {"entries": [{"text": "A walk by the river."}]}
     if path.endswith("/rag/query"):
         return {"question": "river?"}
+    if path.endswith("/rag/query-vector"):
+        return {"query": "river?"}
     if path.endswith("/ask"):
         return {"question": "river?", "schema": {"type": "object"}}
     return None
@@ -104,7 +106,8 @@ def _error(response, status: int, code: str | None = None) -> dict:
 def test_create_and_delete_user(client, user):
     created = client.post(f"/api/v1/users/{user}")
     assert created.status_code == 201 and created.json()["id"] == user
-    _error(client.post(f"/api/v1/users/{user}"), 409, "duplicate")
+    again = client.post(f"/api/v1/users/{user}")  # idempotent, as in the original Persona
+    assert again.status_code == 200 and again.json()["status"] == "exists"
     _ingest(client, user, LUNCH)
     deleted = client.delete(f"/api/v1/users/{user}")
     assert deleted.status_code == 200 and deleted.json()["deleted"] > 3
@@ -345,7 +348,7 @@ def test_export(client, made):
 
 # -- authentication ---------------------------------------------------------------------------------------------
 def test_every_operation_is_tested():
-    assert len(ROUTES) == 12
+    assert len(ROUTES) == 14
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
@@ -370,7 +373,9 @@ def test_unknown_paths_need_the_token_too_and_docs_are_open(client):
     _error(client.get("/api/v1/nothing-here"), 404, "not_found")
     response = client.put("/api/v1/users/someone")
     _error(response, 405, "method_not_allowed")
-    assert "POST" in response.headers["allow"]
+    assert response.headers["allow"] == "DELETE, POST"  # every method of the path, not only the first route's
+    response = client.post(f"/api/v1/users/someone/memories/{'0' * 8}")
+    assert _error(response, 405) and response.headers["allow"] == "DELETE, GET, HEAD"
 
 
 def test_no_token_refuses_to_start_unless_allowed(store, provider):
@@ -424,7 +429,10 @@ def broken_store(store_kind: str, tmp_path: Path, provider: OfflineProvider, req
     return broken
 
 
-@pytest.mark.parametrize(("method", "path"), ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
+STORE_ROUTES = [(m, p) for m, p in ROUTES if p != "/api/v1/version"]  # the version needs no store
+
+
+@pytest.mark.parametrize(("method", "path"), STORE_ROUTES, ids=[f"{m} {p}" for m, p in STORE_ROUTES])
 def test_store_down_is_503(broken_store, provider, method, path, tmp_path):
     with TestClient(create_app(store=broken_store, provider=provider, settings=SETTINGS), headers=AUTH) as client:
         response = _call(client, method, _url(path, "someone"), _body(method, path))
@@ -486,8 +494,48 @@ def test_ask_with_a_model_returns_a_valid_result(llm):
     assert response.status_code == 200, response.text
     assert response.json() == {"result": {"people": ["Sarah"]}}
     fake.queue_json({"people": "not a list"})
+    fake.queue_json({"people": "still not a list"})
     error = _error(client.post("/api/v1/users/llm-user/ask", json={"question": "Who?", "schema": schema}), 502)
     assert error["code"] == "invalid_model_output"
+
+
+PEOPLE = {
+    "type": "object",
+    "properties": {"people": {"type": "array", "items": {"type": "string"}}},
+    "required": ["people"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize("first", ['{"people": "Sarah"}', "{not json at all"], ids=["off-schema", "not-json"])
+def test_ask_repairs_an_invalid_answer_once(llm, first):
+    """docs/api.md promises one repair attempt: the model sees its answer and what is wrong, then answers again."""
+    client, fake = llm
+    _ingest(client, "llm-user", "Went hiking with Sarah in Sintra.", day(0))
+    fake.queue_text(first)
+    fake.queue_json({"people": ["Sarah"]})
+    before = len(fake.chat_requests)
+    response = client.post("/api/v1/users/llm-user/ask", json={"question": "Who do I hike with?", "schema": PEOPLE})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"result": {"people": ["Sarah"]}}
+    repair = fake.chat_requests[before + 1].messages
+    assert len(fake.chat_requests) == before + 2
+    assert repair[-2] == {"role": "assistant", "content": first} and "could not be used" in repair[-1]["content"]
+
+
+def test_example_values_as_schema_constrain_the_answer(llm):
+    """An example-valued dict passed as ``schema`` used to validate anything; it now means the schema it shows."""
+    client, fake = llm
+    example = {"topics": ["hiking"], "summary": "text", "count": 1}
+    fake.queue_json({"anything": True})
+    fake.queue_json({"topics": "not a list", "summary": 3})
+    response = client.post("/api/v1/users/llm-user/ask", json={"question": "Topics?", "schema": example})
+    assert _error(response, 502, "invalid_model_output")
+    sent = fake.chat_requests[-1].body["response_format"]["json_schema"]["schema"]
+    assert sent["required"] == ["topics", "summary", "count"] and sent["properties"]["count"]["type"] == "integer"
+    fake.queue_json({"topics": ["hiking", "sea"], "summary": "Walks.", "count": 2})
+    response = client.post("/api/v1/users/llm-user/ask", json={"question": "Topics?", "schema": example})
+    assert response.json() == {"result": {"topics": ["hiking", "sea"], "summary": "Walks.", "count": 2}}
 
 
 def test_rag_query_with_a_model_cites_sources(llm):

@@ -88,13 +88,17 @@ def test_ask_validates_against_a_pydantic_model(remembered, fake_openai):
 
 
 def test_ask_rejects_an_answer_that_does_not_match(remembered, fake_openai):
+    # Each gets one repair attempt: the second answer is as wrong as the first.
+    fake_openai.queue_json({"partner": "Priya"})
     fake_openai.queue_json({"partner": "Priya"})
     with pytest.raises(AskError, match="does not match"):
         ask(remembered, _llm(fake_openai), "maya", "Summarise my run", RunSummary)
     schema = {"type": "object", "properties": {"count": {"type": "integer"}}, "required": ["count"]}
     fake_openai.queue_json({"count": "many"})
+    fake_openai.queue_json({"count": "lots"})
     with pytest.raises(AskError, match="count"):
         ask(remembered, _llm(fake_openai), "maya", "How many runs?", schema)
+    assert len(fake_openai.chat_requests) == 4
 
 
 def test_ask_refuses_a_broken_schema_and_the_offline_provider(remembered):
@@ -121,3 +125,32 @@ def test_earlier_answers_go_back_as_escaped_data(remembered, fake_openai):
     previous = messages[2]["content"]
     assert previous.startswith("<previous_answer>") and "&lt;/memories&gt;" in previous
     assert messages[1]["content"] == "Who did I run with?"
+
+
+def test_offline_answer_says_each_thing_once(sqlite_store):
+    """A passage and the episode of its own entry used to be two items saying the same sentence, and an episode
+    whose title lost a "Today," was shown as "title: Today, title…"."""
+    store, provider = sqlite_store, OfflineProvider()
+    ingest_entry(
+        store, provider, "u", "Today, went to the market with Ana and bought figs. It rained.", occurred_at=day(0)
+    )
+    ingest_entry(store, provider, "u", "Swam at Cascais with Ana. The water was cold.", occurred_at=day(1))
+    text = answer(store, provider, "u", "market with Ana figs").complete()
+    items = [line for line in text.splitlines() if line[:1].isdigit()]
+    assert sum("went to the market with ana" in line.lower() for line in items) == 1, text
+    assert ": Today, went to the market" not in text
+    assert sum("Swam at Cascais" in line for line in items) == 1, text
+
+
+def test_offline_answer_does_not_repeat_an_episode_title():
+    from persona.chat import extractive_answer
+    from persona.models import Episode
+    from persona.retrieval import RetrievedMemory
+
+    episode = Episode(
+        user_id="u", entry_id="e", occurred_at=day(0), title="Went to the market", summary="Today, went to the market."
+    )
+    other = Episode(user_id="u", entry_id="f", occurred_at=day(1), title="Rest day", summary="Stayed in and read.")
+    text = extractive_answer([RetrievedMemory(n, 1.0, {}, "") for n in (episode, other)])
+    assert "· Today, went to the market. [" in text and "Went to the market:" not in text
+    assert "· Rest day: Stayed in and read. [" in text  # a title the summary does not say is kept

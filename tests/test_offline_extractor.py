@@ -290,6 +290,23 @@ def test_entities_kinds_aliases_and_skips() -> None:
     assert entities["running"].kind.value == "topic"
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Finished the Q4 roadmap draft at Acme.", {"Acme": "org"}),
+        ("Presented the H2 budget review at Initech with Sarah.", {"Initech": "org", "Sarah": "person"}),
+        (
+            "FY24 was a good year at the Lisbon office. Lunch at Porto with Tom.",
+            {"Lisbon": "place", "Porto": "place", "Tom": "person"},
+        ),
+    ],
+)
+def test_period_codes_are_not_names_and_work_artefacts_point_at_orgs(text: str, expected: dict[str, str]) -> None:
+    """ "the Q4 roadmap draft at Acme": Q4 is a date, not an organisation; Acme is where the work is, not a place."""
+    entities = {e.name: e.kind.value for e in extract_offline(text, occurred_at=WHEN).entities}
+    assert entities == expected
+
+
 def test_sentence_split_handles_abbreviations_and_bullets() -> None:
     text = "Met Dr. Smith at 9 a.m. today. We talked, e.g. about sleep!\nShopping:\n- milk\n* eggs\n1. bread"
     sentences = [s.text for s in split_sentences(text)]

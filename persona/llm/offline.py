@@ -133,6 +133,14 @@ _WORK_WORDS = _words(
     "work works working worked job jobs interview internship contract role position offer hired employed "
     "joined client clients office"
 )
+_WORK_THINGS = _words(
+    "draft drafts roadmap roadmaps meeting meetings review reviews presentation presentations report reports deck "
+    "demo demos launch standup offsite sprint project projects proposal pitch budget deadline release shift "
+    "workshop onboarding all-hands hackathon"
+)
+"""Work artefacts: "the roadmap draft at Acme" is at an organisation, where "lunch at Acme" could be anywhere."""
+_PERIOD_CODE = re.compile(r"(?:Q[1-4]|H[12]|FY\s?\d{2}(?:\d{2})?|W\d{1,2})(?:['’]\d{2})?", re.IGNORECASE)
+"""Quarters, halves, fiscal years and week numbers ("Q4", "H2", "FY24"): dates, not names."""
 _STUDY_BEFORE = _words(
     "learn learning learnt learned study studying studied speak speaking practise practising practice practicing "
     "teach teaching taught read reading about"
@@ -430,6 +438,8 @@ def _cue_votes(sentence: Sentence, start: int, end: int, name: str, possessive: 
         votes[EntityKind.PERSON] += 2
     if prev1 in ("at", "for", "with", "joined") and prev2 in _WORK_WORDS or prev1 in ("joined", "company"):
         votes[EntityKind.ORG] += 3
+    elif prev1 in ("at", "for") and prev2 in _WORK_THINGS:
+        votes[EntityKind.ORG] += 2
     elif prev1 == "to" and prev2 in _SPEECH_BEFORE_TO or prev1 == "from" and prev2 in _FROM_PERSON:
         votes[EntityKind.PERSON] += 2
     elif prev1 in _PERSON_BEFORE:
@@ -481,7 +491,7 @@ class _EntityIndex:
         surface = text[start:end]
         name = _strip_possessive(surface).rstrip(".")
         key = canonical_name(name)
-        if not key or not any(ch.isalpha() for ch in key):
+        if not key or not any(ch.isalpha() for ch in key) or _PERIOD_CODE.fullmatch(name):
             return
         possessive = name != surface.rstrip(".")
         votes = _cue_votes(sentence, start, end, name, possessive)

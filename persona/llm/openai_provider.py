@@ -23,7 +23,7 @@ import openai
 from pydantic import SecretStr
 from pydantic import ValidationError as PydanticValidationError
 
-from persona.errors import ProviderError
+from persona.errors import ModelOutputError, ProviderError
 from persona.llm.base import Embedder, ExtractedEntity, Extraction, Provider
 from persona.models import EmbedderInfo
 
@@ -397,7 +397,9 @@ class OpenAIProvider(Provider):
         try:
             return json.loads(content)
         except json.JSONDecodeError as err:
-            raise ProviderError(f"{safe_name}: the model's output is not valid JSON ({err.msg} at {err.pos})") from None
+            raise ModelOutputError(
+                f"{safe_name}: the model's output is not valid JSON ({err.msg} at {err.pos})", content=content
+            ) from None
 
     def chat_stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
         """The answer token by token. A stream that breaks raises ``ProviderError`` after what already came."""

@@ -55,10 +55,12 @@ from persona.store.common import (
 from persona.store.rules import (
     as_entry,
     dependants,
+    entry_to_reextract,
     get_batched,
     get_one,
     links_batched,
     mark_done,
+    mark_for_reextraction,
     merge_batch_entities,
     merged_aliases,
     walk_chain,
@@ -332,14 +334,18 @@ class Store(ABC):
         return without_embedding(self._run_write(work))
 
     def delete_node(self, user_id: str, node_id: str) -> int:
-        """Delete a node and what belongs to it: an entry takes its memories and passages, an episode the memories
-        derived from it; entities left with no mentions go too; the chain is re-linked. Returns the count removed."""
+        """Delete a node and what belongs to it: an entry takes its memories and passages; an episode takes
+        everything extracted from its entry, which stays, pending, to be extracted again or deleted; entities left
+        with no mentions go too; the chain is re-linked. Returns the count removed."""
         check_user_id(user_id)
 
         def work(tx: StoreTransaction) -> int:
             tx.lock_user(user_id)
             node = get_one(tx, user_id, node_id)
             plan = cascade_plan(node, dependants(tx, user_id, node))
+            emptied = entry_to_reextract(tx, user_id, node)
+            if emptied is not None:
+                mark_for_reextraction(tx, user_id, emptied)
             for episode_id in (i for i, t in plan.items() if t is NodeType.EPISODE):
                 tx.unlink_from_chain(user_id, episode_id)
             mentions = links_batched(tx, user_id, list(plan), [LinkType.MENTIONS.value])

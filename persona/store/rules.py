@@ -96,15 +96,46 @@ def merge_batch_entities(tx: StoreTransaction, user_id: str, entities: Sequence[
     return {given: stored_ids.get(held, held) for given, held in mapping.items()}
 
 
+REEXTRACT_NOTE = (
+    "its episode was deleted, and everything extracted from it with it; the text is kept: "
+    "extract it again with Retry (Journal page) or `persona retry`, or delete the entry"
+)
+"""Why an entry whose episode was deleted is pending again (shown beside the Retry button)."""
+
+
 def dependants(tx: StoreTransaction, user_id: str, node: AnyNode) -> dict[str, NodeType]:
-    """What belongs to ``node``: an entry's memories and passages, an episode's derived memories."""
+    """What belongs to ``node``: an entry's memories and passages; for an episode, everything extracted from its
+    entry (see ``entry_to_reextract``), or its derived memories when its entry is gone."""
     if node.type is NodeType.ENTRY:
         return tx.entry_members(user_id, node.id)
+    if node.type is NodeType.EPISODE and entry_to_reextract(tx, user_id, node) is not None:
+        return {i: t for i, t in tx.entry_members(user_id, node.entry_id).items() if i != node.id}  # type: ignore[attr-defined]
     if node.type is NodeType.EPISODE:
         derived = tx.links(user_id, [node.id], [LinkType.DERIVED_FROM.value])
         sources = [source for _, source, target in derived if target == node.id]
         return {n.id: n.type for n in get_batched(tx, user_id, sources)}
     return {}
+
+
+def entry_to_reextract(tx: StoreTransaction, user_id: str, node: AnyNode) -> Entry | None:
+    """The entry a deleted episode leaves without memories, if it is still there.
+
+    An episode is what the entry says happened; without it the entry would stay "done" with nothing extracted and
+    no way to extract it again. So deleting an episode deletes the entry's whole extraction (the episode, the
+    psyche and goals derived from it, the passages) and keeps the entry, pending: the person decides whether to
+    extract it again (Retry) or delete it. It is not re-extracted by itself, which would bring back what they
+    just deleted."""
+    if node.type is not NodeType.EPISODE:
+        return None
+    found = get_batched(tx, user_id, [node.entry_id]) if possible_id(node.entry_id) else []  # type: ignore[attr-defined]
+    return found[0] if found and isinstance(found[0], Entry) else None
+
+
+def mark_for_reextraction(tx: StoreTransaction, user_id: str, entry: Entry) -> None:
+    """Set an entry whose extraction was deleted back to pending, with the reason a person reads."""
+    tx.rewrite(
+        user_id, [entry.model_copy(update={"status": EntryStatus.PENDING, "error": REEXTRACT_NOTE})], reindex=False
+    )
 
 
 def walk_chain(following: dict[str, str]) -> list[str]:
