@@ -164,6 +164,14 @@ class StoreTransaction(ABC):
     def place_in_chain(self, user_id: str, episode: AnyNode) -> None:
         """Insert a stored episode between its neighbours by (occurred_at, created_at, id)."""
 
+    def add_episodes(self, user_id: str, episodes: Sequence[AnyNode]) -> None:
+        """Store new episodes and place each in the chain. One at a time, stored and then placed: a placement looks
+        for its neighbours among the stored episodes, so it must never see a sibling that is stored but not yet in
+        the chain. A backend with a cheaper way to reach the same chain overrides this."""
+        for episode in episodes:
+            self.create([episode])
+            self.place_in_chain(user_id, episode)
+
     @abstractmethod
     def unlink_from_chain(self, user_id: str, episode_id: str) -> None:
         """Take an episode out of the chain and join its neighbours."""
@@ -283,11 +291,7 @@ class Store(ABC):
             mark_done(tx, user_id, done_entry_ids)
             entity_ids = merge_batch_entities(tx, user_id, batch.entities)
             tx.create([n for n in batch.nodes() if n.type not in (NodeType.ENTITY, NodeType.EPISODE)])
-            # One episode at a time, stored and then placed: a placement looks for its neighbours among the stored
-            # episodes, so it must never see a sibling of the batch that is stored but not yet in the chain.
-            for episode in batch.episodes:
-                tx.create([episode])
-                tx.place_in_chain(user_id, episode)
+            tx.add_episodes(user_id, batch.episodes)
             tx.link(
                 user_id,
                 [

@@ -256,6 +256,38 @@ DELETE old
 FOREACH (_ IN CASE WHEN p IS NULL THEN [] ELSE [1] END | MERGE (p)-[:NEXT]->(e))
 FOREACH (_ IN CASE WHEN q IS NULL THEN [] ELSE [1] END | MERGE (e)-[:NEXT]->(q))
 """
+# A whole batch of episodes, all stored first, placed in one statement (one row per episode, in chain order). Each
+# subquery run sees the writes of the runs before it. Because every sibling is already stored, an episode's
+# neighbours p and q are its neighbours in the final chain: any other NEXT out of p or into q is stale and goes, and
+# p->e->q are merged. No correct link is ever removed, so the chain ends as one-at-a-time placement leaves it.
+PLACE_EPISODES = """
+UNWIND $ids AS id
+CALL (id) {
+  MATCH (e:Node:Episode {id: id, user_id: $user_id}) USING INDEX e:Node(id)
+  CALL (e) {
+    OPTIONAL MATCH (p:Episode {user_id: $user_id}) USING INDEX p:Episode(user_id, chain_key)
+    WHERE p.chain_key < e.chain_key
+    RETURN p ORDER BY p.chain_key DESC LIMIT 1
+  }
+  CALL (e) {
+    OPTIONAL MATCH (q:Episode {user_id: $user_id}) USING INDEX q:Episode(user_id, chain_key)
+    WHERE q.chain_key > e.chain_key
+    RETURN q ORDER BY q.chain_key LIMIT 1
+  }
+  CALL (p, e) {
+    OPTIONAL MATCH (p)-[stale:NEXT]->(other)
+    WHERE other <> e
+    DELETE stale
+  }
+  CALL (q, e) {
+    OPTIONAL MATCH (other)-[stale:NEXT]->(q)
+    WHERE other <> e
+    DELETE stale
+  }
+  FOREACH (_ IN CASE WHEN p IS NULL THEN [] ELSE [1] END | MERGE (p)-[:NEXT]->(e))
+  FOREACH (_ IN CASE WHEN q IS NULL THEN [] ELSE [1] END | MERGE (e)-[:NEXT]->(q))
+}
+"""
 UNLINK_FROM_CHAIN = """
 MATCH (e:Node:Episode {id: $id, user_id: $user_id}) USING INDEX e:Node(id)
 OPTIONAL MATCH (p:Episode)-[before:NEXT]->(e)
