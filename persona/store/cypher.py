@@ -309,6 +309,12 @@ RETURN node.id AS id, node.type AS type, 2 * score - 1 AS score
 ORDER BY score DESC, node.sort_time, node.created_at, id
 LIMIT $k
 """
+# The whole store's vector count comes from the count store; the user's from the (Embedded, user_id) index.
+VECTOR_SHARE = """
+CALL () { MATCH (n:Embedded) RETURN count(n) AS total }
+CALL () { MATCH (n:Embedded {user_id: $user_id}) RETURN count(n) AS mine }
+RETURN total, mine
+"""
 VECTOR_SCAN = """
 MATCH (n:Embedded {user_id: $user_id})
 WHERE n.type IN $types

@@ -7,6 +7,8 @@ so concurrent writers of one user queue up instead of interleaving their NEXT-ch
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -54,6 +56,11 @@ DELETE_BATCH = 2_000
 BOLT_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 VECTOR_CANDIDATES = 100
 """The global vector index is asked for at least this many nodes, then filtered to the user (no filtered search)."""
+MAX_VECTOR_CANDIDATES = 2_000
+"""Past this many candidates, an exact scan over the user's own vectors is cheaper than the index (the user holds
+a small share of a big store)."""
+SHARE_SECONDS = 30.0
+"""How long a user's share of the stored vectors is reused before it is counted again."""
 TEXT_CANDIDATES = 100
 _LUCENE_SPECIAL = frozenset('\\+-!():^[]"{}~*?|&/')
 
@@ -125,6 +132,7 @@ class Neo4jStore(Store):
         self.database = database
         self.embedder = embedder
         self.description = f"Neo4j · {uri}"
+        self._shares: dict[str, tuple[float, float, int]] = {}
         # The driver's HTTP mode is a preview that needs extra packages; Persona speaks Bolt only.
         if uri.partition("://")[0] not in BOLT_SCHEMES:
             raise StoreUnavailableError(f"cannot use the Neo4j URI {uri!r}: use one of {', '.join(BOLT_SCHEMES)}://")
@@ -238,19 +246,39 @@ class Neo4jStore(Store):
 
     # -- searches ----------------------------------------------------------------------------------------------
     def _vector_search(self, user_id: str, unit: list[float], k: int, kinds: list[str] | None) -> list[SearchHit]:
-        """Scores are raw cosine, as in SQLite. The index is global (every user's nodes, every type): ask it for a
-        few more than k and keep this user's; if too few survive the filter, ask for many more; if still too few,
-        an exact scan over this user's vectors is correct. A bigger ask costs time on every query, so the common
-        case (one person) asks for little."""
+        """Scores are raw cosine, as in SQLite. The index is global (every user's nodes, every type) and Community
+        has no filtered search, so it is asked for enough candidates that ~2k of them are this user's: 2k when the
+        user holds every vector, 2k / share otherwise (one round trip in the usual case). If too few survive the
+        filter, or the ask would pass ``MAX_VECTOR_CANDIDATES``, an exact scan over this user's vectors is correct
+        and, for a small share, cheap."""
         params = {"user_id": user_id, "embedding": unit, "types": kinds or [t.value for t in NodeType], "k": k}
+        share, mine = self._vector_share(user_id)
+        # A user with fewer vectors than k (or none counted yet) is scanned: the index could not fill k anyway.
+        candidates = max(2 * k, math.ceil(2 * k / share)) if mine >= k else MAX_VECTOR_CANDIDATES + 1
         rows: list[Record] = []
-        for candidates in (2 * k, max(8 * k, VECTOR_CANDIDATES)):
-            rows = self._read(cypher.VECTOR_QUERY, candidates=candidates, **params)
+        for ask in (candidates, max(8 * k, VECTOR_CANDIDATES, 4 * candidates)):
+            if ask > MAX_VECTOR_CANDIDATES:
+                break
+            rows = self._read(cypher.VECTOR_QUERY, candidates=ask, **params)
             if len(rows) >= k:
                 break
         else:
+            rows = []
+        if len(rows) < k:
             rows = self._read(cypher.VECTOR_SCAN, **params)
         return [SearchHit(id=r["id"], type=NodeType(r["type"]), score=float(r["score"])) for r in rows]
+
+    def _vector_share(self, user_id: str) -> tuple[float, int]:
+        """The user's share of all stored vectors and their number, counted at most every ``SHARE_SECONDS`` (they
+        only size the ask: a stale count costs a second round trip or a scan, never a wrong answer)."""
+        now = time.monotonic()
+        cached = self._shares.get(user_id)
+        if cached is not None and now - cached[0] < SHARE_SECONDS:
+            return cached[1], cached[2]
+        row = self._read(cypher.VECTOR_SHARE, user_id=user_id)[0]
+        share = row["mine"] / row["total"] if row["total"] else 0.0
+        self._shares[user_id] = (now, share, row["mine"])
+        return share, row["mine"]
 
     def _text_search(self, user_id: str, words: list[str], k: int, kinds: list[str]) -> list[SearchHit]:
         """Lucene BM25 over the escaped, quoted words (the full-text index is global, like the vector index)."""
