@@ -97,9 +97,12 @@ RETURN m.name AS name, m.dimension AS dimension
 """
 
 # -- users -----------------------------------------------------------------------------------------------------------
+# Ensuring the user also takes its write lock (as LOCK_USER does): the store's writes ensure and then lock, and one
+# statement does both.
 MERGE_USER = """
 MERGE (u:User {id: $id})
 ON CREATE SET u.display_name = $display_name, u.created_at = $created_at, u.body = $body
+SET u.lock_seq = coalesce(u.lock_seq, 0) + 1
 RETURN u.body AS body
 """
 # Every write transaction of a user starts here: the write lock on the user node serialises that user's writers,

@@ -298,6 +298,8 @@ class _Neo4jTransaction(StoreTransaction):
 
     def __init__(self, tx: ManagedTransaction) -> None:
         self.tx = tx
+        self._locked: set[str] = set()
+        """Users whose write lock this transaction holds (a lock is held until the transaction ends)."""
 
     def _rows(self, statement: str, /, **params: Any) -> list[Record]:
         return list(self.tx.run(statement, params))
@@ -313,13 +315,21 @@ class _Neo4jTransaction(StoreTransaction):
             "created_at": _utc(user.created_at),
             "body": serialise_stored(user),
         }
-        return parse_stored(User, self._rows(cypher.MERGE_USER, **params)[0]["body"])
+        stored = parse_stored(User, self._rows(cypher.MERGE_USER, **params)[0]["body"])
+        self._locked.add(user.id)
+        return stored
 
     def list_users(self) -> list[User]:
         return [parse_stored(User, row["body"]) for row in self._rows(cypher.LIST_USERS)]
 
     def lock_user(self, user_id: str) -> bool:
-        return bool(self._rows(cypher.LOCK_USER, user_id=user_id))
+        """Take the user's write lock, once per transaction (``ensure_user`` takes it too)."""
+        if user_id in self._locked:
+            return True
+        locked = bool(self._rows(cypher.LOCK_USER, user_id=user_id))
+        if locked:
+            self._locked.add(user_id)
+        return locked
 
     # -- nodes
     def get(self, user_id: str, ids: Sequence[str]) -> list[AnyNode]:
