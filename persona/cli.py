@@ -24,6 +24,10 @@ def _clients() -> tuple[Store, Provider]:
     store = open_store(provider)
     if store.backup_path is not None:
         click.echo(f"The store was brought up to date; a copy of it as it was is at {store.backup_path}", err=True)
+    if store.stale_embedder is not None:
+        from persona.reembed import vector_search_notice
+
+        click.echo(vector_search_notice(store), err=True)
     return store, provider
 
 
@@ -129,6 +133,28 @@ def retry_command(user_id: str | None) -> None:
     _summarise(results, user)
 
 
+@cli.command("reembed")
+@click.option("--user", "-u", "user_ids", multiple=True, help="only this persona (repeatable); default: every one")
+def reembed_command(user_ids: tuple[str, ...]) -> None:
+    """Compute every stored vector again with the embedder in use (after the embedder changed). Nothing else in the
+    store changes; search by meaning is back once every persona is done."""
+    from persona.reembed import reembed
+
+    store, provider = _clients()
+    with store, click.progressbar(length=1, label="Re-embedding") as bar:
+        result = reembed(
+            store, provider.embedder, user_ids=list(user_ids) or None, on_progress=lambda n, total: _set(bar, n, total)
+        )
+    click.echo(f"re-embedded {result.replaced} memories of {len(result.users)} persona(s) with {store.embedder.name}")
+    if result.remaining_users:
+        click.echo(
+            f"{len(result.remaining_users)} other persona(s) still hold the old vectors "
+            f"({', '.join(result.remaining_users[:5])}): run `persona reembed` to finish; search by meaning stays off "
+            "until then",
+            err=True,
+        )
+
+
 @cli.command("stats")
 @USER_OPTION
 def stats_command(user_id: str | None) -> None:
@@ -161,6 +187,26 @@ def eval_locomo(file: Path, ks: tuple[int, ...], budgets: tuple[int, ...], prese
         file, OfflineProvider(), budgets=budgets, ks=ks, preset=preset, on_progress=lambda m: click.echo(m, err=True)
     )
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+@eval_group.command("paraphrase")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def eval_paraphrase(file: Path | None, as_json: bool) -> None:
+    """hit@1/3/5 of paraphrased questions over the demo persona: the sentence model, the hashing embedder, BM25.
+
+    FILE is JSON lines ``{"question": ..., "gold": [entry dates]}``; default: the set in tests/data."""
+    from persona.evaluation import evaluate_paraphrase, format_paraphrase_report
+    from persona.llm.embedding import HashEmbedder
+    from persona.llm.neural import NeuralEmbedder
+    from persona.llm.offline import OfflineProvider
+
+    path = file or Path(__file__).resolve().parent.parent / "tests" / "data" / "paraphrase_demo.jsonl"
+    if not path.exists():
+        raise click.UsageError(f"no question file at {path}: name one")
+    providers = {"neural": OfflineProvider(NeuralEmbedder()), "hash": OfflineProvider(HashEmbedder())}
+    report = evaluate_paraphrase(path, providers, presets={"hash": "hashing"})
+    click.echo(json.dumps(report, indent=2) if as_json else format_paraphrase_report(report))
 
 
 @cli.command("serve")

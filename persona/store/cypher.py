@@ -90,6 +90,8 @@ MERGE (m:PersonaMeta {key: 'schema'})
 SET m.history = $history, m.version = $version
 REMOVE m.migrations, m.applied_at
 """
+SET_EMBEDDER = "MATCH (m:PersonaMeta {key: 'embedder'}) SET m.name = $name, m.dimension = $dimension"
+DROP_VECTOR_INDEX = f"DROP INDEX {VECTOR_INDEX} IF EXISTS"
 MERGE_EMBEDDER = """
 MERGE (m:PersonaMeta {key: 'embedder'})
 ON CREATE SET m.name = $name, m.dimension = $dimension

@@ -86,12 +86,15 @@ class _VectorCache:
 class SqliteStore(Store):
     """Persona's memory in one SQLite file. ``path=None`` or ``":memory:"`` keeps it in memory (tests, demos)."""
 
-    def __init__(self, path: str | Path | None = None, *, embedder: EmbedderInfo) -> None:
+    def __init__(
+        self, path: str | Path | None = None, *, embedder: EmbedderInfo, accept_other_embedder: bool = False
+    ) -> None:
         self.path = ":memory:" if path in (None, ":memory:") else Path(path).expanduser()
         if isinstance(self.path, Path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.description = f"SQLite · {self.path}"
         self.embedder = embedder
+        self._accept_other_embedder = accept_other_embedder
         try:
             self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
         except sqlite3.Error as exc:  # pragma: no cover - depends on the file system
@@ -143,7 +146,9 @@ class SqliteStore(Store):
                 cur.execute("INSERT INTO meta VALUES ('embedder', ?)", (self.embedder.model_dump_json(),))
                 return
         stored = EmbedderInfo.model_validate_json(row[0])
-        if stored != self.embedder:
+        if stored != self.embedder and self._accept_other_embedder:
+            self.stale_embedder = stored  # opened all the same; vector search stays off until a re-embed
+        elif stored != self.embedder:
             raise EmbedderMismatchError((stored.name, stored.dimension), (self.embedder.name, self.embedder.dimension))
 
     def _run_read(self, work: Callable[[StoreTransaction], T]) -> T:
@@ -208,6 +213,11 @@ class SqliteStore(Store):
             (match, user_id, *kinds, k),
         )
         return [SearchHit(id=i, type=NodeType(t), score=-float(rank)) for i, t, rank in rows]
+
+    def adopt_embedder(self) -> None:
+        with self._write() as cur:
+            cur.execute("UPDATE meta SET value = ? WHERE key = 'embedder'", (self.embedder.model_dump_json(),))
+        self.stale_embedder = None
 
     def close(self) -> None:
         """Release the connection."""
