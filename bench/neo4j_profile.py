@@ -4,7 +4,7 @@ transactions, statements (each a network round trip), time per store primitive a
 The counters wrap the store's own methods for this process only (a measurement, not a change); PROFILE re-runs a
 captured statement with its captured parameters inside a transaction that is rolled back.
 
-Usage: .venv/bin/python bench/neo4j_profile.py [--memories 10000] [--uri bolt://127.0.0.1:7687]
+Usage: .venv/bin/python bench/neo4j_profile.py [--memories 10000] [--uri bolt://127.0.0.1:7687] [--embedder hash|neural]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from _common import question_text
+from _common import make_embedder, question_text
 from neo4j import GraphDatabase
 from neo4j._sync.work.transaction import TransactionBase
 from neo4j.exceptions import Neo4jError
@@ -153,12 +153,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--memories", type=int, default=10_000)
     parser.add_argument("--uri", default=None, help="a running server (default: start one for this run)")
+    parser.add_argument(
+        "--embedder", choices=["hash", "neural"], default="hash", help="hash keeps the figures about the stores"
+    )
     args = parser.parse_args()
     server = None if args.uri else Neo4jServer()
     uri = args.uri or (server.uri if server else None)
     if uri is None:
         raise SystemExit(f"Neo4j is not available: {server.error if server else ''}")
-    provider = OfflineProvider()
+    provider = OfflineProvider(embedder=make_embedder(args.embedder))
     _instrument()
     try:
         store = neo4j_store.Neo4jStore(uri, auth=None, embedder=provider.embedder.info)

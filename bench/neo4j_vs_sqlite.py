@@ -5,7 +5,8 @@ offline provider's, named in the output).
 ``--json FILE`` saves the figures; ``--before FILE`` adds a saved run's Neo4j figures as a "before" column.
 
 Usage: .venv/bin/python bench/neo4j_vs_sqlite.py [--sizes 10000,100000] [--queries 200] [--generated 2000]
-       [--json after.json] [--before before.json]
+       [--json after.json] [--before before.json] [--embedder hash|neural]
+       .venv/bin/python bench/neo4j_vs_sqlite.py --show after.json --before before.json
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import graph_page
-from _common import entry_date, journal_text, open_stores, percentile, question_text, timed
+from _common import entry_date, journal_text, make_embedder, open_stores, percentile, question_text, timed
 from retrieval_bench import grow_to
 
 from persona.demo import load_demo
@@ -94,8 +95,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20, help="graph page timings")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--before", type=Path, default=None)
+    parser.add_argument(
+        "--embedder", choices=["hash", "neural"], default="hash", help="hash keeps the figures about the stores"
+    )
+    parser.add_argument("--show", type=Path, default=None, help="print the table of a saved run, run nothing")
     args = parser.parse_args()
-    provider = OfflineProvider()
+    before = json.loads(args.before.read_text()) if args.before else None
+    if args.show:
+        print(table(json.loads(args.show.read_text()), before))
+        return
+    provider = OfflineProvider(embedder=make_embedder(args.embedder))
     sizes = [int(s) for s in args.sizes.split(",")]
     figures: dict[str, dict[str, float]] = {}
     print(f"embedder: {provider.embedder.info.name} ({provider.embedder.info.dimension} dimensions)", flush=True)
@@ -113,7 +122,6 @@ def main() -> None:
                 print(kind, {k: round(v, 2) for k, v in rows.items()}, flush=True)
     if args.json:
         args.json.write_text(json.dumps({"embedder": provider.embedder.info.name, **figures}, indent=2))
-    before = json.loads(args.before.read_text()) if args.before else None
     print(table(figures, before))
 
 
