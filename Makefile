@@ -47,7 +47,7 @@ bench: setup
 
 # Issue 14's rows, Neo4j beside SQLite with the ratio, in one run (take it on a quiet machine).
 bench-neo4j: setup
-	$(BIN)/python bench/neo4j_vs_sqlite.py --json bench/neo4j_vs_sqlite.json
+	$(BIN)/python bench/neo4j_vs_sqlite.py --json $${TMPDIR:-/tmp}/persona-neo4j-vs-sqlite.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
