@@ -96,6 +96,24 @@ def test_vector_search_falls_back_when_other_users_crowd_the_index(neo4j, users)
     assert {h.id for h in hits} <= {n.id for n in batch.nodes()}
 
 
+def test_a_stale_vector_share_still_finds_the_nearest(neo4j, users):
+    """The user's share of the vectors sizes the index ask and is counted at most every 30 s: counted while the
+    user had no vectors, it must still give the exact nearest once they have some (never an empty or partial list)."""
+    mine, crowd = users
+    for n in range(10):
+        write_entry(neo4j, crowd, f"sourdough bread baking {n}", day(n))
+    neo4j.ensure_user(mine)
+    query = EMBEDDER.embed(["bread baking on sunday"])[0]
+    assert neo4j.vector_search(mine, query, k=5) == []
+    nodes = [node for n in range(12) for node in write_entry(neo4j, mine, f"bread day {n} sunday", day(n))[1].nodes()]
+    vectors = [(node.id, np.asarray(node.embedding)) for node in nodes if node.embedding is not None]
+    unit = np.asarray(query) / np.linalg.norm(query)
+    expected = sorted((float(v @ unit / np.linalg.norm(v)) for _, v in vectors), reverse=True)[:5]
+    hits = neo4j.vector_search(mine, query, k=5)
+    assert [round(h.score, 6) for h in hits] == [round(score, 6) for score in expected]
+    assert {h.id for h in hits} <= {node_id for node_id, _ in vectors}
+
+
 def test_entities_with_one_canonical_name_in_one_batch_share_a_node(neo4j, users):
     user = users[0]
     write_entry(neo4j, user, "first", day(0))
