@@ -428,13 +428,10 @@ class Store(ABC):
                 user_id, kinds[0], start=start, end=end, status=status, limit=limit, offset=offset,
                 newest_first=newest_first,
             )  # fmt: skip
-        merged: list[AnyNode] = []
-        for kind in kinds:
-            merged.extend(
-                self.list_nodes(
-                    user_id, kind, start=start, end=end, status=status, limit=offset + limit, newest_first=newest_first
-                )
-            )
+        check_user_id(user_id)
+        window = ListWindow(start, end, as_status(status), offset + limit, 0, newest_first)
+        # One read transaction for every type (one round trip each, not a transaction each).
+        merged = self._run_read(lambda tx: [node for kind in kinds for node in tx.list(user_id, kind, window)])
         merged.sort(key=lambda n: (node_sort_time(n), n.created_at, n.id), reverse=newest_first)
         return merged[offset : offset + limit]
 
@@ -594,7 +591,8 @@ class Store(ABC):
         room_for_entities = min(len(entities), max(limit // 3, limit - len(memories)))
         chosen = memories[: limit - room_for_entities] + entities[:room_for_entities]
         if start is None and end is None:
-            total = sum(self.count_nodes(user_id, t) for t in allowed if t in dated or t is NodeType.ENTITY)
+            counts = self._run_read(lambda tx: tx.count(user_id))  # every type in one query
+            total = sum(counts.get(t.value, 0) for t in allowed if t in dated or t is NodeType.ENTITY)
         else:
             total = len(memories) + len(entities)
         return chosen, max(total, len(chosen))
