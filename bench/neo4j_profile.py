@@ -31,6 +31,7 @@ from persona.ingest import IMPORT_CHUNK, ingest_entry
 from persona.llm.offline import OfflineProvider
 from persona.retrieval import RetrievalQuery, retrieve
 from persona.store import neo4j as neo4j_store
+from persona.views import graph_view
 from tests.neo4j_server import Neo4jServer
 
 
@@ -194,6 +195,12 @@ def main() -> None:
         print("\n| statement | times |\n| --- | --- |")
         for key, times in tally.statements.most_common():
             print(f"| `{key}` | {times} |")
+        graph_view(store, provider, f"{user}-whole-demo", limit=300)  # warm
+        with tallied() as tally:
+            began = time.perf_counter()
+            shown = graph_view(store, provider, f"{user}-whole-demo", limit=300)
+            total = (time.perf_counter() - began) * 1000
+        print(tally.report(f"the graph page's default view ({len(shown.subgraph.nodes)} nodes): {total:.0f} ms"))
         store.close()
     finally:
         if server is not None:
