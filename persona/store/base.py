@@ -155,6 +155,12 @@ class StoreTransaction(ABC):
     def links(self, user_id: str, ids: Sequence[str], kinds: Sequence[str]) -> list[tuple[str, str, str]]:
         """(type, source, target) of the links of these kinds that touch any of ``ids`` (both directions)."""
 
+    def links_among(self, user_id: str, ids: Sequence[str], kinds: Sequence[str]) -> list[tuple[str, str, str]]:
+        """(type, source, target) of the links of these kinds with both ends among ``ids``. A backend that can leave
+        out the links reaching outside (most of a graph page's neighbours) overrides this."""
+        wanted = set(ids)
+        return [link for link in links_batched(self, user_id, ids, kinds) if link[1] in wanted and link[2] in wanted]
+
     @abstractmethod
     def count_links(self, user_id: str | None) -> tuple[int, int]:
         """How many links and users there are, for one user or the whole store."""
@@ -550,7 +556,9 @@ class Store(ABC):
             candidates, total = self._recent_with_entities(user_id, allowed, start, end, limit)
         chosen = candidates[: max(0, limit)]
         ids = {n.id for n in chosen}
-        links = [lk for lk in self.neighbours(user_id, list(ids)) if lk.source_id in ids and lk.target_id in ids]
+        kinds, drawn = [t.value for t in LinkType], sorted(ids)
+        among = set(self._run_read(lambda tx: tx.links_among(user_id, drawn, kinds))) if drawn else set()
+        links = [Link(type=LinkType(kind), source_id=s, target_id=t) for kind, s, t in sorted(among)]
         return Subgraph(nodes=chosen, links=links, truncated=total > len(chosen), total_nodes=total)
 
     def _around(

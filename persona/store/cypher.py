@@ -241,6 +241,14 @@ WHERE type(r) IN $types
 RETURN DISTINCT type(r) AS type, startNode(r).id AS source, endNode(r).id AS target
 """
 
+# Each link once (outgoing from its source), and only when its target is among the ids too.
+LINKS_AMONG = """
+UNWIND $ids AS id
+MATCH (n:Node {id: id, user_id: $user_id})-[r]->(m:Node {user_id: $user_id}) USING INDEX n:Node(id)
+WHERE m.id IN $ids AND type(r) IN $types
+RETURN type(r) AS type, n.id AS source, m.id AS target
+"""
+
 # -- the NEXT chain --------------------------------------------------------------------------------------------------
 # Episodes carry ``chain_key``: fixed-width UTC occurred_at, created_at and the id in one string, so its text order
 # is the chain's (occurred_at, created_at, id) order and each neighbour is one seek on a (user_id, chain_key) index.

@@ -435,6 +435,11 @@ class _Neo4jTransaction(StoreTransaction):
         rows = self._rows(cypher.NEIGHBOURS, ids=list(ids), types=list(kinds), user_id=user_id)
         return [(r["type"], r["source"], r["target"]) for r in rows]
 
+    def links_among(self, user_id: str, ids: Sequence[str], kinds: Sequence[str]) -> list[tuple[str, str, str]]:
+        """One query that never returns the links leaving ``ids`` (a graph page's passages and far entities)."""
+        rows = self._rows(cypher.LINKS_AMONG, ids=list(ids), types=list(kinds), user_id=user_id)
+        return [(r["type"], r["source"], r["target"]) for r in rows]
+
     def count_links(self, user_id: str | None) -> tuple[int, int]:
         if user_id is None:
             return self._rows(cypher.COUNT_LINKS)[0]["n"], self._rows(cypher.COUNT_USERS)[0]["n"]
