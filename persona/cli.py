@@ -43,26 +43,46 @@ def cli() -> None:
 
 @cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@USER_OPTION
-def import_command(file: Path, user_id: str | None) -> None:
+@click.option(
+    "--user",
+    "-u",
+    "user_id",
+    default=None,
+    help="the persona (user id); default PERSONA_USER, or for a Persona export the user it was exported from",
+)
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["refuse", "keep-mine", "replace", "keep-both"]),
+    default="refuse",
+    show_default=True,
+    help="restoring an export: what to do with entries you changed since the backup",
+)
+def import_command(file: Path, user_id: str | None, on_conflict: str) -> None:
     """Import a journal: markdown/text with date headings, JSON Lines, Day One JSON, or a Persona export."""
     from persona.importers import detect_and_parse
     from persona.transfer import restore_export
 
-    user = _user(user_id)
     parsed = detect_and_parse(file.name, file.read_bytes())
     store, provider = _clients()
     with store:
         if isinstance(parsed, dict):
             with click.progressbar(length=1, label="Restoring export") as bar:
                 report = restore_export(
-                    store, provider.embedder, parsed, user_id=user, on_progress=lambda n, total: _set(bar, n, total)
+                    store,
+                    provider.embedder,
+                    parsed,
+                    user_id=user_id,
+                    on_conflict=on_conflict,
+                    on_progress=lambda n, total: _set(bar, n, total),
                 )
+            kept = report.conflicts_kept_mine + report.conflicts_replaced + report.conflicts_kept_both
             click.echo(
-                f"restored {report.entries} entries ({report.skipped_duplicates} already there), "
-                f"{report.nodes} nodes, {report.links} links for {user}"
+                f"restored {report.entries} entries ({report.skipped_duplicates} already there"
+                + (f", {kept} changed since the backup: {on_conflict}" if kept else "")
+                + f"), {report.nodes} nodes, {report.links} links for {user_id or parsed['user_id']}"
             )
             return
+        user = _user(user_id)
         with click.progressbar(length=len(parsed), label=f"Importing {len(parsed)} entries") as bar:
             results = ingest_many(
                 store,
@@ -84,7 +104,7 @@ def _set(bar, done: int, total: int) -> None:  # type: ignore[no-untyped-def]
 def _summarise(results: list[IngestResult], user: str) -> None:
     done = sum(r.ok and not r.duplicate for r in results)
     duplicates = sum(r.duplicate for r in results)
-    failed = [r for r in results if not r.ok]
+    failed = [r for r in results if not r.ok and not r.duplicate]  # a repeat is "already there", not a failure
     click.echo(f"{done} entries ingested, {duplicates} already there, {len(failed)} failed for {user}")
     for result in failed[:10]:
         click.echo(f"  failed {result.entry.occurred_at:%Y-%m-%d}: {result.error}", err=True)
@@ -224,8 +244,13 @@ def main() -> None:
     try:
         cli(standalone_mode=True)
     except PersonaError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {one_line(str(exc))}", err=True)
         sys.exit(2)
+
+
+def one_line(message: str, limit: int = 500) -> str:
+    """An error message on one line (a terminal shows it whole; a log keeps it as one record)."""
+    return " ".join(message.split())[:limit]
 
 
 if __name__ == "__main__":

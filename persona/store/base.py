@@ -105,6 +105,10 @@ class StoreTransaction(ABC):
         """The user's nodes among ``ids`` (valid ids only), in any order."""
 
     @abstractmethod
+    def taken(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` (valid ids only) any node of the store holds, whoever owns it."""
+
+    @abstractmethod
     def create(self, nodes: Sequence[AnyNode]) -> None:
         """Store new nodes with their embeddings and search text."""
 
@@ -446,6 +450,16 @@ class Store(ABC):
         check_user_id(user_id)
         kind = as_node_type(node_type)
         return self._run_read(lambda tx: tx.count(user_id, kind)).get(kind.value, 0)
+
+    def ids_in_use(self, node_ids: Sequence[str]) -> set[str]:
+        """Which of ``node_ids`` any node of the store holds, whoever owns it (ids are unique store-wide). Only for
+        choosing ids that cannot collide (a restore): it answers with ids the caller gave, never with data."""
+        ids = possible_ids(node_ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            found |= self._run_read(lambda tx, part=part: tx.taken(part))
+        return found
 
     def find_entry_by_hash(self, user_id: str, content_hash: str) -> Entry | None:
         """The user's entry with this content hash, if any."""

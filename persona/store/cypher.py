@@ -190,6 +190,11 @@ UNWIND $ids AS id
 MATCH (n:Node {id: id, user_id: $user_id}) USING INDEX n:Node(id)
 RETURN n.id AS id
 """
+IDS_IN_USE = """
+UNWIND $ids AS id
+MATCH (n:Node {id: id}) USING INDEX n:Node(id)
+RETURN n.id AS id
+"""
 DELETE_NODES = """
 UNWIND $ids AS id
 MATCH (n:Node {id: id, user_id: $user_id}) USING INDEX n:Node(id)

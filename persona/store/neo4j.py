@@ -355,6 +355,9 @@ class _Neo4jTransaction(StoreTransaction):
     def get(self, user_id: str, ids: Sequence[str]) -> list[AnyNode]:
         return self._nodes(cypher.GET_NODES, ids=list(ids), user_id=user_id) if ids else []
 
+    def taken(self, ids: Sequence[str]) -> set[str]:
+        return {row["id"] for row in self.tx.run(cypher.IDS_IN_USE, ids=list(ids))} if ids else set()
+
     def create(self, nodes: Sequence[AnyNode]) -> None:
         rows = [node_properties(node) for node in nodes]
         if rows:

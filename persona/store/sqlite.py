@@ -38,8 +38,10 @@ T = TypeVar("T")
 
 
 def _iso(value: datetime) -> str:
-    """A sortable UTC timestamp with fixed width, so text order is time order."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    """A sortable UTC timestamp with fixed width, so text order is time order. The year is padded by hand: ``%Y``
+    gives "5" for the year 5 on Linux, which sorts after "2024"."""
+    moment = value.astimezone(UTC)
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S.%f}"
 
 
 def _blob(embedding: Sequence[float] | None) -> bytes | None:
@@ -258,6 +260,10 @@ class _SqliteTransaction(StoreTransaction):
         # ``+user_id``: the unary plus keeps SQLite on the unique index on id, not the (user_id, ...) index.
         sql = f"SELECT type, body FROM nodes WHERE +user_id = ? AND id IN ({_placeholders(ids)})"
         return self._nodes(sql, (user_id, *ids)) if ids else []
+
+    def taken(self, ids: Sequence[str]) -> set[str]:
+        rows = self.cur.execute(f"SELECT id FROM nodes WHERE id IN ({_placeholders(ids)})", tuple(ids)) if ids else []
+        return {i for (i,) in rows}
 
     def create(self, nodes: Sequence[AnyNode]) -> None:
         for node in nodes:
