@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup run test test-long lint lock neo4j-start neo4j-stop bench demo api clean mutate
+.PHONY: setup run test test-long lint lock neo4j-start neo4j-stop bench bench-neo4j demo api clean mutate
 
 setup: $(VENV)/.installed
 
@@ -56,6 +56,10 @@ demo: setup  ## load the demo persona into the embedded store
 
 bench: setup
 	$(BIN)/python bench/run_all.py
+
+# Issue 14's rows, Neo4j beside SQLite with the ratio, in one run (take it on a quiet machine).
+bench-neo4j: setup
+	$(BIN)/python bench/neo4j_vs_sqlite.py --json $${TMPDIR:-/tmp}/persona-neo4j-vs-sqlite.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -96,6 +96,24 @@ def test_vector_search_falls_back_when_other_users_crowd_the_index(neo4j, users)
     assert {h.id for h in hits} <= {n.id for n in batch.nodes()}
 
 
+def test_a_stale_vector_share_still_finds_the_nearest(neo4j, users):
+    """The user's share of the vectors sizes the index ask and is counted at most every 30 s: counted while the
+    user had no vectors, it must still give the exact nearest once they have some (never an empty or partial list)."""
+    mine, crowd = users
+    for n in range(10):
+        write_entry(neo4j, crowd, f"sourdough bread baking {n}", day(n))
+    neo4j.ensure_user(mine)
+    query = EMBEDDER.embed(["bread baking on sunday"])[0]
+    assert neo4j.vector_search(mine, query, k=5) == []
+    nodes = [node for n in range(12) for node in write_entry(neo4j, mine, f"bread day {n} sunday", day(n))[1].nodes()]
+    vectors = [(node.id, np.asarray(node.embedding)) for node in nodes if node.embedding is not None]
+    unit = np.asarray(query) / np.linalg.norm(query)
+    expected = sorted((float(v @ unit / np.linalg.norm(v)) for _, v in vectors), reverse=True)[:5]
+    hits = neo4j.vector_search(mine, query, k=5)
+    assert [round(h.score, 6) for h in hits] == [round(score, 6) for score in expected]
+    assert {h.id for h in hits} <= {node_id for node_id, _ in vectors}
+
+
 def test_entities_with_one_canonical_name_in_one_batch_share_a_node(neo4j, users):
     user = users[0]
     write_entry(neo4j, user, "first", day(0))
@@ -133,3 +151,95 @@ def test_store_with_another_dimension_is_refused_before_touching_the_index(neo4j
     with store._driver.session(database=store.database) as session:
         row = session.run("SHOW VECTOR INDEXES YIELD options RETURN options").single()
     assert row["options"]["indexConfig"]["vector.dimensions"] == EMBEDDER.info.dimension
+
+
+# -- outgrowing one machine: another database, another process ------------------------------------------------------
+def test_neo4j_database_setting_reaches_the_store_and_a_missing_database_is_a_clear_error(neo4j_server, monkeypatch):
+    """NEO4J_DATABASE goes from the environment through the settings to the driver's sessions. Community holds one
+    user database (``neo4j``), so the setting is checked with it and with a name the server does not have."""
+    from persona.config import Settings
+    from persona.llm.offline import OfflineProvider
+    from persona.runtime import open_store
+
+    monkeypatch.setenv("PERSONA_STORE", "neo4j")
+    monkeypatch.setenv("NEO4J_URI", neo4j_server.uri)
+    monkeypatch.delenv("NEO4J_PASSWORD", raising=False)
+    monkeypatch.setenv("NEO4J_DATABASE", "journal")
+    with pytest.raises(StoreUnavailableError, match="has no database 'journal'"):
+        open_store(OfflineProvider(), Settings(_env_file=None))
+    monkeypatch.setenv("NEO4J_DATABASE", "neo4j")
+    store = open_store(OfflineProvider(), Settings(_env_file=None))
+    try:
+        assert store.database == "neo4j"
+        user = f"u-{uuid.uuid4().hex[:10]}"
+        store.ensure_user(user)
+        with store._driver.session(database="neo4j") as session:
+            assert session.run("MATCH (u:User {id: $id}) RETURN count(u) AS n", id=user).single()["n"] == 1
+        store.delete_user(user)
+    finally:
+        store.close()
+
+
+def test_a_tls_uri_to_a_server_without_tls_is_a_clear_error(neo4j_server):
+    """``neo4j+s://`` is accepted (routing and TLS, as Aura and clusters need); a server that does not speak TLS
+    is refused with a message, quickly, not a hang."""
+    port = neo4j_server.uri.rsplit(":", 1)[1]
+    began = time.monotonic()
+    with pytest.raises(StoreUnavailableError, match="cannot reach Neo4j at neo4j\\+s://"):
+        Neo4jStore(f"neo4j+s://127.0.0.1:{port}", auth=None, embedder=EMBEDDER.info)
+    assert time.monotonic() - began < 30
+
+
+_WRITER = """
+import sys, time
+from pathlib import Path
+from persona.models import MemoryBatch
+from persona.store.neo4j import Neo4jStore
+from tests.factories import EMBEDDER, day, entry_with_memories
+
+uri, user, start, name, days = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4], sys.argv[5]
+store = Neo4jStore(uri, auth=None, embedder=EMBEDDER.info)
+store.ensure_user(user)
+while not start.exists():
+    time.sleep(0.01)
+offsets = [int(d) for d in days.split(",")]
+for group in (offsets[i : i + 3] for i in range(0, len(offsets), 3)):
+    parts = [entry_with_memories(user, f"{name} wrote day {d}", day(d)) for d in group]
+    for entry, _ in parts:
+        store.save_entry(entry)
+    store.write_batch(user, MemoryBatch.combine([b for _, b in parts]), done_entry_ids=[e.id for e, _ in parts])
+store.close()
+"""
+
+
+def test_two_processes_writing_one_user_keep_one_ordered_chain(neo4j_server, neo4j, tmp_path):
+    """The app and the API beside it are two processes on one Neo4j: their batches (several episodes each) for one
+    user interleave in time and in date, and the user still has one chain in date order."""
+    import subprocess
+    import sys
+
+    from tests.neo4j_server import ROOT
+
+    user = f"u-{uuid.uuid4().hex[:10]}"
+    start = tmp_path / "start"
+    days = {"app": [20, 2, 14, 8, 26, 0, 11, 17, 5], "api": [3, 23, 9, 15, 1, 27, 12, 6, 19]}
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, neo4j_server.uri, user, str(start), name, ",".join(map(str, offsets))],
+            cwd=ROOT,
+        )
+        for name, offsets in days.items()
+    ]
+    try:
+        time.sleep(3)  # both have imported and connected; then they start together
+        start.touch()
+        assert [w.wait(timeout=300) for w in writers] == [0, 0]
+        chain = neo4j.chain(user)
+        episodes = neo4j.list_nodes(user, NodeType.EPISODE, limit=100, newest_first=False)
+        assert len(episodes) == 18
+        assert chain == [e.id for e in episodes]
+        assert len(neo4j.neighbours(user, chain, link_types=[LinkType.NEXT])) == len(chain) - 1
+    finally:
+        for writer in writers:
+            writer.kill()
+        neo4j.delete_user(user)

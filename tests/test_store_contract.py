@@ -246,6 +246,21 @@ def test_subgraph_caps_and_says_so(store, user):
     assert around.nodes[0].id == centre.id and len(around.nodes) >= 4
 
 
+def test_subgraph_links_are_every_link_among_its_nodes_and_no_other(store, user):
+    for n in range(6):
+        write_entry(store, user, f"Day {n} with friends", day(n), people=(f"Friend{n}", "Sarah"))
+    sarah = next(e for e in store.list_nodes(user, NodeType.ENTITY, limit=50) if e.name == "Sarah")
+    for graph in (store.subgraph(user, limit=12), store.subgraph(user, center_ids=[sarah.id], depth=1)):
+        ids = {n.id for n in graph.nodes}
+        expected = {
+            (lk.type, lk.source_id, lk.target_id)
+            for lk in store.neighbours(user, list(ids))
+            if lk.source_id in ids and lk.target_id in ids
+        }
+        assert expected, "the drawn nodes are linked to each other"
+        assert [(lk.type, lk.source_id, lk.target_id) for lk in graph.links] == sorted(expected)
+
+
 def test_batch_with_next_links_or_foreign_nodes_is_refused(store, user_ids):
     alice, bob = user_ids[0], user_ids[1]
     entry, batch = entry_with_memories(alice, "x", day(0))

@@ -161,6 +161,12 @@ class StoreTransaction(ABC):
     def links(self, user_id: str, ids: Sequence[str], kinds: Sequence[str]) -> list[tuple[str, str, str]]:
         """(type, source, target) of the links of these kinds that touch any of ``ids`` (both directions)."""
 
+    def links_among(self, user_id: str, ids: Sequence[str], kinds: Sequence[str]) -> list[tuple[str, str, str]]:
+        """(type, source, target) of the links of these kinds with both ends among ``ids``. A backend that can leave
+        out the links reaching outside (most of a graph page's neighbours) overrides this."""
+        wanted = set(ids)
+        return [link for link in links_batched(self, user_id, ids, kinds) if link[1] in wanted and link[2] in wanted]
+
     @abstractmethod
     def count_links(self, user_id: str | None) -> tuple[int, int]:
         """How many links and users there are, for one user or the whole store."""
@@ -169,6 +175,14 @@ class StoreTransaction(ABC):
     @abstractmethod
     def place_in_chain(self, user_id: str, episode: AnyNode) -> None:
         """Insert a stored episode between its neighbours by (occurred_at, created_at, id)."""
+
+    def add_episodes(self, user_id: str, episodes: Sequence[AnyNode]) -> None:
+        """Store new episodes and place each in the chain. One at a time, stored and then placed: a placement looks
+        for its neighbours among the stored episodes, so it must never see a sibling that is stored but not yet in
+        the chain. A backend with a cheaper way to reach the same chain overrides this."""
+        for episode in episodes:
+            self.create([episode])
+            self.place_in_chain(user_id, episode)
 
     @abstractmethod
     def unlink_from_chain(self, user_id: str, episode_id: str) -> None:
@@ -298,11 +312,7 @@ class Store(ABC):
             mark_done(tx, user_id, done_entry_ids)
             entity_ids = merge_batch_entities(tx, user_id, batch.entities)
             tx.create([n for n in batch.nodes() if n.type not in (NodeType.ENTITY, NodeType.EPISODE)])
-            # One episode at a time, stored and then placed: a placement looks for its neighbours among the stored
-            # episodes, so it must never see a sibling of the batch that is stored but not yet in the chain.
-            for episode in batch.episodes:
-                tx.create([episode])
-                tx.place_in_chain(user_id, episode)
+            tx.add_episodes(user_id, batch.episodes)
             tx.link(
                 user_id,
                 [
@@ -434,13 +444,10 @@ class Store(ABC):
                 user_id, kinds[0], start=start, end=end, status=status, limit=limit, offset=offset,
                 newest_first=newest_first,
             )  # fmt: skip
-        merged: list[AnyNode] = []
-        for kind in kinds:
-            merged.extend(
-                self.list_nodes(
-                    user_id, kind, start=start, end=end, status=status, limit=offset + limit, newest_first=newest_first
-                )
-            )
+        check_user_id(user_id)
+        window = ListWindow(start, end, as_status(status), offset + limit, 0, newest_first)
+        # One read transaction for every type (one round trip each, not a transaction each).
+        merged = self._run_read(lambda tx: [node for kind in kinds for node in tx.list(user_id, kind, window)])
         merged.sort(key=lambda n: (node_sort_time(n), n.created_at, n.id), reverse=newest_first)
         return merged[offset : offset + limit]
 
@@ -569,7 +576,9 @@ class Store(ABC):
             candidates, total = self._recent_with_entities(user_id, allowed, start, end, limit)
         chosen = candidates[: max(0, limit)]
         ids = {n.id for n in chosen}
-        links = [lk for lk in self.neighbours(user_id, list(ids)) if lk.source_id in ids and lk.target_id in ids]
+        kinds, drawn = [t.value for t in LinkType], sorted(ids)
+        among = set(self._run_read(lambda tx: tx.links_among(user_id, drawn, kinds))) if drawn else set()
+        links = [Link(type=LinkType(kind), source_id=s, target_id=t) for kind, s, t in sorted(among)]
         return Subgraph(nodes=chosen, links=links, truncated=total > len(chosen), total_nodes=total)
 
     def _around(
@@ -610,7 +619,8 @@ class Store(ABC):
         room_for_entities = min(len(entities), max(limit // 3, limit - len(memories)))
         chosen = memories[: limit - room_for_entities] + entities[:room_for_entities]
         if start is None and end is None:
-            total = sum(self.count_nodes(user_id, t) for t in allowed if t in dated or t is NodeType.ENTITY)
+            counts = self._run_read(lambda tx: tx.count(user_id))  # every type in one query
+            total = sum(counts.get(t.value, 0) for t in allowed if t in dated or t is NodeType.ENTITY)
         else:
             total = len(memories) + len(entities)
         return chosen, max(total, len(chosen))

@@ -99,9 +99,12 @@ RETURN m.name AS name, m.dimension AS dimension
 """
 
 # -- users -----------------------------------------------------------------------------------------------------------
+# Ensuring the user also takes its write lock (as LOCK_USER does): the store's writes ensure and then lock, and one
+# statement does both.
 MERGE_USER = """
 MERGE (u:User {id: $id})
 ON CREATE SET u.display_name = $display_name, u.created_at = $created_at, u.body = $body
+SET u.lock_seq = coalesce(u.lock_seq, 0) + 1
 RETURN u.body AS body
 """
 # Every write transaction of a user starts here: the write lock on the user node serialises that user's writers,
@@ -243,6 +246,14 @@ WHERE type(r) IN $types
 RETURN DISTINCT type(r) AS type, startNode(r).id AS source, endNode(r).id AS target
 """
 
+# Each link once (outgoing from its source), and only when its target is among the ids too.
+LINKS_AMONG = """
+UNWIND $ids AS id
+MATCH (n:Node {id: id, user_id: $user_id})-[r]->(m:Node {user_id: $user_id}) USING INDEX n:Node(id)
+WHERE m.id IN $ids AND type(r) IN $types
+RETURN type(r) AS type, n.id AS source, m.id AS target
+"""
+
 # -- the NEXT chain --------------------------------------------------------------------------------------------------
 # Episodes carry ``chain_key``: fixed-width UTC occurred_at, created_at and the id in one string, so its text order
 # is the chain's (occurred_at, created_at, id) order and each neighbour is one seek on a (user_id, chain_key) index.
@@ -262,6 +273,38 @@ OPTIONAL MATCH (p)-[old:NEXT]->(q)
 DELETE old
 FOREACH (_ IN CASE WHEN p IS NULL THEN [] ELSE [1] END | MERGE (p)-[:NEXT]->(e))
 FOREACH (_ IN CASE WHEN q IS NULL THEN [] ELSE [1] END | MERGE (e)-[:NEXT]->(q))
+"""
+# A whole batch of episodes, all stored first, placed in one statement (one row per episode, in chain order). Each
+# subquery run sees the writes of the runs before it. Because every sibling is already stored, an episode's
+# neighbours p and q are its neighbours in the final chain: any other NEXT out of p or into q is stale and goes, and
+# p->e->q are merged. No correct link is ever removed, so the chain ends as one-at-a-time placement leaves it.
+PLACE_EPISODES = """
+UNWIND $ids AS id
+CALL (id) {
+  MATCH (e:Node:Episode {id: id, user_id: $user_id}) USING INDEX e:Node(id)
+  CALL (e) {
+    OPTIONAL MATCH (p:Episode {user_id: $user_id}) USING INDEX p:Episode(user_id, chain_key)
+    WHERE p.chain_key < e.chain_key
+    RETURN p ORDER BY p.chain_key DESC LIMIT 1
+  }
+  CALL (e) {
+    OPTIONAL MATCH (q:Episode {user_id: $user_id}) USING INDEX q:Episode(user_id, chain_key)
+    WHERE q.chain_key > e.chain_key
+    RETURN q ORDER BY q.chain_key LIMIT 1
+  }
+  CALL (p, e) {
+    OPTIONAL MATCH (p)-[stale:NEXT]->(other)
+    WHERE other <> e
+    DELETE stale
+  }
+  CALL (q, e) {
+    OPTIONAL MATCH (other)-[stale:NEXT]->(q)
+    WHERE other <> e
+    DELETE stale
+  }
+  FOREACH (_ IN CASE WHEN p IS NULL THEN [] ELSE [1] END | MERGE (p)-[:NEXT]->(e))
+  FOREACH (_ IN CASE WHEN q IS NULL THEN [] ELSE [1] END | MERGE (e)-[:NEXT]->(q))
+}
 """
 UNLINK_FROM_CHAIN = """
 MATCH (e:Node:Episode {id: $id, user_id: $user_id}) USING INDEX e:Node(id)
@@ -283,6 +326,12 @@ WHERE node.user_id = $user_id AND node.type IN $types
 RETURN node.id AS id, node.type AS type, 2 * score - 1 AS score
 ORDER BY score DESC, node.sort_time, node.created_at, id
 LIMIT $k
+"""
+# The whole store's vector count comes from the count store; the user's from the (Embedded, user_id) index.
+VECTOR_SHARE = """
+CALL () { MATCH (n:Embedded) RETURN count(n) AS total }
+CALL () { MATCH (n:Embedded {user_id: $user_id}) RETURN count(n) AS mine }
+RETURN total, mine
 """
 VECTOR_SCAN = """
 MATCH (n:Embedded {user_id: $user_id})

@@ -7,6 +7,8 @@ so concurrent writers of one user queue up instead of interleaving their NEXT-ch
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -54,6 +56,11 @@ DELETE_BATCH = 2_000
 BOLT_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 VECTOR_CANDIDATES = 100
 """The global vector index is asked for at least this many nodes, then filtered to the user (no filtered search)."""
+MAX_VECTOR_CANDIDATES = 2_000
+"""Past this many candidates, an exact scan over the user's own vectors is cheaper than the index (the user holds
+a small share of a big store)."""
+SHARE_SECONDS = 30.0
+"""How long a user's share of the stored vectors is reused before it is counted again."""
 TEXT_CANDIDATES = 100
 _LUCENE_SPECIAL = frozenset('\\+-!():^[]"{}~*?|&/')
 
@@ -132,6 +139,7 @@ class Neo4jStore(Store):
         self.database = database
         self.embedder = embedder
         self.description = f"Neo4j · {uri}"
+        self._shares: dict[str, tuple[float, float, int]] = {}
         # The driver's HTTP mode is a preview that needs extra packages; Persona speaks Bolt only.
         if uri.partition("://")[0] not in BOLT_SCHEMES:
             raise StoreUnavailableError(f"cannot use the Neo4j URI {uri!r}: use one of {', '.join(BOLT_SCHEMES)}://")
@@ -248,19 +256,39 @@ class Neo4jStore(Store):
 
     # -- searches ----------------------------------------------------------------------------------------------
     def _vector_search(self, user_id: str, unit: list[float], k: int, kinds: list[str] | None) -> list[SearchHit]:
-        """Scores are raw cosine, as in SQLite. The index is global (every user's nodes, every type): ask it for a
-        few more than k and keep this user's; if too few survive the filter, ask for many more; if still too few,
-        an exact scan over this user's vectors is correct. A bigger ask costs time on every query, so the common
-        case (one person) asks for little."""
+        """Scores are raw cosine, as in SQLite. The index is global (every user's nodes, every type) and Community
+        has no filtered search, so it is asked for enough candidates that ~2k of them are this user's: 2k when the
+        user holds every vector, 2k / share otherwise (one round trip in the usual case). If too few survive the
+        filter, or the ask would pass ``MAX_VECTOR_CANDIDATES``, an exact scan over this user's vectors is correct
+        and, for a small share, cheap."""
         params = {"user_id": user_id, "embedding": unit, "types": kinds or [t.value for t in NodeType], "k": k}
+        share, mine = self._vector_share(user_id)
+        # A user with fewer vectors than k (or none counted yet) is scanned: the index could not fill k anyway.
+        candidates = max(2 * k, math.ceil(2 * k / share)) if mine >= k else MAX_VECTOR_CANDIDATES + 1
         rows: list[Record] = []
-        for candidates in (2 * k, max(8 * k, VECTOR_CANDIDATES)):
-            rows = self._read(cypher.VECTOR_QUERY, candidates=candidates, **params)
+        for ask in (candidates, max(8 * k, VECTOR_CANDIDATES, 4 * candidates)):
+            if ask > MAX_VECTOR_CANDIDATES:
+                break
+            rows = self._read(cypher.VECTOR_QUERY, candidates=ask, **params)
             if len(rows) >= k:
                 break
         else:
+            rows = []
+        if len(rows) < k:
             rows = self._read(cypher.VECTOR_SCAN, **params)
         return [SearchHit(id=r["id"], type=NodeType(r["type"]), score=float(r["score"])) for r in rows]
+
+    def _vector_share(self, user_id: str) -> tuple[float, int]:
+        """The user's share of all stored vectors and their number, counted at most every ``SHARE_SECONDS`` (they
+        only size the ask: a stale count costs a second round trip or a scan, never a wrong answer)."""
+        now = time.monotonic()
+        cached = self._shares.get(user_id)
+        if cached is not None and now - cached[0] < SHARE_SECONDS:
+            return cached[1], cached[2]
+        row = self._read(cypher.VECTOR_SHARE, user_id=user_id)[0]
+        share = row["mine"] / row["total"] if row["total"] else 0.0
+        self._shares[user_id] = (now, share, row["mine"])
+        return share, row["mine"]
 
     def _text_search(self, user_id: str, words: list[str], k: int, kinds: list[str]) -> list[SearchHit]:
         """Lucene BM25 over the escaped, quoted words (the full-text index is global, like the vector index)."""
@@ -290,6 +318,8 @@ class _Neo4jTransaction(StoreTransaction):
 
     def __init__(self, tx: ManagedTransaction) -> None:
         self.tx = tx
+        self._locked: set[str] = set()
+        """Users whose write lock this transaction holds (a lock is held until the transaction ends)."""
 
     def _rows(self, statement: str, /, **params: Any) -> list[Record]:
         return list(self.tx.run(statement, params))
@@ -305,13 +335,21 @@ class _Neo4jTransaction(StoreTransaction):
             "created_at": _utc(user.created_at),
             "body": serialise_stored(user),
         }
-        return parse_stored(User, self._rows(cypher.MERGE_USER, **params)[0]["body"])
+        stored = parse_stored(User, self._rows(cypher.MERGE_USER, **params)[0]["body"])
+        self._locked.add(user.id)
+        return stored
 
     def list_users(self) -> list[User]:
         return [parse_stored(User, row["body"]) for row in self._rows(cypher.LIST_USERS)]
 
     def lock_user(self, user_id: str) -> bool:
-        return bool(self._rows(cypher.LOCK_USER, user_id=user_id))
+        """Take the user's write lock, once per transaction (``ensure_user`` takes it too)."""
+        if user_id in self._locked:
+            return True
+        locked = bool(self._rows(cypher.LOCK_USER, user_id=user_id))
+        if locked:
+            self._locked.add(user_id)
+        return locked
 
     # -- nodes
     def get(self, user_id: str, ids: Sequence[str]) -> list[AnyNode]:
@@ -400,6 +438,11 @@ class _Neo4jTransaction(StoreTransaction):
         rows = self._rows(cypher.NEIGHBOURS, ids=list(ids), types=list(kinds), user_id=user_id)
         return [(r["type"], r["source"], r["target"]) for r in rows]
 
+    def links_among(self, user_id: str, ids: Sequence[str], kinds: Sequence[str]) -> list[tuple[str, str, str]]:
+        """One query that never returns the links leaving ``ids`` (a graph page's passages and far entities)."""
+        rows = self._rows(cypher.LINKS_AMONG, ids=list(ids), types=list(kinds), user_id=user_id)
+        return [(r["type"], r["source"], r["target"]) for r in rows]
+
     def count_links(self, user_id: str | None) -> tuple[int, int]:
         if user_id is None:
             return self._rows(cypher.COUNT_LINKS)[0]["n"], self._rows(cypher.COUNT_USERS)[0]["n"]
@@ -410,6 +453,15 @@ class _Neo4jTransaction(StoreTransaction):
     def place_in_chain(self, user_id: str, episode: AnyNode) -> None:
         """One query: (occurred_at, created_at, id) in ``chain_key`` orders the chain, each neighbour is one seek."""
         self.tx.run(cypher.PLACE_IN_CHAIN, id=episode.id, user_id=user_id).consume()
+
+    def add_episodes(self, user_id: str, episodes: Sequence[AnyNode]) -> None:
+        """Two statements for any number of episodes (one create, one placement) instead of two per episode: an
+        import chunk of the demo journal has ~60."""
+        if not episodes:
+            return
+        self.create(episodes)
+        ordered = sorted(episodes, key=lambda e: _chain_key(e) or "")
+        self.tx.run(cypher.PLACE_EPISODES, ids=[e.id for e in ordered], user_id=user_id).consume()
 
     def unlink_from_chain(self, user_id: str, episode_id: str) -> None:
         self.tx.run(cypher.UNLINK_FROM_CHAIN, id=episode_id, user_id=user_id).consume()
