@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from persona.errors import UserNotFoundError, ValidationError
+from persona.errors import NodeNotFoundError, UserNotFoundError, ValidationError
 from persona.models import (
     SEARCHABLE_TYPES,
     AnyNode,
@@ -51,6 +51,7 @@ from persona.store.common import (
     node_sort_time,
     possible_id,
     possible_ids,
+    with_extras,
 )
 from persona.store.rules import (
     as_entry,
@@ -150,6 +151,10 @@ class StoreTransaction(ABC):
     def link(self, user_id: str, links: Sequence[tuple[LinkType, str, str]]) -> None:
         """Create links (existing ones stay single). A link with an end the user does not own raises
         ``ValidationError`` (and the transaction writes nothing)."""
+
+    @abstractmethod
+    def unlink(self, user_id: str, links: Sequence[tuple[LinkType, str, str]]) -> None:
+        """Remove these links (absent ones are ignored)."""
 
     @abstractmethod
     def links(self, user_id: str, ids: Sequence[str], kinds: Sequence[str]) -> list[tuple[str, str, str]]:
@@ -359,6 +364,37 @@ class Store(ABC):
             return merged
 
         return without_embedding(self._run_write(work))
+
+    def revise(
+        self,
+        user_id: str,
+        nodes: Sequence[AnyNode],
+        *,
+        add_links: Sequence[Link] = (),
+        remove_links: Sequence[Link] = (),
+    ) -> None:
+        """Store new versions of existing memories and add / remove links, in one transaction: a change of mind
+        (a goal done, a belief replaced) or its undo. Nothing is deleted but the links named; every node must be
+        the user's and exist (``NodeNotFoundError`` otherwise, and nothing is written)."""
+        check_user_id(user_id)
+        if any(link.type is LinkType.NEXT for link in [*add_links, *remove_links]):
+            raise ValidationError("NEXT links are placed by the store")
+        for node in nodes:
+            if node.user_id != user_id:
+                raise ValidationError(f"node {node.id} belongs to {node.user_id!r}, not {user_id!r}")
+
+        def work(tx: StoreTransaction) -> None:
+            if not tx.lock_user(user_id):
+                raise UserNotFoundError(user_id)
+            stored = {n.id: n for n in get_batched(tx, user_id, [n.id for n in nodes])}
+            for node in nodes:
+                if node.id not in stored or stored[node.id].type is not node.type:
+                    raise NodeNotFoundError(node.id, user_id)
+            tx.rewrite(user_id, [with_extras(n, stored[n.id]) for n in nodes], reindex=False)
+            tx.unlink(user_id, [(lk.type, lk.source_id, lk.target_id) for lk in remove_links])
+            tx.link(user_id, [(lk.type, lk.source_id, lk.target_id) for lk in add_links])
+
+        self._run_write(work)
 
     # -- reads -------------------------------------------------------------------------------------------------
     def get_node(self, user_id: str, node_id: str) -> AnyNode:
