@@ -271,3 +271,27 @@ def resolve_entities(store: Store, entry: Entry, batch: MemoryBatch, known: list
         batch.entities.append(mention)
         batch.links.append(Link(type=LinkType.MENTIONS, source_id=episode.id, target_id=mention.id))
     return seen
+
+
+USER_CONTEXT_ITEMS = 30
+"""At most this many current psyche memories and as many active goals go into every chat context."""
+
+
+def user_profile(store: Store, user_id: str, *, limit: int = USER_CONTEXT_ITEMS) -> tuple[list[Psyche], list[Goal]]:
+    """What is true of the user now: current psyche memories (newest first) and active goals (soonest due first,
+    then newest)."""
+    psyche = [p for p in store.list_nodes(user_id, NodeType.PSYCHE, limit=ALL) if isinstance(p, Psyche) and p.current][
+        :limit
+    ]
+    goals = [
+        g
+        for g in store.list_nodes(user_id, NodeType.GOAL, status=GoalStatus.ACTIVE.value, limit=ALL)
+        if isinstance(g, Goal) and g.current
+    ]
+    goals.sort(key=lambda g: (g.due is None, g.due or date.max, -g.occurred_at.timestamp()))
+    return psyche, goals[:limit]
+
+
+def overdue_goals(goals: Sequence[Goal], today: date) -> list[Goal]:
+    """Active goals whose due date has passed."""
+    return [g for g in goals if g.status is GoalStatus.ACTIVE and g.due is not None and g.due < today]
