@@ -168,7 +168,8 @@ def _evolve(store: Store, provider: Provider, entry: Entry, batch: MemoryBatch, 
     """Apply what the entry changes among earlier memories (goals done, beliefs replaced). Its memories are
     written already: a failure here is logged and loses nothing (the changes can be found again)."""
     try:
-        changed = evolve(store, provider.embedder, entry, batch)
+        model = None if provider.offline else provider
+        changed = evolve(store, provider.embedder, entry, batch, model=model)
     except Exception:  # noqa: BLE001 - the entry and its memories are stored; a missed change is not a lost one
         log.exception("could not apply the memory changes of entry %s", entry.id)
         return

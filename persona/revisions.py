@@ -25,7 +25,8 @@ import numpy as np
 from persona.entities import known_mentions, relations_in, resolve
 from persona.errors import ValidationError
 from persona.evolution import POSTPONED, Similarity, detect_belief_changes, detect_goal_changes, sentences_of
-from persona.llm.base import Embedder
+from persona.evolution_llm import decide_with_model
+from persona.llm.base import Embedder, Provider
 from persona.models import (
     Entity,
     EntityKind,
@@ -109,21 +110,30 @@ def plan_changes(
     return planned
 
 
-def evolve(store: Store, embedder: Embedder | None, entry: Entry, batch: MemoryBatch) -> list[Evolving]:
+def evolve(
+    store: Store, embedder: Embedder | None, entry: Entry, batch: MemoryBatch, *, model: Provider | None = None
+) -> list[Evolving]:
     """After an entry's memories are written: find what it changes among the user's earlier memories and apply it
     (a belief's replacement is the entry's own psyche memory saying it, or one made from the sentence and written
-    now). Returns the changed memories."""
+    now). With ``model`` (an LLM provider) it decides in one call; the rules decide offline or when its answer
+    cannot be used. Returns the changed memories."""
     vectors = [p.embedding for p in batch.passages if p.embedding is not None][:8]
     goals, psyche = candidate_memories(store, entry, vectors)
     if not goals and not psyche:
         return []
-    similarity = None
-    if embedder is not None:
-        texts = [*sentences_of(entry.text), *(g.title for g in goals), *(p.text for p in psyche)]
-        similarity = batched_similarity(embedder, texts)
+    decided = decide_with_model(model, entry, goals, psyche) if model is not None else None
+    if decided is not None:
+        found = [PlannedChange(d.goal_id, d.status, d.sentence, d.due) for d in decided.goals]
+        found += [PlannedChange(d.old_id, "superseded", d.sentence) for d in decided.beliefs]
+    else:
+        similarity = None
+        if embedder is not None:
+            texts = [*sentences_of(entry.text), *(g.title for g in goals), *(p.text for p in psyche)]
+            similarity = batched_similarity(embedder, texts)
+        found = plan_changes(goals, psyche, entry, similarity=similarity)
     by_id = {p.id: p for p in psyche}
     planned = []
-    for plan in plan_changes(goals, psyche, entry, similarity=similarity):
+    for plan in found:
         if plan.change == "superseded":
             new = _replacement(store, embedder, batch, by_id[plan.target_id], plan.sentence)
             plan = PlannedChange(plan.target_id, plan.change, plan.sentence, new_id=new.id)
