@@ -19,6 +19,7 @@ from persona.models import Goal, GoalStatus, LinkType, NodeType, Psyche
 from persona.retrieval import RetrievalQuery, retrieve
 from persona.revisions import changes_of, confirm_change, evolve, undo_change
 from persona.store.base import Store
+from persona.transfer import restore_export
 from tests.factories import day
 from tests.test_api import AUTH, SETTINGS
 
@@ -159,3 +160,19 @@ def test_user_context_holds_current_psyche_and_active_goals(store: Store, user: 
     assert 'overdue="true"' in body["xml"] and "cello" not in body["xml"]
     messages = build_messages("tea?", [], today=day(4), user_context=user_context_xml(store, user, today=day(4)))
     assert "<user " in messages[-1]["content"] and "Renew my passport" in messages[-1]["content"]
+
+
+def test_an_export_with_changes_restores_into_another_user(store: Store, user: str, provider):
+    _journal(store, provider, user)
+    copy = f"{user}-copy"
+    try:
+        restore_export(store, provider.embedder, store.export_user(user), user_id=copy)
+        entries = {e.id for e in store.list_nodes(copy, NodeType.ENTRY)}
+        [goal] = store.list_nodes(copy, NodeType.GOAL)
+        assert goal.status is GoalStatus.DROPPED and goal.revisions[0].entry_id in entries  # ids of the copy
+        changed = [n for n in store.list_nodes(copy, NodeType.PSYCHE) if n.revisions]
+        [coffee] = changed
+        links = store.neighbours(copy, [coffee.id, goal.id], link_types=[LinkType.SUPERSEDES, LinkType.CHANGED_BY])
+        assert len(links) == 3 and coffee.revisions[0].by_id in {lk.source_id for lk in links}
+    finally:
+        store.delete_user(copy)
