@@ -61,7 +61,7 @@ from persona.models import (
     node_text,
     utc_now,
 )
-from persona.revisions import overdue_goals, user_profile
+from persona.revisions import delete_with_changes, overdue_goals, user_profile
 from persona.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -784,7 +784,7 @@ def user_context(user_id: KnownUser, store: StoreDep) -> UserContextOut:
 @router.delete("/users/{user_id}/memories/{memory_id}", response_model=DeletedOut, responses=USER_ROUTES | _errors(413))
 def delete_memory(user_id: KnownUser, memory_id: MemoryIdPath, store: StoreDep) -> DeletedOut:
     """Delete one node and what belongs to it (an entry takes its memories, an episode what derives from it)."""
-    return DeletedOut(deleted=store.delete_node(user_id, memory_id))
+    return DeletedOut(deleted=delete_with_changes(store, user_id, memory_id))
 
 
 @router.get("/users/{user_id}/export", response_model=ExportOut, responses=USER_ROUTES)

@@ -305,3 +305,23 @@ def user_profile(store: Store, user_id: str, *, limit: int = USER_CONTEXT_ITEMS)
 def overdue_goals(goals: Sequence[Goal], today: date) -> list[Goal]:
     """Active goals whose due date has passed."""
     return [g for g in goals if g.status is GoalStatus.ACTIVE and g.due is not None and g.due < today]
+
+
+def undo_changes_of_entry(store: Store, user_id: str, entry_id: str) -> int:
+    """Before an entry is deleted: undo the changes it caused (a goal it marked done is active again, a belief it
+    replaced is current again), so deleting what the user wrote never leaves a change without its reason. A change
+    that later changes build on is left as it is. Returns how many were undone."""
+    undone = 0
+    for node, revision in changes_of(store, user_id, limit=ALL):
+        if revision.entry_id == entry_id and node.revisions[-1].id == revision.id:
+            undo_change(store, user_id, node.id, revision.id)
+            undone += 1
+    return undone
+
+
+def delete_with_changes(store: Store, user_id: str, node_id: str) -> int:
+    """``store.delete_node``, first undoing the changes an entry caused (see ``undo_changes_of_entry``)."""
+    found = store.get_nodes(user_id, [node_id])
+    if found and found[0].type is NodeType.ENTRY:
+        undo_changes_of_entry(store, user_id, node_id)
+    return store.delete_node(user_id, node_id)

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from persona.actions import delete_node
 from persona.api import create_app
 from persona.chat import build_messages, user_context_xml
 from persona.context import format_context
@@ -176,3 +177,16 @@ def test_an_export_with_changes_restores_into_another_user(store: Store, user: s
         assert len(links) == 3 and coffee.revisions[0].by_id in {lk.source_id for lk in links}
     finally:
         store.delete_user(copy)
+
+
+def test_deleting_the_entry_that_caused_a_change_undoes_it(store: Store, user: str, provider):
+    first, second = _journal(store, provider, user)
+    assert delete_node(store, user, second.entry.id) > 0
+    memories = _by_text(store, user)
+    assert set(memories) == {"Learn the cello", "I love coffee", "I value honesty"}
+    assert all(m.current and m.revisions == [] for m in memories.values())
+    assert memories["Learn the cello"].status is GoalStatus.ACTIVE
+    links = store.neighbours(
+        user, [m.id for m in memories.values()], link_types=[LinkType.CHANGED_BY, LinkType.SUPERSEDES]
+    )
+    assert links == []
