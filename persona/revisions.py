@@ -325,3 +325,23 @@ def delete_with_changes(store: Store, user_id: str, node_id: str) -> int:
     if found and found[0].type is NodeType.ENTRY:
         undo_changes_of_entry(store, user_id, node_id)
     return store.delete_node(user_id, node_id)
+
+
+def thread(store: Store, user_id: str, node_id: str) -> list[Entry]:
+    """ "What happened to X?": the entries that tell X's story, oldest first. For a goal or psyche memory: the entry
+    it came from, the entries that changed it, and the entries mentioning the people and things it mentions; for an
+    entity: the entries whose memories mention it."""
+    node = store.get_node(user_id, node_id)
+    entry_ids: list[str] = []
+    if isinstance(node, Evolving):
+        entry_ids += [node.entry_id, *(r.entry_id for r in node.revisions if r.entry_id)]
+    mentioned = [node_id] if node.type is NodeType.ENTITY else []
+    if isinstance(node, Evolving):
+        links = store.neighbours(user_id, [node_id], link_types=[LinkType.MENTIONS])
+        mentioned += [lk.target_id for lk in links if lk.source_id == node_id]
+    if mentioned:
+        links = store.neighbours(user_id, mentioned, link_types=[LinkType.MENTIONS])
+        sources = store.get_nodes(user_id, list(dict.fromkeys(lk.source_id for lk in links)))
+        entry_ids += [getattr(s, "entry_id", "") for s in sources if getattr(s, "entry_id", None)]
+    entries = [e for e in store.get_nodes(user_id, list(dict.fromkeys(entry_ids))) if isinstance(e, Entry)]
+    return sorted(entries, key=lambda e: (e.occurred_at, e.created_at))

@@ -18,7 +18,7 @@ from persona.ingest import ingest_entry
 from persona.llm.offline import OfflineProvider
 from persona.models import Goal, GoalStatus, LinkType, NodeType, Psyche
 from persona.retrieval import RetrievalQuery, retrieve
-from persona.revisions import changes_of, confirm_change, evolve, undo_change
+from persona.revisions import changes_of, confirm_change, evolve, thread, undo_change
 from persona.store.base import Store
 from persona.transfer import restore_export
 from tests.factories import day
@@ -190,3 +190,14 @@ def test_deleting_the_entry_that_caused_a_change_undoes_it(store: Store, user: s
         user, [m.id for m in memories.values()], link_types=[LinkType.CHANGED_BY, LinkType.SUPERSEDES]
     )
     assert links == []
+
+
+def test_what_happened_to_a_goal_or_a_person_in_time_order(store: Store, user: str, provider):
+    first, second = _journal(store, provider, user)
+    cello = _by_text(store, user)["Learn the cello"]
+    assert [e.id for e in thread(store, user, cello.id)] == [first.entry.id, second.entry.id]
+    one = _ingest(store, provider, user, "Lunch with Professor Okonkwo.", 50)
+    _ingest(store, provider, user, "A quiet day at home.", 51)
+    two = _ingest(store, provider, user, "Prof. Okonkwo approved my plan.", 52)
+    [okonkwo] = [e for e in store.list_nodes(user, NodeType.ENTITY) if e.name == "Professor Okonkwo"]
+    assert [e.id for e in thread(store, user, okonkwo.id)] == [one.entry.id, two.entry.id]
