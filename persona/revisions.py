@@ -117,7 +117,8 @@ def evolve(
     (a belief's replacement is the entry's own psyche memory saying it, or one made from the sentence and written
     now). With ``model`` (an LLM provider) it decides in one call; the rules decide offline or when its answer
     cannot be used. Returns the changed memories."""
-    vectors = [p.embedding for p in batch.passages if p.embedding is not None][:8]
+    # The episode says what the entry is about; two passages add its own words. Each is one vector search.
+    vectors = [n.embedding for n in [*batch.episodes, *batch.passages[:2]] if n.embedding is not None]
     goals, psyche = candidate_memories(store, entry, vectors)
     if not goals and not psyche:
         return []
