@@ -19,6 +19,7 @@ PAGES = {
         st.Page("pages/graph.py", title="Graph", icon=":material/hub:"),
         st.Page("pages/chat.py", title="Chat", icon=":material/forum:"),
         st.Page("pages/memories.py", title="Memories", icon=":material/table_rows:"),
+        st.Page("pages/changes.py", title="Changes", icon=":material/history:"),
     ],
     "Settings": [
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),

@@ -22,7 +22,7 @@ from persona.demo import load_demo
 from persona.errors import PersonaError, StoreUnavailableError, ValidationError
 from persona.llm.base import Provider
 from persona.models import check_user_id
-from persona.reembed import reembed, vector_search_notice
+from persona.reembed import reembed, stale_embedders, vector_search_notice
 from persona.runtime import make_provider, open_store
 from persona.store.base import Store
 from persona.views import MemoryCard, import_file, safe_markdown
@@ -277,12 +277,14 @@ def show_flash() -> None:
 def reembed_button(store: Store, provider: Provider) -> None:
     """Re-embed every stored memory with the embedder in use, with a progress bar (shown while vector search is off
     because the store's vectors come from another embedder)."""
-    if store.stale_embedder is None:
+    embedders = stale_embedders(store)
+    if embedders is None:
         return
+    stored, in_use = embedders
     st.subheader("Search by meaning")
     st.caption(
-        f"Stored vectors: {safe_markdown(store.stale_embedder.name)}; embedder in use: "
-        f"{safe_markdown(store.embedder.name)}. Re-embedding changes nothing else in the store."
+        f"Stored vectors: {safe_markdown(stored.name)}; embedder in use: "
+        f"{safe_markdown(in_use.name)}. Re-embedding changes nothing else in the store."
     )
     if not st.button("Re-embed all memories", key="settings_reembed", icon=":material/autorenew:"):
         return

@@ -46,8 +46,11 @@ def find_node(store: Store, user_id: str, node_id: str | None) -> AnyNode | None
 
 
 def delete_node(store: Store, user_id: str, node_id: str) -> int:
-    """Delete a memory or an entry with what belongs to it; return how many nodes went."""
-    return store.delete_node(user_id, node_id)
+    """Delete a memory or an entry with what belongs to it (an entry's changes to earlier memories are undone
+    first); return how many nodes went."""
+    from persona.revisions import delete_with_changes  # revisions imports ingest: kept out of this module's import
+
+    return delete_with_changes(store, user_id, node_id)
 
 
 def merge_entities(store: Store, user_id: str, keep_id: str, drop_id: str) -> Entity:

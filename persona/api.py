@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from persona.chat import MAX_QUESTION_CHARS, AskError, answer, ask, check_schema_depth
 from persona.config import Settings, get_settings
-from persona.context import format_context
+from persona.context import format_context, format_user_context
 from persona.errors import (
     DuplicateError,
     EmbedderMismatchError,
@@ -64,6 +64,7 @@ from persona.models import (
     node_text,
     utc_now,
 )
+from persona.revisions import delete_with_changes, overdue_goals, user_profile
 from persona.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -381,6 +382,15 @@ class SubgraphOut(ApiModel):
 class TimelineOut(ApiModel):
     episodes: list[EpisodeOut]  # type: ignore[valid-type]
     total: int = Field(description="chained episodes in the date range, before the limit")
+
+
+class UserContextOut(ApiModel):
+    """What is true of the user now: the context every chat starts with."""
+
+    psyche: list[PsycheOut]  # type: ignore[valid-type]
+    goals: list[GoalOut]  # type: ignore[valid-type]
+    overdue: list[str] = Field(description="ids of active goals whose due date has passed")
+    xml: str = Field(description="the same as the <user> XML handed to the model")
 
 
 class ExportOut(ApiModel):
@@ -1015,11 +1025,24 @@ def timeline(
     return TimelineOut(episodes=[node_out(n) for n in episodes[:limit]], total=len(episodes))
 
 
+@router.get("/users/{user_id}/context", response_model=UserContextOut, responses=USER_ROUTES)
+def user_context(user_id: KnownUser, store: StoreDep) -> UserContextOut:
+    """The user's current psyche memories and active goals (with overdue ones named): the always-included context."""
+    psyche, goals = user_profile(store, user_id)
+    today = utc_now()
+    return UserContextOut(
+        psyche=[node_out(p) for p in psyche],
+        goals=[node_out(g) for g in goals],
+        overdue=[g.id for g in overdue_goals(goals, today.date())],
+        xml=format_user_context(psyche, goals, today=today),
+    )
+
+
 @router.delete("/users/{user_id}/memories/{memory_id}", response_model=DeletedOut, responses=USER_ROUTES | _errors(413))
 def delete_memory(user_id: KnownUser, memory_id: MemoryIdPath, store: StoreDep) -> DeletedOut:
     """Delete one node and what belongs to it: an entry takes its memories; an episode takes everything extracted
     from its entry, which stays, ``pending``, to be extracted again (``persona retry``) or deleted."""
-    return DeletedOut(deleted=store.delete_node(user_id, memory_id))
+    return DeletedOut(deleted=delete_with_changes(store, user_id, memory_id))
 
 
 @router.get("/users/{user_id}/export", response_model=ExportOut, responses=USER_ROUTES)

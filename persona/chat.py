@@ -18,12 +18,13 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from referencing import Registry
 
-from persona.context import format_context, xml_safe
+from persona.context import format_context, format_user_context, no_longer_true, xml_safe
 from persona.errors import ModelOutputError, PersonaError, ProviderError, ValidationError
 from persona.example_schema import as_json_schema
 from persona.llm.base import Provider
 from persona.models import Entity, Episode, Goal, Passage, check_user_id, node_text, utc_now
 from persona.retrieval import RetrievalPreset, RetrievalQuery, RetrievedMemory, retrieve
+from persona.revisions import user_profile
 from persona.store.base import Store
 
 MAX_QUESTION_CHARS = 4_000
@@ -141,14 +142,27 @@ def answer(
     sources = _sources(store, provider, user_id, search, limit=limit, budget=token_budget, as_of=as_of, preset=preset)
     if provider.offline:
         return Answer(question, sources, True, iter([extractive_answer(sources)]))
-    messages = build_messages(question, sources, today=today, history=history)
+    profile = user_context_xml(store, user_id, today=today)
+    messages = build_messages(question, sources, today=today, history=history, user_context=profile)
     return Answer(question, sources, False, provider.chat_stream(messages))
 
 
+def user_context_xml(store: Store, user_id: str, *, today: datetime) -> str:
+    """The always-included ``<user>`` context: current psyche memories and active goals."""
+    psyche, goals = user_profile(store, user_id)
+    return format_user_context(psyche, goals, today=today)
+
+
 def build_messages(
-    question: str, sources: list[RetrievedMemory], *, today: datetime, history: list[dict[str, str]] | None = None
+    question: str,
+    sources: list[RetrievedMemory],
+    *,
+    today: datetime,
+    history: list[dict[str, str]] | None = None,
+    user_context: str = "",
 ) -> list[dict[str, str]]:
-    """The chat messages: system rules with today's date, earlier turns, then the memories and the question."""
+    """The chat messages: system rules with today's date, earlier turns, then the user context (current psyche and
+    active goals), the memories and the question."""
     messages = [{"role": "system", "content": SYSTEM_PROMPT.format(today=today.strftime("%A %d %B %Y"))}]
     for turn in (history or [])[-6:]:
         content = turn.get("content")
@@ -159,6 +173,8 @@ def build_messages(
             content = f"<previous_answer>{xml_escape(xml_safe(content[:4_000]))}</previous_answer>"
         messages.append({"role": turn["role"], "content": content[:4_100]})
     context = format_context(sources, today=today)
+    if user_context:
+        context = f"{user_context}\n{context}"
     messages.append({"role": "user", "content": f"{context}\n\nQuestion: {question}"})
     return messages
 
@@ -183,7 +199,8 @@ def extractive_answer(sources: list[RetrievedMemory], *, top: int = 5) -> str:
         shown.append((entry_id, said))
         when = getattr(node, "occurred_at", None)
         date = f"{when:%d %b %Y} · " if when else ""
-        lines.append(f"{len(shown)}. {date}{_shorten(text)} [{node.id}]")
+        stale = no_longer_true(node)
+        lines.append(f"{len(shown)}. {date}{_shorten(text)}{f' ({stale})' if stale else ''} [{node.id}]")
     return "\n".join(lines)
 
 
@@ -281,7 +298,8 @@ def ask(
         {"role": "system", "content": ASK_PROMPT.format(today=today.strftime("%A %d %B %Y"))},
         {
             "role": "user",
-            "content": f"{format_context(sources, today=today)}\n\nRequest: {question}\n"
+            "content": f"{user_context_xml(store, user_id, today=today)}\n{format_context(sources, today=today)}"
+            f"\n\nRequest: {question}\n"
             f"Schema: {json.dumps(json_schema)}",
         },
     ]

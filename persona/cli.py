@@ -217,6 +217,20 @@ def eval_locomo(file: Path, ks: tuple[int, ...], budgets: tuple[int, ...], prese
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
+@eval_group.command("evolution")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--no-embedder", is_flag=True, help="rules and shared words only, without the embedder's similarity")
+@click.option("--details", is_flag=True, help="list every missed or wrong change")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def eval_evolution(file: Path, no_embedder: bool, details: bool, as_json: bool) -> None:
+    """Precision and recall of goal, belief and alias changes on a labelled set (tests/data/evolution_dev.jsonl)."""
+    from persona.evolution_eval import evaluate_evolution, format_evolution_report
+    from persona.llm.offline import OfflineProvider
+
+    report = evaluate_evolution(file, embedder=None if no_embedder else OfflineProvider().embedder)
+    click.echo(json.dumps(report, indent=2) if as_json else format_evolution_report(report, details=details))
+
+
 @eval_group.command("paraphrase")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")

@@ -38,6 +38,7 @@ from persona.models import (
     node_text,
     utc_now,
 )
+from persona.revisions import evolve, resolve_entities
 from persona.store.base import Store
 from persona.timeref import annotate
 
@@ -152,10 +153,12 @@ def process_entry(
     try:
         step("Extracting memories")
         batch = build_batch(entry, provider.extract(entry.text, occurred_at=entry.occurred_at))
+        resolve_entities(store, entry, batch)
         step(f"Embedding {len(batch.nodes())} items")
         embed_batch(provider, batch)
         step("Writing to the graph")
         entity_ids = write_memories(store, entry.user_id, batch, done_entry_ids=[entry.id])
+        _evolve(store, provider, entry, batch, step)
     except DuplicateError:
         step("Already processed elsewhere meanwhile: nothing more to do")
         return IngestResult(entry=_with_status(entry, EntryStatus.DONE), duplicate=True)
@@ -168,6 +171,19 @@ def process_entry(
         raise
     step("Done")
     return _done(entry, batch, entity_ids)
+
+
+def _evolve(store: Store, provider: Provider, entry: Entry, batch: MemoryBatch, step: StepCallback) -> None:
+    """Apply what the entry changes among earlier memories (goals done, beliefs replaced). Its memories are
+    written already: a failure here is logged and loses nothing (the changes can be found again)."""
+    try:
+        model = None if provider.offline else provider
+        changed = evolve(store, provider.embedder, entry, batch, model=model)
+    except Exception:  # noqa: BLE001 - the entry and its memories are stored; a missed change is not a lost one
+        log.exception("could not apply the memory changes of entry %s", entry.id)
+        return
+    if changed:
+        step(f"Updated {len(changed)} earlier memories (see Changes)")
 
 
 def _with_status(entry: Entry, status: EntryStatus, error: str | None = None) -> Entry:
@@ -253,6 +269,7 @@ def _ingest_chunk(
     results: list[IngestResult | None] = [None] * len(items)
     built: list[tuple[int, Entry, MemoryBatch]] = []
     seen: set[str] = set()
+    known: list[Entity] | None = None
     repeats: dict[int, int] = {}  # index of an item repeated within the chunk -> index of its first occurrence
     first: dict[str, int] = {}
     for index, (text, when) in enumerate(items):
@@ -265,7 +282,9 @@ def _ingest_chunk(
             results[index] = process_entry(store, provider, entry)
         else:
             try:
-                built.append((index, entry, build_batch(entry, provider.extract(entry.text, occurred_at=when))))
+                batch = build_batch(entry, provider.extract(entry.text, occurred_at=when))
+                known = resolve_entities(store, entry, batch, known)
+                built.append((index, entry, batch))
             except Exception as exc:  # noqa: BLE001 - recorded on the entry, the import goes on
                 results[index] = _failed(store, entry, exc)
         seen.add(entry.id)
@@ -291,6 +310,9 @@ def _write_chunk(
     except Exception:  # noqa: BLE001 - one bad entry must not fail its neighbours
         log.warning("a chunk of %d entries failed as a whole; writing them one by one", len(built))
         return [(i, _write_one(store, provider, entry, batch)) for i, entry, batch in built]
+    # In date order, so a change is found against the memories of the entries before it (in the chunk too).
+    for _, entry, batch in sorted(built, key=lambda item: (item[1].occurred_at, item[0])):
+        _evolve(store, provider, entry, batch, lambda _: None)
     return [(i, _done(e, b, entity_ids)) for i, e, b in built]
 
 
@@ -308,6 +330,7 @@ def _write_one(store: Store, provider: Provider, entry: Entry, batch: MemoryBatc
     try:
         embed_batch(provider, batch)
         entity_ids = write_memories(store, entry.user_id, batch, done_entry_ids=[entry.id])
+        _evolve(store, provider, entry, batch, lambda _: None)
     except DuplicateError:
         return IngestResult(entry=_with_status(entry, EntryStatus.DONE), duplicate=True)
     except Exception as exc:  # noqa: BLE001 - recorded on the entry

@@ -135,6 +135,8 @@ class LinkType(StrEnum):
     NEXT = "NEXT"  # Episode -> Episode, ordered by occurred_at
     MENTIONS = "MENTIONS"  # Episode / Psyche / Goal -> Entity
     PART_OF = "PART_OF"  # Passage -> Entry
+    SUPERSEDES = "SUPERSEDES"  # Psyche -> Psyche, Goal -> Goal: the new memory replaces the old one
+    CHANGED_BY = "CHANGED_BY"  # Psyche / Goal -> Entry: the entry that changed this memory
 
 
 class EntryStatus(StrEnum):
@@ -236,7 +238,51 @@ class Episode(Memory):
     importance: Score = 0.5
 
 
-class Psyche(Memory):
+class Revision(Model):
+    """One change made to a memory (automatically from an entry, or by the user): what it was before, when it
+    happened (``at``, the causing entry's date), when Persona learned it, and what caused it. Undo restores
+    ``before`` exactly and removes the revision and its links."""
+
+    id: str = Field(default_factory=new_id)
+    change: str = Field(description="done, dropped, postponed or superseded")
+    at: AwareDatetime
+    learned_at: AwareDatetime = Field(default_factory=utc_now)
+    entry_id: str | None = None
+    by_id: str | None = None
+    sentence: str = ""
+    before: dict[str, Any] = Field(default_factory=dict)
+    automatic: bool = True
+    confirmed: bool = False
+
+
+class Evolving(Memory):
+    """A memory that can stop being true: when it became true (``valid_from``, the event time; defaults to
+    ``occurred_at``), when it stopped (``valid_until``; empty while current), when Persona learned it
+    (``learned_at``; defaults to ``created_at``), and the changes made to it (``revisions``, oldest first)."""
+
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+    learned_at: AwareDatetime | None = None
+    revisions: list[Revision] = Field(default_factory=list)
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.valid_from is None:
+            object.__setattr__(self, "valid_from", self.occurred_at)
+        if self.learned_at is None:
+            object.__setattr__(self, "learned_at", self.created_at)
+
+    @property
+    def current(self) -> bool:
+        """Whether it is still true (nothing closed its validity)."""
+        return self.valid_until is None
+
+    def true_at(self, when: datetime) -> bool:
+        """Whether it was true at ``when`` (valid from its start until, not including, its end)."""
+        start = self.valid_from or self.occurred_at
+        return start <= when and (self.valid_until is None or when < self.valid_until)
+
+
+class Psyche(Evolving):
     """Who the person is: a trait, preference, value or belief."""
 
     kind: PsycheKind
@@ -245,7 +291,7 @@ class Psyche(Memory):
     source_sentence: str | None = None
 
 
-class Goal(Memory):
+class Goal(Evolving):
     """What the person wants: a task, project, reminder or todo."""
 
     kind: GoalKind
@@ -271,6 +317,10 @@ class Entity(Node):
     kind: EntityKind = EntityKind.THING
     aliases: list[str] = Field(default_factory=list)
     embedding: list[float] | None = Field(default=None, repr=False)
+    relation: str | None = Field(default=None, max_length=40, description="how the writer names them: sister, boss")
+    merges: list[dict[str, Any]] = Field(
+        default_factory=list, description="what each merge into this entity took in, so a split can undo it exactly"
+    )
 
     def model_post_init(self, __context: Any) -> None:
         if not self.canonical:
@@ -301,6 +351,8 @@ LINK_ENDPOINTS: dict[LinkType, tuple[tuple[NodeType, ...], tuple[NodeType, ...]]
     LinkType.NEXT: ((NodeType.EPISODE,), (NodeType.EPISODE,)),
     LinkType.MENTIONS: ((NodeType.EPISODE, NodeType.PSYCHE, NodeType.GOAL), (NodeType.ENTITY,)),
     LinkType.PART_OF: ((NodeType.PASSAGE,), (NodeType.ENTRY,)),
+    LinkType.SUPERSEDES: ((NodeType.PSYCHE, NodeType.GOAL), (NodeType.PSYCHE, NodeType.GOAL)),
+    LinkType.CHANGED_BY: ((NodeType.PSYCHE, NodeType.GOAL), (NodeType.ENTRY,)),
 }
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from persona.errors import ValidationError
 from persona.llm.base import Embedder
-from persona.models import NodeType, check_user_id, node_text
+from persona.models import EmbedderInfo, NodeType, check_user_id, node_text
 from persona.store.base import Store
 
 EMBEDDED_TYPES = (NodeType.EPISODE, NodeType.PSYCHE, NodeType.GOAL, NodeType.PASSAGE, NodeType.ENTITY)
@@ -31,6 +31,12 @@ class ReembedResult:
     replaced: int
     adopted: bool
     remaining_users: list[str]
+
+
+def stale_embedders(store: Store) -> tuple[EmbedderInfo, EmbedderInfo] | None:
+    """(the embedder that made the stored vectors, the embedder in use) while they differ, else ``None``."""
+    stale = store.stale_embedder
+    return None if stale is None else (stale, store.embedder)
 
 
 def vector_search_notice(store: Store) -> str | None:

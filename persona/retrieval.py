@@ -49,6 +49,9 @@ class RetrievalPreset:
     recency_weight: float = 0.1
     recency_half_life_days: float = 180.0
     importance_weight: float = 0.1
+    # A memory that stopped being true (a goal done, a belief replaced) still answers "what did I think then?",
+    # but ranks below current ones by this factor.
+    superseded_weight: float = 0.3
     type_weights: dict[NodeType, float] = field(
         default_factory=lambda: {
             # Passages hold the exact words; typed memories summarise them and entities only name things.
@@ -277,6 +280,13 @@ def retrieve(
     return apply_budget(results[: max(0, query.limit)], query.token_budget)
 
 
+def true_at(node: AnyNode, when: datetime) -> bool:
+    """Whether a memory still held at ``when``: nothing closed its validity by then (nodes without validity always
+    hold)."""
+    until = getattr(node, "valid_until", None)
+    return until is None or when < until
+
+
 def _rank_key(result: RetrievedMemory) -> tuple[float, float, float, str]:
     """Best score first; equal scores by when the node happened, then was stored (the same on every store)."""
     node = result.node
@@ -295,6 +305,8 @@ def _score(
 ) -> RetrievedMemory:
     """Combine the signals: (vector + text + graph) x type weight x (1 + recency boost + importance boost)."""
     weight = preset.type_weights.get(node.type, 1.0)
+    if not true_at(node, now):
+        weight *= preset.superseded_weight
     base = (vector + text + graph[0]) * weight
     boost_recency = preset.recency_weight * recency(
         getattr(node, "occurred_at", None), now, half_life_days=preset.recency_half_life_days

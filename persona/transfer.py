@@ -176,7 +176,7 @@ def _plan(
     _check_link_types(nodes, links)
     mine = {n.id: n for n in _existing(store, target, [n.id for n in nodes])} if same_user else {}
     ids = _target_ids(store, nodes, mine, same_user=same_user)
-    nodes = [n.model_copy(update={"id": ids[n.id], "user_id": target}) for n in nodes]
+    nodes = [_with_revision_ids(n.model_copy(update={"id": ids[n.id], "user_id": target}), ids) for n in nodes]
     for node in nodes:
         entry_id = getattr(node, "entry_id", None)
         if entry_id is not None:
@@ -308,7 +308,7 @@ def _execute(
         report.entries += 1
         members = plan.members.get(entry.id, [])
         member_ids = {m.id for m in members} | {entry.id}
-        own_links = [lk for lk in plan.links if lk.source_id in member_ids]
+        own_links = [lk for lk in plan.links if lk.source_id in member_ids and lk.type not in CHANGE_LINKS]
         mentioned = [plan.entities[lk.target_id] for lk in own_links if lk.target_id in plan.entities]
         used_entities.update(e.id for e in mentioned)
         new_entities = list({e.id: e for e in mentioned if e.id not in plan.entity_targets}.values())
@@ -321,7 +321,30 @@ def _execute(
     loose = [e for i, e in plan.entities.items() if i not in used_entities and i not in plan.entity_targets]
     if loose:
         report.nodes += _write(store, embedder, target, [], loose, [])
+    # Changes of mind join memories of different entries: linked once every entry is written.
+    written = {m.id for entry in plan.entries for m in plan.members.get(entry.id, [])} | {e.id for e in plan.entries}
+    changes = [lk for lk in plan.links if lk.type in CHANGE_LINKS and {lk.source_id, lk.target_id} <= written]
+    if changes:
+        store.revise(target, [], add_links=changes)
+        report.links += len(changes)
     return report
+
+
+CHANGE_LINKS = (LinkType.SUPERSEDES, LinkType.CHANGED_BY)
+
+
+def _with_revision_ids(node: AnyNode, ids: dict[str, str]) -> AnyNode:
+    """A memory whose revisions name the causing entry and the replacing memory by their ids in the target."""
+    revisions = getattr(node, "revisions", None)
+    if not revisions:
+        return node
+    moved = [
+        r.model_copy(
+            update={"entry_id": ids.get(r.entry_id or "", r.entry_id), "by_id": ids.get(r.by_id or "", r.by_id)}
+        )
+        for r in revisions
+    ]
+    return node.model_copy(update={"revisions": moved})
 
 
 def _batch(by_type: dict[NodeType, list[AnyNode]], entities: list[Entity], links: list[Link]) -> MemoryBatch:

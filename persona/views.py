@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
+from persona.context import describe_change
 from persona.dates import month_text
 from persona.errors import ValidationError
 from persona.importers import ImportItem, detect_and_parse
@@ -32,6 +33,7 @@ from persona.models import (
     NodeType,
     Psyche,
     Subgraph,
+    node_text,
 )
 from persona.retrieval import RetrievalQuery, RetrievedMemory, retrieve
 from persona.store.base import GRAPH_TYPES, Store
@@ -525,3 +527,31 @@ def entities(store: Store, user_id: str, *, limit: int = 5_000) -> list[Entity]:
     """The user's entities by name (for the merge pickers)."""
     found = store.list_nodes(user_id, NodeType.ENTITY, limit=limit)
     return sorted((e for e in found if isinstance(e, Entity)), key=lambda e: e.name.casefold())
+
+
+def change_rows(store: Store, user_id: str, *, limit: int = 200) -> list[dict[str, object]]:
+    """The user's memory changes, newest first, as the Changes page lists them: when, what changed (goal done,
+    dropped, postponed; "changed your mind": old -> new), the sentence that said so, and whether it was confirmed."""
+    from persona.revisions import changes_of  # imported here: revisions imports ingest, which views imports too
+
+    rows: list[dict[str, object]] = []
+    replacements = store.get_nodes(user_id, [r.by_id for _, r in changes_of(store, user_id, limit=limit) if r.by_id])
+    new_text = {n.id: _memory_words(n) for n in replacements}
+    for node, revision in changes_of(store, user_id, limit=limit):
+        old = _memory_words(node)
+        rows.append(
+            {
+                "memory_id": node.id,
+                "revision_id": revision.id,
+                "date": revision.at,
+                "change": revision.change,
+                "memory": f"{old} → {new_text[revision.by_id]}" if revision.by_id in new_text else old,
+                "description": describe_change(revision),
+                "confirmed": revision.confirmed,
+            }
+        )
+    return rows
+
+
+def _memory_words(node: AnyNode) -> str:
+    return node.title if isinstance(node, Goal) else node_text(node)

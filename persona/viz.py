@@ -49,7 +49,11 @@ LINK_COLOURS: dict[LinkType, str] = {
     LinkType.MENTIONS: "#A8B8A0",
     LinkType.FROM_ENTRY: "#9D9DA0",
     LinkType.PART_OF: "#C8C0BC",
+    # Changes of mind stand out: a red arrow from the new memory to the one it replaced, orange to the causing entry.
+    LinkType.SUPERSEDES: "#E45756",
+    LinkType.CHANGED_BY: "#F58518",
 }
+CHANGE_LINKS = (LinkType.SUPERSEDES, LinkType.CHANGED_BY)
 HIGHLIGHT_COLOUR = "#D62728"
 FOCUS_COLOUR = "#111111"
 MAX_LABEL_CHARS = 28
@@ -304,8 +308,8 @@ def build_network(
                 link.target_id,
                 title=link.type.value,
                 color=LINK_COLOURS[link.type],
-                width=2.2 if link.type is LinkType.NEXT else 1.0,
-                dashes=link.type is LinkType.FROM_ENTRY,
+                width=2.2 if link.type in (LinkType.NEXT, *CHANGE_LINKS) else 1.0,
+                dashes=link.type in (LinkType.FROM_ENTRY, *CHANGE_LINKS),
             )
     net.options = _options(physics=len(subgraph.nodes) > 1)
     return net

@@ -346,9 +346,17 @@ def test_export(client, made):
     assert sum(n["type"] == "Entry" for n in body["nodes"]) == 4 and body["links"]
 
 
+def test_user_context(client, made):
+    """The always-included context: current psyche and active goals (test_evolution_store covers changes)."""
+    _journal(client, made)
+    body = client.get(f"/api/v1/users/{made}/context").json()
+    assert body["goals"] and all(g["status"] == "active" and g["valid_until"] is None for g in body["goals"])
+    assert body["xml"].startswith("<user ") and body["goals"][0]["title"] in body["xml"]
+
+
 # -- authentication ---------------------------------------------------------------------------------------------
 def test_every_operation_is_tested():
-    assert len(ROUTES) == 14
+    assert len(ROUTES) == 15
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])

@@ -50,6 +50,30 @@ def _sorted_export(export: dict[str, Any]) -> dict[str, Any]:
     return export | {"nodes": sorted(export["nodes"], key=lambda n: n["id"])}
 
 
+def _as_this_release(export: dict[str, Any]) -> dict[str, Any]:
+    """The release's export as this code reads it: migration 002 gives Psyche and Goal their time fields (true
+    since they happened, current, learned when stored, no revisions); entities gain an empty relation and merge
+    history. Nothing else differs."""
+    nodes = []
+    for node in export["nodes"]:
+        if node["type"] in ("Psyche", "Goal"):
+            node = migrations.with_validity(node)
+        elif node["type"] == "Entity":
+            node = node | {"relation": None, "merges": []}
+        nodes.append(node)
+    return _sorted_export(export | {"nodes": nodes})
+
+
+def _validity_removed(nodes: dict[str, Any]) -> dict[str, Any]:
+    """Raw node rows with the fields migration 002 added taken out of the bodies (compared as data, not bytes)."""
+    added = ("valid_from", "valid_until", "learned_at", "revisions")
+    rows = {}
+    for node_id, (kind, user_id, body, embedding) in nodes.items():
+        data = json.loads(body)
+        rows[node_id] = (kind, user_id, {k: v for k, v in data.items() if k not in added}, embedding)
+    return rows
+
+
 @pytest.fixture
 def release_copy(tmp_path: Path) -> Path:
     """A copy of the store release e557b58 wrote (the committed file itself is never opened for writing)."""
@@ -67,7 +91,7 @@ def test_release_fixture_opens_migrated_with_nothing_lost(release_copy: Path):
         assert backup is not None and backup.parent == release_copy.parent and backup.exists()
         assert _raw_rows(backup) == before  # the backup is the store as the release left it
         for user_id, exported in FIXTURE_EXPORT["users"].items():
-            assert _sorted_export(store.export_user(user_id)) == _sorted_export(exported)  # field by field
+            assert _sorted_export(store.export_user(user_id)) == _as_this_release(exported)  # field by field
             episodes = store.count_nodes(user_id, NodeType.EPISODE)
             assert len(store.chain(user_id)) == episodes > 0
         assert store.stats() == {
@@ -78,7 +102,11 @@ def test_release_fixture_opens_migrated_with_nothing_lost(release_copy: Path):
     finally:
         store.close()
     after = _raw_rows(release_copy)
-    assert after["nodes"] == before["nodes"]  # every body and every vector byte for byte
+    changed = {i for i, row in before["nodes"].items() if row[0] in ("Psyche", "Goal")}
+    assert {i: r for i, r in after["nodes"].items() if i not in changed} == {
+        i: r for i, r in before["nodes"].items() if i not in changed
+    }  # every other body and every vector byte for byte
+    assert _validity_removed(after["nodes"]) == _validity_removed(before["nodes"])  # Psyche/Goal: only fields added
     assert after["links"] == before["links"] and after["users"] == before["users"]
     assert after["state"] == ([s.name for s in migrations.SQLITE.steps], migrations.SQLITE.version, True)
     reopened = SqliteStore(release_copy, embedder=HashEmbedder().info)
@@ -94,7 +122,7 @@ def test_release_fixture_restores_into_neo4j_field_by_field(neo4j_store_factory)
     try:
         for user_id, exported in FIXTURE_EXPORT["users"].items():
             restore_export(store, HashEmbedder(), exported)
-            assert _sorted_export(store.export_user(user_id)) == _sorted_export(exported)
+            assert _sorted_export(store.export_user(user_id)) == _as_this_release(exported)
             assert len(store.chain(user_id)) == store.count_nodes(user_id, NodeType.EPISODE) > 0
             with sqlite3.connect(FIXTURE_DB) as conn:
                 vectors = conn.execute(
@@ -183,7 +211,7 @@ def test_a_new_sqlite_migration_runs_once_and_older_code_then_refuses(release_co
     assert store.backup_path is not None
     store.close()
     state = _raw_rows(release_copy)["state"]
-    known = [s.name for s in migrations.SQLITE.steps]
+    known = [step.name for step in migrations.SQLITE.steps]  # the list with the added step (still patched)
     assert state == (known, len(known), True) and known[-1] == "002_note_column"
     monkeypatch.undo()
     with pytest.raises(SchemaTooNewError, match="002_note_column"):
@@ -235,7 +263,7 @@ def _stored_body(store: Store, node_id: str) -> dict[str, Any]:
 def test_fields_a_newer_release_wrote_survive_a_read_modify_write(store: Store, user: str):
     entry, batch = write_entry(store, user, "Walked to the harbour with Ines", day(2), people=("Ines",))
     psyche, episode = batch.psyche[0], batch.episodes[0]
-    future = {"valid_from": "2024-03-01T00:00:00Z", "mood": {"label": "calm", "score": 0.8}}
+    future = {"reviewed_at": "2024-03-01T00:00:00Z", "mood": {"label": "calm", "score": 0.8}}
     for node_id in (psyche.id, episode.id, entry.id):
         _edit_stored_body(store, node_id, future)
     read = store.get_node(user, psyche.id)
@@ -289,3 +317,44 @@ def test_neo4j_history_kept_as_a_list_by_a_pre_release_build_is_read_and_replace
                 h=history,
                 v=version,
             ).consume()
+
+
+def test_release_fixture_memories_gain_their_time_fields_on_both_stores(release_copy: Path, neo4j_store_factory):
+    """Migration 002: every Psyche and Goal the release stored is true since it happened, current, learned when it
+    was stored, in the stored body itself (SQLite file) and in Neo4j after the migration runs on a release body."""
+    store = SqliteStore(release_copy, embedder=HashEmbedder().info)
+    store.close()
+    with sqlite3.connect(release_copy) as conn:
+        bodies = [json.loads(b) for (b,) in conn.execute("SELECT body FROM nodes WHERE type IN ('Psyche', 'Goal')")]
+    conn.close()
+    assert len(bodies) == 6
+    for body in bodies:
+        assert body["valid_from"] == body["occurred_at"] and body["learned_at"] == body["created_at"]
+        assert body["valid_until"] is None and body["revisions"] == []
+
+    neo4j = neo4j_store_factory()
+    user_id = "ada"
+    neo4j.delete_user(user_id)
+    try:
+        restore_export(neo4j, HashEmbedder(), FIXTURE_EXPORT["users"][user_id])
+        goal_ids = [g.id for g in neo4j.list_nodes(user_id, NodeType.GOAL)]
+        with neo4j._driver.session(database=neo4j.database) as session:
+            # Put back the release's bodies (no time fields), as a database e557b58 wrote holds them, then migrate.
+            release = {n["id"]: n for n in FIXTURE_EXPORT["users"][user_id]["nodes"]}
+            rows = [
+                {"id": i, "body": json.dumps({k: v for k, v in release[i].items() if k != "type"})} for i in goal_ids
+            ]
+            session.run("UNWIND $rows AS row MATCH (n:Node {id: row.id}) SET n.body = row.body", rows=rows).consume()
+            assert all(
+                '"valid_from"' not in r["body"]
+                for r in session.run("MATCH (n:Goal {user_id: $u}) RETURN n.body AS body", u=user_id).data()
+            )
+            assert "002_memory_validity" in migrations.neo4j_state(session)[0]
+            migrations.NEO4J.steps[-1].apply(session)
+            bodies = [
+                json.loads(r["body"])
+                for r in session.run("MATCH (n:Goal {user_id: $u}) RETURN n.body AS body", u=user_id).data()
+            ]
+        assert bodies and all(b["valid_from"] == b["occurred_at"] and b["valid_until"] is None for b in bodies)
+    finally:
+        neo4j.delete_user(user_id)

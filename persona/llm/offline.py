@@ -755,6 +755,23 @@ _PSYCHE_RULES: list[_PsycheRule] = [
     _PsycheRule(
         PsycheKind.BELIEF, 0.55, _triggers("think"), re.compile(_I + _ADVERBS + r"\s+think\s+that\s+(?P<obj>\S)", re.I)
     ),
+    # "I think social media is harmless": an opinion without "that" (the copula keeps "I think I'll go" out).
+    _PsycheRule(
+        PsycheKind.BELIEF,
+        0.5,
+        _triggers("think"),
+        re.compile(
+            _I + _ADVERBS + r"\s+think\s+(?P<obj>(?!I\b|I'|we\b|you\b|it\b)[\w-]+(?:\s+[\w-]+){0,3}\s+(?:is|are)\s+\w)",
+            re.I,
+        ),
+    ),
+    # Trust is an attitude towards someone (short objects like "my manager" are fine), kept with the preferences.
+    _PsycheRule(
+        PsycheKind.PREFERENCE,
+        0.6,
+        _triggers("trust distrust mistrust"),
+        re.compile(_I + _ADVERBS + r"(?:\s+(?:don't|do\s+not))?\s+(?:trust|distrust|mistrust)\s+(?P<obj>\S)", re.I),
+    ),
     _PsycheRule(
         PsycheKind.BELIEF,
         0.6,
@@ -782,6 +799,17 @@ _PSYCHE_RULES: list[_PsycheRule] = [
         0.75,
         _triggers("person"),
         re.compile(_IM + r"\s+(?:the|that)\s+(?:kind|type|sort)\s+of\s+person\s+(?:who|that)\s+(?P<obj>\S)", re.I),
+    ),
+    # "I am bad at languages", "I'm afraid of flying": what the writer can and fears, the kind that later changes.
+    _PsycheRule(
+        PsycheKind.TRAIT,
+        0.65,
+        _triggers("good bad great terrible hopeless useless afraid scared terrified frightened"),
+        re.compile(
+            _IM + _ADVERBS + r"(?:\s+not)?\s+(?:(?:good|bad|great|terrible|hopeless|useless)\s+at|"
+            r"(?:afraid|scared|terrified|frightened)\s+of)\s+(?P<obj>\S)",
+            re.I,
+        ),
     ),
     _PsycheRule(PsycheKind.TRAIT, 0.7, _triggers("someone"), re.compile(_IM + r"\s+someone\s+who\s+(?P<obj>\S)", re.I)),
     _PsycheRule(

@@ -51,6 +51,7 @@ from persona.store.common import (
     node_sort_time,
     possible_id,
     possible_ids,
+    with_extras,
 )
 from persona.store.rules import (
     as_entry,
@@ -156,6 +157,10 @@ class StoreTransaction(ABC):
     def link(self, user_id: str, links: Sequence[tuple[LinkType, str, str]]) -> None:
         """Create links (existing ones stay single). A link with an end the user does not own raises
         ``ValidationError`` (and the transaction writes nothing)."""
+
+    @abstractmethod
+    def unlink(self, user_id: str, links: Sequence[tuple[LinkType, str, str]]) -> None:
+        """Remove these links (absent ones are ignored)."""
 
     @abstractmethod
     def links(self, user_id: str, ids: Sequence[str], kinds: Sequence[str]) -> list[tuple[str, str, str]]:
@@ -369,7 +374,9 @@ class Store(ABC):
         return self._run_write(work)
 
     def merge_entities(self, user_id: str, keep_id: str, drop_id: str) -> Entity:
-        """Move every mention of ``drop_id`` to ``keep_id``, add its names as aliases, and delete it."""
+        """Move every mention of ``drop_id`` to ``keep_id``, add its names as aliases, and delete it. What the merge
+        took in is recorded on the kept entity (``merges``), so ``split_entity`` can undo it exactly; its aliases
+        then bring later mentions of the dropped names to the kept entity."""
         check_user_id(user_id)
         if keep_id == drop_id:
             raise ValidationError("cannot merge an entity with itself")
@@ -379,15 +386,85 @@ class Store(ABC):
             keep, drop = get_one(tx, user_id, keep_id), get_one(tx, user_id, drop_id)
             if not (isinstance(keep, Entity) and isinstance(drop, Entity)):
                 raise ValidationError("only entities can be merged")
-            mentions = tx.links(user_id, [drop_id], [LinkType.MENTIONS.value])
+            mentions = tx.links(user_id, [drop_id, keep_id], [LinkType.MENTIONS.value])
             sources = [source for _, source, target in mentions if target == drop_id]
+            already = {source for _, source, target in mentions if target == keep_id}
             tx.link(user_id, [(LinkType.MENTIONS, source, keep_id) for source in sources])
-            merged = keep.model_copy(update={"aliases": merged_aliases(keep, drop.name, drop.aliases)})
+            record = {
+                "entity": drop.model_dump(mode="json"),
+                "sources": sorted(sources),
+                "moved": sorted(set(sources) - already),
+                "aliases": list(keep.aliases),
+            }
+            merged = keep.model_copy(
+                update={"aliases": merged_aliases(keep, drop.name, drop.aliases), "merges": [*keep.merges, record]}
+            )
             tx.delete(user_id, [drop_id])
             tx.rewrite(user_id, [merged])
             return merged
 
         return without_embedding(self._run_write(work))
+
+    def split_entity(
+        self, user_id: str, entity_id: str, *, embedding: Sequence[float] | None = None
+    ) -> tuple[Entity, Entity]:
+        """Undo the latest merge into ``entity_id`` exactly: the dropped entity comes back (same id and fields), its
+        mentions return to it, and the kept one loses the aliases and the mentions the merge gave it. Stores keep
+        no vector of a deleted node: ``embedding`` is the restored entity's (``persona.actions.split_entity``
+        computes it). Returns (kept, restored)."""
+        check_user_id(user_id)
+        if embedding is not None:
+            check_embedding(embedding, self.embedder.dimension, what="the restored entity's embedding")
+
+        def work(tx: StoreTransaction) -> tuple[Entity, Entity]:
+            tx.lock_user(user_id)
+            keep = get_one(tx, user_id, entity_id)
+            if not isinstance(keep, Entity) or not keep.merges:
+                raise ValidationError(f"{entity_id} has no merge to split")
+            record = keep.merges[-1]
+            restored = Entity.model_validate(record["entity"])
+            kept = keep.model_copy(update={"aliases": record["aliases"], "merges": keep.merges[:-1]})
+            tx.rewrite(user_id, [kept])
+            tx.create_entities([restored])
+            if embedding is not None:
+                tx.set_embedding(user_id, restored.id, list(embedding))
+            tx.unlink(user_id, [(LinkType.MENTIONS, source, keep.id) for source in record["moved"]])
+            tx.link(user_id, [(LinkType.MENTIONS, source, restored.id) for source in record["sources"]])
+            return kept, restored
+
+        kept, restored = self._run_write(work)
+        return without_embedding(kept), without_embedding(restored)
+
+    def revise(
+        self,
+        user_id: str,
+        nodes: Sequence[AnyNode],
+        *,
+        add_links: Sequence[Link] = (),
+        remove_links: Sequence[Link] = (),
+    ) -> None:
+        """Store new versions of existing memories and add / remove links, in one transaction: a change of mind
+        (a goal done, a belief replaced) or its undo. Nothing is deleted but the links named; every node must be
+        the user's and exist (``NodeNotFoundError`` otherwise, and nothing is written)."""
+        check_user_id(user_id)
+        if any(link.type is LinkType.NEXT for link in [*add_links, *remove_links]):
+            raise ValidationError("NEXT links are placed by the store")
+        for node in nodes:
+            if node.user_id != user_id:
+                raise ValidationError(f"node {node.id} belongs to {node.user_id!r}, not {user_id!r}")
+
+        def work(tx: StoreTransaction) -> None:
+            if not tx.lock_user(user_id):
+                raise UserNotFoundError(user_id)
+            stored = {n.id: n for n in get_batched(tx, user_id, [n.id for n in nodes])}
+            for node in nodes:
+                if node.id not in stored or stored[node.id].type is not node.type:
+                    raise NodeNotFoundError(node.id, user_id)
+            tx.rewrite(user_id, [with_extras(n, stored[n.id]) for n in nodes], reindex=False)
+            tx.unlink(user_id, [(lk.type, lk.source_id, lk.target_id) for lk in remove_links])
+            tx.link(user_id, [(lk.type, lk.source_id, lk.target_id) for lk in add_links])
+
+        self._run_write(work)
 
     # -- reads -------------------------------------------------------------------------------------------------
     def get_node(self, user_id: str, node_id: str) -> AnyNode:

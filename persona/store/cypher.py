@@ -239,6 +239,21 @@ MERGE_LINKS = _merge_links()
 both ends among the user's nodes: fewer than given means a foreign or unknown id."""
 
 
+DELETE_LINKS = """
+UNWIND $links AS link
+MATCH (a:Node {id: link.source, user_id: $user_id})-[r]->(b:Node {id: link.target, user_id: $user_id})
+WHERE type(r) = link.type
+DELETE r
+"""
+"""Remove each link of ``$links`` (maps of type, source, target) between the user's nodes (an undo of a change)."""
+
+# -- migrations of data (issue 12) -----------------------------------------------------------------------------------
+EVOLVING_BODIES = """
+MATCH (n:Node) WHERE (n:Psyche OR n:Goal) AND n.id > $after
+RETURN n.id AS id, n.body AS body ORDER BY n.id LIMIT $limit
+"""
+SET_BODIES = "UNWIND $rows AS row MATCH (n:Node {id: row.id}) SET n.body = row.body"
+
 NEIGHBOURS = """
 UNWIND $ids AS id
 MATCH (n:Node {id: id, user_id: $user_id})-[r]-(:Node {user_id: $user_id}) USING INDEX n:Node(id)

@@ -266,3 +266,49 @@ def run_schema_statement(session: Any, statement: str, **params: Any) -> None:
         # Two processes opening a fresh database at once can race on IF NOT EXISTS; the rule exists either way.
         if "AlreadyExists" not in (exc.code or ""):
             raise
+
+
+# -- 002: memories that change (issue 12) -----------------------------------------------------------------------------
+_EVOLVING_TYPES = ("Psyche", "Goal")
+
+
+def with_validity(body: dict[str, Any]) -> dict[str, Any]:
+    """A stored Psyche or Goal body with its time fields written out: true since it happened, current, learned
+    when it was stored, never revised (what the release before them meant)."""
+    return {
+        **body,
+        "valid_from": body.get("valid_from") or body.get("occurred_at"),
+        "valid_until": body.get("valid_until"),
+        "learned_at": body.get("learned_at") or body.get("created_at"),
+        "revisions": body.get("revisions") or [],
+    }
+
+
+@SQLITE.migration("003_memory_validity")
+def _sqlite_validity(conn: sqlite3.Connection) -> None:
+    """Psyche and Goal bodies gain valid_from (= occurred_at), valid_until (empty), learned_at (= created_at) and an
+    empty revision list; the SUPERSEDES / CHANGED_BY links need no schema (link types are data in ``links``)."""
+    marks = ", ".join("?" for _ in _EVOLVING_TYPES)
+    rows = conn.execute(f"SELECT pk, body FROM nodes WHERE type IN ({marks})", _EVOLVING_TYPES).fetchall()
+    conn.executemany(
+        "UPDATE nodes SET body = ? WHERE pk = ?",
+        [
+            (json.dumps(with_validity(json.loads(body)), ensure_ascii=False, separators=(",", ":")), pk)
+            for pk, body in rows
+        ],
+    )
+
+
+@NEO4J.migration("002_memory_validity")
+def _neo4j_validity(session: Any) -> None:
+    """The same as SQLite's, a page of bodies per transaction (idempotent: a body that has the fields keeps them)."""
+    after = ""
+    while True:
+        rows = session.run(cypher.EVOLVING_BODIES, after=after, limit=1000).data()
+        if not rows:
+            return
+        updates = [
+            {"id": r["id"], "body": json.dumps(with_validity(json.loads(r["body"])), ensure_ascii=False)} for r in rows
+        ]
+        session.execute_write(lambda tx, u=updates: tx.run(cypher.SET_BODIES, rows=u).consume())
+        after = rows[-1]["id"]

@@ -434,6 +434,11 @@ class _Neo4jTransaction(StoreTransaction):
         link_type, source, target = next(lk for lk in links if not {lk[1], lk[2]} <= owned)
         raise ValidationError(f"link {link_type.value} {source} -> {target} names a node this user does not have")
 
+    def unlink(self, user_id: str, links: Sequence[tuple[LinkType, str, str]]) -> None:
+        rows = [{"type": LinkType(t).value, "source": source, "target": target} for t, source, target in links]
+        if rows:
+            self.tx.run(cypher.DELETE_LINKS, links=rows, user_id=user_id).consume()
+
     def links(self, user_id: str, ids: Sequence[str], kinds: Sequence[str]) -> list[tuple[str, str, str]]:
         rows = self._rows(cypher.NEIGHBOURS, ids=list(ids), types=list(kinds), user_id=user_id)
         return [(r["type"], r["source"], r["target"]) for r in rows]

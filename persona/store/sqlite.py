@@ -399,6 +399,12 @@ class _SqliteTransaction(StoreTransaction):
                 (user_id, link_type.value, source, target),
             )
 
+    def unlink(self, user_id: str, links: Sequence[tuple[LinkType, str, str]]) -> None:
+        self.cur.executemany(
+            "DELETE FROM links WHERE source_id = ? AND type = ? AND target_id = ? AND user_id = ?",
+            [(source, LinkType(kind).value, target, user_id) for kind, source, target in links],
+        )
+
     def links(self, user_id: str, ids: Sequence[str], kinds: Sequence[str]) -> list[tuple[str, str, str]]:
         marks, type_marks = _placeholders(ids), _placeholders(kinds)
         return self._rows(  # type: ignore[return-value]

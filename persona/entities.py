@@ -1,0 +1,138 @@
+"""One entity per real thing: the rules that decide that "Prof. Okonkwo", "Professor Okonkwo" and "Okonkwo" are one
+person for this user, that "Amir" is "Dr. Amir Haddad" when only one Amir is known, and that "my sister Layla" is
+Layla (the relation kept).
+
+``resolve`` is pure: given a new name and the user's known entities, it returns the one entity the name means, or
+``None`` when it means none of them or could mean several ("Sarah" when Sarah Lee and Sarah Kim are both known).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from persona.models import Entity, EntityKind, canonical_name
+
+TITLES = frozenset(
+    {"mr", "mrs", "ms", "miss", "mx", "dr", "doctor", "prof", "professor", "sir", "dame", "lady", "lord", "coach",
+     "captain", "capt", "father", "fr", "rev", "reverend", "aunt", "auntie", "uncle", "grandma", "grandpa", "granny",
+     "grandad", "nana", "cousin", "sister", "brother", "judge", "officer", "madam"}
+)  # fmt: skip
+"""Honorifics, titles and family words that may stand before a name and are not part of it."""
+
+_MALE = frozenset({"mr", "sir", "lord", "father", "fr", "uncle", "grandpa", "grandad", "brother"})
+_FEMALE = frozenset({"mrs", "ms", "miss", "dame", "lady", "aunt", "auntie", "grandma", "granny", "nana", "sister"})
+RELATIONS = (
+    "sister", "brother", "mother", "father", "mum", "mom", "dad", "son", "daughter", "wife", "husband", "partner",
+    "aunt", "uncle", "cousin", "niece", "nephew", "grandmother", "grandfather", "grandma", "grandpa", "friend",
+    "boss", "manager", "colleague", "neighbour", "neighbor", "girlfriend", "boyfriend", "flatmate", "roommate",
+)  # fmt: skip
+_RELATION = re.compile(
+    r"\bmy (?:(?:best|old|little|big|older|younger) )?(" + "|".join(RELATIONS) + r"),? ([A-Z][\w'-]+(?: [A-Z][\w'-]+)?)"
+)
+
+
+def _tokens(name: str) -> list[str]:
+    return [t for t in re.split(r"[\s.]+", canonical_name(name)) if t]
+
+
+def person_key(name: str) -> tuple[str, ...]:
+    """The words of a person's name without titles: "Prof. Ingrid Holm" -> ("ingrid", "holm")."""
+    tokens = _tokens(name)
+    while len(tokens) > 1 and tokens[0] in TITLES:
+        tokens = tokens[1:]
+    return tuple(tokens)
+
+
+def _gender(name: str) -> str | None:
+    first = _tokens(name)[:1]
+    if first and first[0] in _MALE:
+        return "m"
+    if first and first[0] in _FEMALE:
+        return "f"
+    return None
+
+
+def _names(entity: Entity) -> list[str]:
+    return [entity.name, *entity.aliases]
+
+
+def _is_person(entity: Entity) -> bool:
+    return entity.kind in (EntityKind.PERSON, EntityKind.THING) and entity.kind is not EntityKind.PLACE
+
+
+def _compatible(name: str, entity: Entity) -> bool:
+    """False when titles disagree on who it is (Mr. Grant is not Mrs. Grant)."""
+    mine = _gender(name)
+    theirs = {g for g in map(_gender, _names(entity)) if g}
+    return mine is None or not theirs or theirs == {mine}
+
+
+def _matches(key: tuple[str, ...], other: tuple[str, ...]) -> bool:
+    """Whether two title-free names can be one person: the same words, or one a single word that is the other's
+    first or last name ("Amir" / "Amir Haddad", "Okonkwo" / "Ngozi Okonkwo")."""
+    if key == other:
+        return True
+    if len(key) == 1 and len(other) > 1:
+        return key[0] in (other[0], other[-1])
+    if len(other) == 1 and len(key) > 1:
+        return other[0] in (key[0], key[-1])
+    return False
+
+
+def resolve(name: str, kind: EntityKind, known: Sequence[Entity]) -> Entity | None:
+    """The one known entity ``name`` means, or ``None`` (new, or ambiguous). Exact names and aliases (including
+    those learned from the user's merges) first; then, for people, the same name under other titles, and a first
+    or last name alone when exactly one known person has it."""
+    wanted = canonical_name(name)
+    exact = [e for e in known if wanted in {canonical_name(n) for n in _names(e)}]
+    if exact:
+        return exact[0] if len(exact) == 1 else None
+    if kind not in (EntityKind.PERSON, EntityKind.THING):
+        return None
+    key = person_key(name)
+    if not key:
+        return None
+    candidates = [
+        e
+        for e in known
+        if e.kind is EntityKind.PERSON and _compatible(name, e) and any(_matches(key, person_key(n)) for n in _names(e))
+    ]
+    if len(candidates) == 1:
+        return candidates[0]
+    # "Sarah" when Sarah Lee and Sarah Kim are known, or "Tom" with two Toms: say nothing rather than guess.
+    return None
+
+
+def relations_in(text: str) -> dict[str, str]:
+    """Who the writer names by relation: "my sister Layla" -> {"layla": "sister"} (keys are canonical names)."""
+    return {canonical_name(m.group(2)): m.group(1) for m in _RELATION.finditer(text)}
+
+
+_CAPITALISED = re.compile(r"\b[A-Z][\w'-]*\b")
+_NOT_NAMES = frozenset(
+    {"i", "the", "a", "an", "my", "we", "he", "she", "they", "it", "this", "that", "today", "yesterday", "tomorrow",
+     "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february", "march",
+     "april", "may", "june", "july", "august", "september", "october", "november", "december", "mum", "dad"}
+)  # fmt: skip
+
+
+def known_mentions(text: str, known: Sequence[Entity], found: set[str]) -> list[tuple[str, Entity]]:
+    """Names of known people that the extractor could not tell from a capitalised first word ("Priya is such a good
+    neighbour"): a capitalised word (not in ``found``, canonical names already extracted) that means exactly one
+    known person. Unknown words are left alone: only a person the user already has is recognised this way."""
+    people = [e for e in known if e.kind is EntityKind.PERSON]
+    if not people:
+        return []
+    mentions: list[tuple[str, Entity]] = []
+    seen = set(found)
+    for match in _CAPITALISED.finditer(text):
+        word = match.group(0)
+        key = canonical_name(word)
+        if key in seen or key in _NOT_NAMES or key in TITLES:
+            continue
+        seen.add(key)
+        entity = resolve(word, EntityKind.PERSON, people)
+        if entity is not None:
+            mentions.append((word, entity))
+    return mentions

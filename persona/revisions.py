@@ -1,0 +1,348 @@
+"""Applying memory changes to a store, and undoing them exactly.
+
+During ingest, ``plan_changes`` reads the user's current goals and psyche and asks the rules (``persona.evolution``)
+what the new entry changes; a belief that is replaced gets its replacement as a memory of the entry (the extracted
+one, or one made from the sentence). After the entry's memories are written, ``apply_changes`` closes the old
+memories' validity (a goal done or dropped, a belief replaced) or moves a goal's due date, records a ``Revision`` on
+each with what it was before, and links it: ``CHANGED_BY`` to the causing entry, ``SUPERSEDES`` from the new memory.
+Nothing is deleted. ``undo_change`` restores the memory exactly as it was and removes the revision and its links;
+``confirm_change`` marks a detected change as seen and kept.
+
+The people of an entry are resolved here too (``resolve_entities``): titles, first or last names alone, aliases
+from the user's merges, and relations ("my sister Layla"), so the store merges them into the one entity they mean.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+
+from persona.entities import known_mentions, relations_in, resolve
+from persona.errors import ValidationError
+from persona.evolution import POSTPONED, Similarity, detect_belief_changes, detect_goal_changes, sentences_of
+from persona.evolution_llm import decide_with_model
+from persona.llm.base import Embedder, Provider
+from persona.models import (
+    Entity,
+    EntityKind,
+    Entry,
+    Evolving,
+    Goal,
+    GoalStatus,
+    Link,
+    LinkType,
+    MemoryBatch,
+    NodeType,
+    Psyche,
+    Revision,
+    canonical_name,
+)
+from persona.store.base import Store
+
+ALL = 10**9
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """A change the rules found for one existing memory (``new_id``: the memory that replaces it, for beliefs)."""
+
+    target_id: str
+    change: str  # done, dropped, postponed, superseded
+    sentence: str
+    due: date | None = None
+    new_id: str | None = None
+
+
+def batched_similarity(embedder: Embedder, texts: Sequence[str]) -> Similarity:
+    """Cosine similarity by ``embedder`` with the texts known in advance embedded in ONE call (others on demand)."""
+    unique = list(dict.fromkeys(t for t in texts if t.strip()))
+    vectors = dict(zip(unique, (np.asarray(v, dtype=np.float32) for v in embedder.embed(unique)), strict=True))
+
+    def vector(text: str) -> np.ndarray:
+        if text not in vectors:
+            vectors[text] = np.asarray(embedder.embed([text])[0], dtype=np.float32)
+        return vectors[text]
+
+    return lambda a, b: float(vector(a) @ vector(b))
+
+
+CANDIDATES = 40
+"""Existing goals and psyche memories an entry is compared with: the best full-text matches of its words, and the
+nearest by meaning to each of its passages (so the cost per entry does not grow with the store)."""
+
+
+def candidate_memories(
+    store: Store, entry: Entry, vectors: Sequence[Sequence[float]] = ()
+) -> tuple[list[Goal], list[Psyche]]:
+    """The user's active goals and current psyche memories an entry may change: found by its words and by the
+    meaning of its passages, learned from earlier entries (never the entry's own memories, never later ones)."""
+    kinds = [NodeType.GOAL, NodeType.PSYCHE]
+    ids = [hit.id for hit in store.text_search(entry.user_id, entry.text[:4000], k=CANDIDATES, types=kinds)]
+    for vector in vectors:
+        ids += [hit.id for hit in store.vector_search(entry.user_id, vector, k=5, types=kinds)]
+    nodes = store.get_nodes(entry.user_id, list(dict.fromkeys(ids)))
+    earlier = [
+        n for n in nodes
+        if isinstance(n, Evolving) and n.current and n.entry_id != entry.id and n.occurred_at <= entry.occurred_at
+    ]  # fmt: skip
+    goals = [n for n in earlier if isinstance(n, Goal) and n.status is GoalStatus.ACTIVE]
+    return goals, [n for n in earlier if isinstance(n, Psyche)]
+
+
+def plan_changes(
+    goals: Sequence[Goal], psyche: Sequence[Psyche], entry: Entry, *, similarity: Similarity | None = None
+) -> list[PlannedChange]:
+    """What ``entry`` changes among these memories (the replacement of a belief is found or made by
+    ``evolve``)."""
+    planned = [
+        PlannedChange(c.goal_id, c.status, c.sentence, c.due)
+        for c in detect_goal_changes(entry.text, goals, today=entry.occurred_at.date(), similarity=similarity)
+    ]
+    planned += [
+        PlannedChange(c.old_id, "superseded", c.sentence)
+        for c in detect_belief_changes(entry.text, psyche, similarity=similarity)
+    ]
+    return planned
+
+
+def evolve(
+    store: Store, embedder: Embedder | None, entry: Entry, batch: MemoryBatch, *, model: Provider | None = None
+) -> list[Evolving]:
+    """After an entry's memories are written: find what it changes among the user's earlier memories and apply it
+    (a belief's replacement is the entry's own psyche memory saying it, or one made from the sentence and written
+    now). With ``model`` (an LLM provider) it decides in one call; the rules decide offline or when its answer
+    cannot be used. Returns the changed memories."""
+    # The episode says what the entry is about; two passages add its own words. Each is one vector search.
+    vectors = [n.embedding for n in [*batch.episodes, *batch.passages[:2]] if n.embedding is not None]
+    goals, psyche = candidate_memories(store, entry, vectors)
+    if not goals and not psyche:
+        return []
+    decided = decide_with_model(model, entry, goals, psyche) if model is not None else None
+    if decided is not None:
+        found = [PlannedChange(d.goal_id, d.status, d.sentence, d.due) for d in decided.goals]
+        found += [PlannedChange(d.old_id, "superseded", d.sentence) for d in decided.beliefs]
+    else:
+        similarity = None
+        if embedder is not None:
+            texts = [*sentences_of(entry.text), *(g.title for g in goals), *(p.text for p in psyche)]
+            similarity = batched_similarity(embedder, texts)
+        found = plan_changes(goals, psyche, entry, similarity=similarity)
+    by_id = {p.id: p for p in psyche}
+    planned = []
+    for plan in found:
+        if plan.change == "superseded":
+            new = _replacement(store, embedder, batch, by_id[plan.target_id], plan.sentence)
+            plan = PlannedChange(plan.target_id, plan.change, plan.sentence, new_id=new.id)
+        planned.append(plan)
+    return apply_changes(store, entry, planned)
+
+
+def _replacement(store: Store, embedder: Embedder | None, batch: MemoryBatch, old: Psyche, sentence: str) -> Psyche:
+    """The entry's psyche memory that says ``sentence``, or a new one made from it (of the old one's kind)."""
+    for node in batch.psyche:
+        if node.source_sentence == sentence or node.text in sentence:
+            return node
+    episode = batch.episodes[0]
+    text = re.sub(r"\s+", " ", sentence).strip().rstrip(".!")
+    new = Psyche(
+        user_id=old.user_id, entry_id=episode.entry_id, occurred_at=episode.occurred_at, kind=old.kind, text=text,
+        confidence=0.6, source_sentence=sentence,
+        embedding=embedder.embed([text])[0] if embedder is not None else None,
+    )  # fmt: skip
+    store.write_batch(
+        old.user_id,
+        MemoryBatch(psyche=[new], links=[Link(type=LinkType.DERIVED_FROM, source_id=new.id, target_id=episode.id)]),
+    )
+    batch.psyche.append(new)
+    return new
+
+
+_CHANGED_FIELDS = ("status", "due", "valid_until")
+
+
+def _before(node: Evolving) -> dict[str, Any]:
+    dumped = node.model_dump(mode="json")
+    return {k: dumped[k] for k in _CHANGED_FIELDS if k in dumped}
+
+
+def apply_changes(store: Store, entry: Entry, planned: Sequence[PlannedChange]) -> list[Evolving]:
+    """Write planned changes in one transaction; return the changed memories (nothing is deleted)."""
+    if not planned:
+        return []
+    found = {n.id: n for n in store.get_nodes(entry.user_id, [p.target_id for p in planned])}
+    changed: list[Evolving] = []
+    links: list[Link] = []
+    for plan in planned:
+        old = found.get(plan.target_id)
+        if not isinstance(old, Evolving):
+            continue
+        revision = Revision(
+            change=plan.change, at=entry.occurred_at, entry_id=entry.id, by_id=plan.new_id, sentence=plan.sentence,
+            before=_before(old),
+        )  # fmt: skip
+        update: dict[str, Any] = {"revisions": [*old.revisions, revision]}
+        if plan.change == POSTPONED:
+            update["due"] = plan.due or getattr(old, "due", None)
+        else:
+            update["valid_until"] = entry.occurred_at
+        if plan.change in (GoalStatus.DONE.value, GoalStatus.DROPPED.value):
+            update["status"] = GoalStatus(plan.change)
+        changed.append(old.model_copy(update=update))
+        links.append(Link(type=LinkType.CHANGED_BY, source_id=old.id, target_id=entry.id))
+        if plan.new_id:
+            links.append(Link(type=LinkType.SUPERSEDES, source_id=plan.new_id, target_id=old.id))
+    store.revise(entry.user_id, changed, add_links=links)
+    return changed
+
+
+def _revision(node: Any, revision_id: str) -> Revision:
+    if not isinstance(node, Evolving):
+        raise ValidationError(f"{node.id} is a {node.type.value}: only goals and psyche memories have changes")
+    for revision in node.revisions:
+        if revision.id == revision_id:
+            return revision
+    raise ValidationError(f"memory {node.id} has no change {revision_id[:80]!r}")
+
+
+def undo_change(store: Store, user_id: str, node_id: str, revision_id: str) -> Evolving:
+    """Undo one change exactly: the memory's fields as they were, the revision and its links gone. Only a memory's
+    latest change can be undone (an earlier one is what the later ones started from)."""
+    node = store.get_node(user_id, node_id)
+    revision = _revision(node, revision_id)
+    assert isinstance(node, Evolving)
+    if node.revisions[-1].id != revision_id:
+        raise ValidationError("undo the later changes of this memory first: only the latest change can be undone")
+    restored = type(node).model_validate(
+        node.model_dump() | revision.before | {"revisions": [r.model_dump() for r in node.revisions[:-1]]}
+    )
+    remove: list[Link] = []
+    same_entry = [r for r in node.revisions[:-1] if r.entry_id == revision.entry_id]
+    if revision.entry_id and not same_entry:
+        remove.append(Link(type=LinkType.CHANGED_BY, source_id=node.id, target_id=revision.entry_id))
+    if revision.by_id:
+        remove.append(Link(type=LinkType.SUPERSEDES, source_id=revision.by_id, target_id=node.id))
+    store.revise(user_id, [restored], remove_links=remove)
+    return restored
+
+
+def confirm_change(store: Store, user_id: str, node_id: str, revision_id: str) -> Evolving:
+    """Mark a detected change as seen and right (it stays undoable)."""
+    node = store.get_node(user_id, node_id)
+    _revision(node, revision_id)
+    assert isinstance(node, Evolving)
+    revisions = [r.model_copy(update={"confirmed": True}) if r.id == revision_id else r for r in node.revisions]
+    confirmed = node.model_copy(update={"revisions": revisions})
+    store.revise(user_id, [confirmed])
+    return confirmed
+
+
+def changes_of(store: Store, user_id: str, *, limit: int = 200) -> list[tuple[Evolving, Revision]]:
+    """The user's memory changes, newest first: (memory as it is now, the revision)."""
+    found: list[tuple[Evolving, Revision]] = []
+    for node_type in (NodeType.GOAL, NodeType.PSYCHE):
+        for node in store.list_nodes(user_id, node_type, limit=ALL):
+            if isinstance(node, Evolving):
+                found.extend((node, r) for r in node.revisions)
+    found.sort(key=lambda pair: (pair[1].at, pair[1].learned_at), reverse=True)
+    return found[:limit]
+
+
+# -- entities --------------------------------------------------------------------------------------------------------
+def resolve_entities(store: Store, entry: Entry, batch: MemoryBatch, known: list[Entity] | None = None) -> list[Entity]:
+    """Point the batch's entities at the user's entity each one means (the store then merges them, keeping the new
+    name as an alias), add mentions of known people the extractor could not tell from a capitalised word, and keep
+    relations ("my sister Layla"). Reads only. ``known``: the user's entities when the caller has them (entries of
+    one import chunk see each other's); returns them with this batch's new ones added."""
+    if known is None:
+        known = [e for e in store.list_nodes(entry.user_id, NodeType.ENTITY, limit=ALL) if isinstance(e, Entity)]
+    relations = relations_in(entry.text)
+    seen: list[Entity] = list(known)
+    resolved: list[Entity] = []
+    for entity in batch.entities:
+        target = resolve(entity.name, entity.kind, seen)
+        update: dict[str, Any] = {}
+        if target is not None and target.canonical != entity.canonical:
+            update["canonical"] = target.canonical
+        if entity.canonical in relations and target is None:
+            update["relation"] = relations[entity.canonical]
+        entity = entity.model_copy(update=update) if update else entity
+        resolved.append(entity)
+        if target is None:
+            seen.append(entity)
+    batch.entities[:] = resolved
+    extracted = {canonical_name(n) for e in resolved for n in (e.name, *e.name.split())}
+    episode = batch.episodes[0]
+    for word, target in known_mentions(entry.text, seen, extracted):
+        mention = Entity(user_id=entry.user_id, name=word, kind=EntityKind.PERSON, canonical=target.canonical)
+        batch.entities.append(mention)
+        batch.links.append(Link(type=LinkType.MENTIONS, source_id=episode.id, target_id=mention.id))
+    return seen
+
+
+USER_CONTEXT_ITEMS = 30
+"""At most this many current psyche memories and as many active goals go into every chat context."""
+
+
+def user_profile(store: Store, user_id: str, *, limit: int = USER_CONTEXT_ITEMS) -> tuple[list[Psyche], list[Goal]]:
+    """What is true of the user now: current psyche memories (newest first) and active goals (soonest due first,
+    then newest)."""
+    psyche = [p for p in store.list_nodes(user_id, NodeType.PSYCHE, limit=ALL) if isinstance(p, Psyche) and p.current][
+        :limit
+    ]
+    goals = [
+        g
+        for g in store.list_nodes(user_id, NodeType.GOAL, status=GoalStatus.ACTIVE.value, limit=ALL)
+        if isinstance(g, Goal) and g.current
+    ]
+    goals.sort(key=lambda g: (g.due is None, g.due or date.max, -g.occurred_at.timestamp()))
+    return psyche, goals[:limit]
+
+
+def overdue_goals(goals: Sequence[Goal], today: date) -> list[Goal]:
+    """Active goals whose due date has passed."""
+    return [g for g in goals if g.status is GoalStatus.ACTIVE and g.due is not None and g.due < today]
+
+
+def undo_changes_of_entry(store: Store, user_id: str, entry_id: str) -> int:
+    """Before an entry is deleted: undo the changes it caused (a goal it marked done is active again, a belief it
+    replaced is current again), so deleting what the user wrote never leaves a change without its reason. A change
+    that later changes build on is left as it is. Returns how many were undone."""
+    undone = 0
+    for node, revision in changes_of(store, user_id, limit=ALL):
+        if revision.entry_id == entry_id and node.revisions[-1].id == revision.id:
+            undo_change(store, user_id, node.id, revision.id)
+            undone += 1
+    return undone
+
+
+def delete_with_changes(store: Store, user_id: str, node_id: str) -> int:
+    """``store.delete_node``, first undoing the changes an entry caused (see ``undo_changes_of_entry``)."""
+    found = store.get_nodes(user_id, [node_id])
+    if found and found[0].type is NodeType.ENTRY:
+        undo_changes_of_entry(store, user_id, node_id)
+    return store.delete_node(user_id, node_id)
+
+
+def thread(store: Store, user_id: str, node_id: str) -> list[Entry]:
+    """ "What happened to X?": the entries that tell X's story, oldest first. For a goal or psyche memory: the entry
+    it came from, the entries that changed it, and the entries mentioning the people and things it mentions; for an
+    entity: the entries whose memories mention it."""
+    node = store.get_node(user_id, node_id)
+    entry_ids: list[str] = []
+    if isinstance(node, Evolving):
+        entry_ids += [node.entry_id, *(r.entry_id for r in node.revisions if r.entry_id)]
+    mentioned = [node_id] if node.type is NodeType.ENTITY else []
+    if isinstance(node, Evolving):
+        links = store.neighbours(user_id, [node_id], link_types=[LinkType.MENTIONS])
+        mentioned += [lk.target_id for lk in links if lk.source_id == node_id]
+    if mentioned:
+        links = store.neighbours(user_id, mentioned, link_types=[LinkType.MENTIONS])
+        sources = store.get_nodes(user_id, list(dict.fromkeys(lk.source_id for lk in links)))
+        entry_ids += [getattr(s, "entry_id", "") for s in sources if getattr(s, "entry_id", None)]
+    entries = [e for e in store.get_nodes(user_id, list(dict.fromkeys(entry_ids))) if isinstance(e, Entry)]
+    return sorted(entries, key=lambda e: (e.occurred_at, e.created_at))

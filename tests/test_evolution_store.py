@@ -1,0 +1,203 @@
+"""Memory evolution in a store (both stores): a later entry finishes a goal or replaces a belief, linked to the
+entry that caused it and to the memory that replaces it, with nothing deleted; every change can be undone exactly;
+one person under many names; a split undoes a merge exactly."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from persona.actions import delete_node
+from persona.api import create_app
+from persona.chat import build_messages, user_context_xml
+from persona.context import format_context
+from persona.dates import day_text
+from persona.ingest import ingest_entry
+from persona.llm.offline import OfflineProvider
+from persona.models import Goal, GoalStatus, LinkType, NodeType, Psyche
+from persona.retrieval import RetrievalQuery, retrieve
+from persona.revisions import changes_of, confirm_change, evolve, thread, undo_change
+from persona.store.base import Store
+from persona.transfer import restore_export
+from tests.factories import day
+from tests.test_api import AUTH, SETTINGS
+
+
+def _export(store: Store, user: str) -> dict[str, Any]:
+    data = store.export_user(user)
+    return data | {"nodes": sorted(data["nodes"], key=lambda n: n["id"])}
+
+
+def _ingest(store: Store, provider: OfflineProvider, user: str, text: str, n: int):
+    result = ingest_entry(store, provider, user, text, occurred_at=day(n))
+    assert result.ok, result.error
+    return result
+
+
+def _journal(store: Store, provider: OfflineProvider, user: str):
+    first = _ingest(store, provider, user, "I want to learn the cello this year. I love coffee. I value honesty.", 1)
+    second = _ingest(store, provider, user, "I have given up on the cello. I quit coffee, it's green tea now.", 40)
+    return first, second
+
+
+def _by_text(store: Store, user: str) -> dict[str, Goal | Psyche]:
+    nodes = store.list_many(user, [NodeType.GOAL, NodeType.PSYCHE], limit=100)
+    return {(n.title if isinstance(n, Goal) else n.text): n for n in nodes}  # type: ignore[misc]
+
+
+def test_a_later_entry_changes_goal_and_belief_linked_and_nothing_deleted(store: Store, user: str, provider):
+    first, second = _journal(store, provider, user)
+    ids_after_first = {n.id for n in first.batch.nodes()} | {first.entry.id}
+    memories = _by_text(store, user)
+    cello, coffee, honesty = memories["Learn the cello"], memories["I love coffee"], memories["I value honesty"]
+    assert isinstance(cello, Goal) and cello.status is GoalStatus.DROPPED
+    assert cello.valid_until == day(40) and cello.valid_from == day(1)
+    assert [r.change for r in cello.revisions] == ["dropped"] and cello.revisions[0].entry_id == second.entry.id
+    assert coffee.valid_until == day(40) and not coffee.current
+    assert honesty.current and honesty.revisions == []  # a stable value stays current
+    links = store.neighbours(user, [cello.id, coffee.id], link_types=[LinkType.CHANGED_BY, LinkType.SUPERSEDES])
+    pairs = {(lk.type, lk.source_id, lk.target_id) for lk in links}
+    replacement = coffee.revisions[0].by_id
+    assert replacement is not None and "quit coffee" in store.get_node(user, replacement).text
+    assert pairs == {
+        (LinkType.CHANGED_BY, cello.id, second.entry.id),
+        (LinkType.CHANGED_BY, coffee.id, second.entry.id),
+        (LinkType.SUPERSEDES, replacement, coffee.id),
+    }
+    assert {n.id for n in store.get_nodes(user, list(ids_after_first))} == ids_after_first  # nothing deleted
+    assert [r.change for _, r in changes_of(store, user)] in (["dropped", "superseded"], ["superseded", "dropped"])
+
+
+def test_undo_restores_the_export_exactly(store: Store, user: str, provider):
+    _first, second = _journal(store, provider, user)
+    for node, revision in changes_of(store, user):
+        undo_change(store, user, node.id, revision.id)
+    before = _export(store, user)
+    assert all(n.get("revisions") in (None, []) for n in before["nodes"])
+    assert not any(lk["type"] in ("CHANGED_BY", "SUPERSEDES") for lk in before["links"])
+    changed = evolve(store, provider.embedder, second.entry, second.batch)  # the same entry, the same decisions
+    assert len(changed) == 2 and _export(store, user) != before
+    for node, revision in changes_of(store, user):
+        confirm_change(store, user, node.id, revision.id)
+    assert all(r.confirmed for _, r in changes_of(store, user))
+    for node, revision in changes_of(store, user):
+        undo_change(store, user, node.id, revision.id)
+    assert _export(store, user) == before
+
+
+def test_distractors_change_nothing(store: Store, user: str, provider):
+    _ingest(store, provider, user, "I want to read War and Peace. I love coffee.", 1)
+    before = _export(store, user)
+    before_ids = {n["id"] for n in before["nodes"]}
+    _ingest(store, provider, user, "I did not finish the book this week. My neighbour quit coffee.", 5)
+    after = [n for n in _export(store, user)["nodes"] if n["id"] in before_ids]
+    assert after == before["nodes"]
+
+
+def test_postponed_goal_moves_its_due_date_and_stays_active(store: Store, user: str, provider):
+    _ingest(store, provider, user, "I want to launch my podcast in May.", 1)
+    _ingest(store, provider, user, "The podcast launch moved to September.", 30)
+    [goal] = store.list_nodes(user, NodeType.GOAL)
+    assert goal.status is GoalStatus.ACTIVE and goal.due is not None and goal.due.month == 9
+    assert goal.revisions[0].change == "postponed" and goal.revisions[0].before["due"].startswith("2024-05")
+
+
+def test_titles_first_names_and_relations_land_on_one_entity(store: Store, user: str, provider):
+    _ingest(store, provider, user, "Lunch with Professor Okonkwo and my sister Layla. Dr. Amir Haddad joined.", 1)
+    _ingest(store, provider, user, "Prof. Okonkwo liked chapter two. Okonkwo is strict. Amir called.", 2)
+    entities = {e.name: e for e in store.list_nodes(user, NodeType.ENTITY)}
+    assert set(entities) >= {"Professor Okonkwo", "Layla", "Dr. Amir Haddad"}
+    assert not {"Prof. Okonkwo", "Okonkwo", "Amir"} & set(entities)
+    assert {"Prof. Okonkwo", "Okonkwo"} <= set(entities["Professor Okonkwo"].aliases)
+    assert "Amir" in entities["Dr. Amir Haddad"].aliases
+    assert entities["Layla"].relation == "sister"
+    mentions = store.neighbours(user, [entities["Dr. Amir Haddad"].id], link_types=[LinkType.MENTIONS])
+    assert len({lk.source_id for lk in mentions}) >= 2  # mentioned from both entries' episodes
+
+
+def test_a_merge_teaches_an_alias_and_a_split_undoes_it_exactly(store: Store, user: str, provider):
+    _ingest(store, provider, user, "Robert Hale helped me move the sofa.", 1)
+    _ingest(store, provider, user, "Coffee with Bobby Vance in town.", 2)
+    before = _export(store, user)
+    people = {e.name: e for e in store.list_nodes(user, NodeType.ENTITY)}
+    robert, bobby = people["Robert Hale"], people["Bobby Vance"]
+    store.merge_entities(user, robert.id, bobby.id)
+    assert _export(store, user) != before
+    kept, restored = store.split_entity(user, robert.id, embedding=provider.embedder.embed(["Bobby Vance"])[0])
+    assert restored.id == bobby.id and kept.merges == []
+    assert _export(store, user) == before
+    store.merge_entities(user, robert.id, bobby.id)
+    _ingest(store, provider, user, "Bobby Vance lent me his van.", 3)
+    assert [e.name for e in store.list_nodes(user, NodeType.ENTITY)] == ["Robert Hale"]
+
+
+def test_superseded_memories_rank_below_current_ones_and_as_of_sees_the_past(store: Store, user: str, provider):
+    _journal(store, provider, user)
+    query = RetrievalQuery(text="coffee", types=(NodeType.PSYCHE,), limit=5)
+    ranked = [m.node for m in retrieve(store, provider.embedder, user, query, now=day(60))]
+    texts = [n.text for n in ranked]
+    assert texts.index("I quit coffee, it's green tea now") < texts.index("I love coffee")
+    context = format_context(retrieve(store, provider.embedder, user, query, now=day(60)), today=day(60))
+    assert f'status_note="no longer true since {day_text(day(40))}"' in context
+    then = retrieve(store, provider.embedder, user, replace(query, as_of=day(10)))
+    then_texts = [m.node.text for m in then]
+    assert then_texts[0] == "I love coffee" and not any("quit" in t for t in then_texts)  # true then; nothing later
+    assert "status_note" not in format_context(then, today=day(10))
+
+
+def test_user_context_holds_current_psyche_and_active_goals(store: Store, user: str, provider):
+    _ingest(store, provider, user, "I want to learn the cello. I need to renew my passport by 5 March. I love tea.", 1)
+    _ingest(store, provider, user, "I have given up on the cello. I value honesty.", 3)
+    with TestClient(create_app(store=store, provider=provider, settings=SETTINGS), headers=AUTH) as client:
+        reply = client.get(f"/api/v1/users/{user}/context")
+        missing = client.get("/api/v1/users/nobody-here/context")
+    assert reply.status_code == 200 and missing.status_code == 404
+    body = reply.json()
+    assert [g["title"] for g in body["goals"]] == ["Renew my passport"]  # the dropped cello is not current
+    assert {p["text"] for p in body["psyche"]} == {"I love tea", "I value honesty"}
+    assert body["overdue"] == [body["goals"][0]["id"]]  # due 5 March 2024, long past
+    assert 'overdue="true"' in body["xml"] and "cello" not in body["xml"]
+    messages = build_messages("tea?", [], today=day(4), user_context=user_context_xml(store, user, today=day(4)))
+    assert "<user " in messages[-1]["content"] and "Renew my passport" in messages[-1]["content"]
+
+
+def test_an_export_with_changes_restores_into_another_user(store: Store, user: str, provider):
+    _journal(store, provider, user)
+    copy = f"{user}-copy"
+    try:
+        restore_export(store, provider.embedder, store.export_user(user), user_id=copy)
+        entries = {e.id for e in store.list_nodes(copy, NodeType.ENTRY)}
+        [goal] = store.list_nodes(copy, NodeType.GOAL)
+        assert goal.status is GoalStatus.DROPPED and goal.revisions[0].entry_id in entries  # ids of the copy
+        changed = [n for n in store.list_nodes(copy, NodeType.PSYCHE) if n.revisions]
+        [coffee] = changed
+        links = store.neighbours(copy, [coffee.id, goal.id], link_types=[LinkType.SUPERSEDES, LinkType.CHANGED_BY])
+        assert len(links) == 3 and coffee.revisions[0].by_id in {lk.source_id for lk in links}
+    finally:
+        store.delete_user(copy)
+
+
+def test_deleting_the_entry_that_caused_a_change_undoes_it(store: Store, user: str, provider):
+    first, second = _journal(store, provider, user)
+    assert delete_node(store, user, second.entry.id) > 0
+    memories = _by_text(store, user)
+    assert set(memories) == {"Learn the cello", "I love coffee", "I value honesty"}
+    assert all(m.current and m.revisions == [] for m in memories.values())
+    assert memories["Learn the cello"].status is GoalStatus.ACTIVE
+    links = store.neighbours(
+        user, [m.id for m in memories.values()], link_types=[LinkType.CHANGED_BY, LinkType.SUPERSEDES]
+    )
+    assert links == []
+
+
+def test_what_happened_to_a_goal_or_a_person_in_time_order(store: Store, user: str, provider):
+    first, second = _journal(store, provider, user)
+    cello = _by_text(store, user)["Learn the cello"]
+    assert [e.id for e in thread(store, user, cello.id)] == [first.entry.id, second.entry.id]
+    one = _ingest(store, provider, user, "Lunch with Professor Okonkwo.", 50)
+    _ingest(store, provider, user, "A quiet day at home.", 51)
+    two = _ingest(store, provider, user, "Prof. Okonkwo approved my plan.", 52)
+    [okonkwo] = [e for e in store.list_nodes(user, NodeType.ENTITY) if e.name == "Professor Okonkwo"]
+    assert [e.id for e in thread(store, user, okonkwo.id)] == [one.entry.id, two.entry.id]
