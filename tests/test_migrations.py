@@ -279,17 +279,22 @@ def test_fields_a_newer_release_wrote_survive_a_read_modify_write(store: Store, 
 
 
 def test_cli_says_where_the_backup_is(tmp_path: Path):
-    """A store without a recorded version (as e557b58 left it) is migrated by the CLI, which names the copy."""
-    env = os.environ | {"PERSONA_HOME": str(tmp_path), "PERSONA_PROVIDER": "offline"}
+    """A store made by release e557b58 (no recorded version) is migrated by the CLI, which names the copy it kept;
+    a new store needs no copy."""
+    fresh, old = tmp_path / "fresh", tmp_path / "old"
+    old.mkdir()
+    shutil.copyfile(FIXTURES / "e557b58.sqlite3", old / "persona.sqlite3")
     cli = [sys.executable, "-m", "persona.cli", "stats", "--user", "ada"]
-    first = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120, check=True)
-    assert "copy" not in first.stderr  # a new store: nothing to keep
-    with sqlite3.connect(tmp_path / "persona.sqlite3") as conn:
-        conn.execute("DROP TABLE schema_migrations")
-        conn.execute("PRAGMA user_version = 0")
-    conn.close()
-    second = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120, check=True)
-    backups = list(tmp_path.glob("persona.sqlite3.backup-v0-*"))
+
+    def run(home: Path) -> subprocess.CompletedProcess:
+        env = os.environ | {"PERSONA_HOME": str(home), "PERSONA_PROVIDER": "offline", "PERSONA_EMBEDDER": "hash"}
+        return subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
+
+    first = run(fresh)  # an unknown user on a new store: exit 2, and nothing to keep a copy of
+    assert first.returncode == 2 and "copy" not in first.stderr
+    second = run(old)
+    backups = list(old.glob("persona.sqlite3.backup-v0-*"))
+    assert second.returncode == 0, second.stderr
     assert len(backups) == 1 and str(backups[0]) in second.stderr
 
 
