@@ -12,7 +12,8 @@ st.set_page_config(page_title="Persona", page_icon="🧠", layout="wide")
 # With st.navigation, pages/ is not discovered: every page is registered here, by section.
 PAGES = {
     "Journal": [
-        st.Page("pages/journal.py", title="Journal", icon=":material/edit_note:", default=True),
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/journal.py", title="Journal", icon=":material/edit_note:"),
         st.Page("pages/timeline.py", title="Timeline", icon=":material/timeline:"),
     ],
     "Explore": [

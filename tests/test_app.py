@@ -20,7 +20,7 @@ from persona.store.sqlite import SqliteStore
 from persona.viz import remote_references
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["journal", "timeline", "graph", "chat", "memories", "settings"]
+PAGES = ["home", "journal", "timeline", "graph", "chat", "memories", "settings"]
 XSS = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(1)>"
 TIMEOUT = 30
@@ -112,7 +112,7 @@ def test_page_renders_on_its_own_with_memories(seeded: SqliteStore, name: str) -
 
 def test_app_routes_every_page_with_the_shared_sidebar(seeded: SqliteStore) -> None:
     at = run(app_test())
-    assert at.title[0].value == "Journal"
+    assert at.title[0].value == "Home", "the home page is the default page"
     assert at.sidebar.selectbox(key="user_picker").value == "demo"
     sidebar = "\n".join(m.value for m in at.sidebar.markdown)
     assert "offline" in sidebar and "SQLite" in sidebar
@@ -161,6 +161,33 @@ def test_unreachable_store_shows_a_message_not_a_traceback(app_home: Path, monke
         assert any("cannot open its memory store" in e.value and str(port) in e.value for e in at.error)
         assert any("make neo4j-start" in i.value for i in at.info)
         assert not graph_components(at), "the page stopped after the message"
+
+
+# -- home ----------------------------------------------------------------------------------------------------------
+def test_home_shows_goals_recent_entries_and_saves_a_quick_entry(seeded: SqliteStore) -> None:
+    at = run(page_test("home"))
+    shown = texts(at)
+    assert {"Active goals", "Recent entries", "Entries per week"} <= {h.value for h in at.subheader}
+    assert "half marathon" in shown, "the active goal is listed"
+    assert "Dinner with Sarah" in shown
+    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart"), "entries per week are charted"
+    before = seeded.count_nodes("demo", NodeType.ENTRY)
+    at.text_area(key="home_text").input("Quick coffee with Priya in Porto. I want to learn to sail by June.")
+    button(at, "Save").click()
+    run(at)
+    assert seeded.count_nodes("demo", NodeType.ENTRY) == before + 1
+    assert any("Saved:" in s.value for s in at.success)
+    assert "learn to sail" in texts(at), "the new goal is listed at once"
+
+
+def test_home_quick_entry_refuses_an_empty_text(seeded: SqliteStore) -> None:
+    at = run(page_test("home"))
+    before = seeded.count_nodes("demo", NodeType.ENTRY)
+    at.text_area(key="home_text").input("   ")
+    button(at, "Save").click()
+    run(at)
+    assert any("Not saved" in e.value for e in at.error)
+    assert seeded.count_nodes("demo", NodeType.ENTRY) == before
 
 
 # -- journal -------------------------------------------------------------------------------------------------------
