@@ -246,8 +246,9 @@ class Store(ABC):
         store nothing and return the existing one."""
 
         def work(tx: StoreTransaction) -> Entry:
-            tx.ensure_user(User(id=entry.user_id))
-            tx.lock_user(entry.user_id)
+            if not tx.lock_user(entry.user_id):  # a new user: create it, then hold its lock
+                tx.ensure_user(User(id=entry.user_id))
+                tx.lock_user(entry.user_id)
             existing = tx.entry_by_hash(entry.user_id, entry.content_hash)
             if existing is not None:
                 return existing

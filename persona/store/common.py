@@ -49,6 +49,12 @@ def serialise_stored(model: Model, *, exclude: frozenset[str] = frozenset()) -> 
 def parse_stored(cls: type[M], body: str | dict) -> M:
     """A stored body back into its model. Fields this release does not know (a newer release wrote them) are kept
     aside in ``stored_extras`` instead of failing the read, and written back by ``serialise_stored``."""
+    if isinstance(body, str):
+        try:  # the common case, parsed in one step: a body this release wrote
+            return cls.model_validate_json(body)
+        except PydanticValidationError as exc:
+            if any(error["type"] != "extra_forbidden" for error in exc.errors()):
+                raise
     data = json.loads(body) if isinstance(body, str) else dict(body)
     extras = {key: data.pop(key) for key in list(data) if key not in cls.model_fields}
     model = cls.model_validate(data)
