@@ -128,7 +128,7 @@ def details_panel(details: NodeDetails | None, selected: str | None) -> None:
             st.text(details.entry.text)
     row = st.columns(2)
     row[0].button(
-        "Centre here",
+        "Centre",
         key="graph_centre_here",
         icon=":material/center_focus_strong:",
         on_click=lambda: st.session_state.update({FOCUS_KEY: node.id, EXPANDED_KEY: []}),

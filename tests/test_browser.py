@@ -254,9 +254,9 @@ def _click_hub(page) -> str:
     expect(graph).to_have_attribute("data-hovered", hub["id"])  # hover highlights its neighbourhood
     page.mouse.click(hub["x"], hub["y"])
     expect(graph).to_have_attribute("data-selected", hub["id"])
-    details = page.get_by_test_id("stColumn").last
-    expect(details.get_by_text(hub["label"], exact=True).first).to_be_visible(timeout=WAIT_MS)
-    expect(details.get_by_text("MENTIONS", exact=False).first).to_be_visible()
+    # The details panel beside the graph: the node's name, and its links (only the panel writes "MENTIONS").
+    expect(page.get_by_test_id("stMarkdown").get_by_text(hub["label"], exact=True).first).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_text("MENTIONS", exact=False).first).to_be_visible()
     return hub["label"]
 
 
