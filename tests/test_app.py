@@ -354,6 +354,25 @@ def test_chat_answers_offline_with_cited_sources(seeded: SqliteStore) -> None:
     assert set(history[-1]["cited"]) <= {s["id"] for s in history[-1]["sources"]}
 
 
+def test_chat_offline_answer_is_one_item_per_entry_and_a_follow_up_uses_the_earlier_turn(seeded: SqliteStore) -> None:
+    at = run(page_test("chat"))
+    at.chat_input[0].set_value("What did I do with Sarah?")
+    run(at)
+    first = at.session_state["chat_history"]["demo"][-1]
+    keys = [item["key"] for item in first["items"]]
+    assert keys and len(keys) == len(set(keys)), "one item per entry"
+    assert all(item["date"] and item["why"] for item in first["items"])
+    assert "**" in "\n".join(m.value for m in at.markdown), "the matching sentence is in bold"
+    at.chat_input[0].set_value("and after that?")
+    run(at)
+    asked = at.session_state["chat_history"]["demo"][-2]
+    follow = at.session_state["chat_history"]["demo"][-1]
+    assert asked["search"] == "What did I do with Sarah? and after that?"
+    assert follow["note"].startswith("after ")
+    latest = max(datetime.fromisoformat(w) for w in first["when"])
+    assert all(datetime.fromisoformat(w) > latest for w in follow["when"]), "only what came after the first answer"
+
+
 def test_chat_show_in_graph_highlights_the_sources(seeded: SqliteStore) -> None:
     at = run(app_test())
     at.switch_page("pages/chat.py")
@@ -386,6 +405,23 @@ def test_timeline_groups_by_month_and_walks_the_chain(seeded: SqliteStore) -> No
     assert at.session_state["timeline_focus"] == chain[0]
     assert any(e.label == "Entry text" for e in at.expander)
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart"), "the density chart is drawn"
+
+
+def test_timeline_band_thread_and_jump_to_a_date(seeded: SqliteStore) -> None:
+    at = run(page_test("timeline"))
+    charts = at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    assert charts, "the band is drawn above the list"
+    assert '"Goals"' in str(charts[0].proto) or "Goals" in str(charts[0].proto), "goal markers have their lane"
+    tom = next(e for e in seeded.list_nodes("demo", NodeType.ENTITY) if e.name == "Tom")
+    at.selectbox(key="timeline_thread-demo").select(tom.id)
+    run(at)
+    shown = [b.key for b in at.button if b.key and b.key.endswith("-focus") and b.key.startswith("ep-")]
+    assert len(shown) == 1, "only the episode that mentions Tom is listed"
+    assert "1 of 3 episodes in this thread" in texts(at)
+    at.date_input(key="timeline_jump-demo").set_value(datetime(2026, 7, 1).date())
+    run(at)
+    jumped = seeded.get_nodes("demo", [at.session_state["timeline_focus"]])[0]
+    assert jumped.occurred_at.date() == ENTRIES[2][0].date(), "the nearest episode (2 July) opens at the top"
 
 
 def test_timeline_show_in_graph_focuses_the_episode(seeded: SqliteStore) -> None:

@@ -353,6 +353,7 @@ def _demo_persona(page, app_url: str, axe_script: Path) -> None:
     expect(graph).to_have_attribute("data-zoomed", re.compile(r".+"))
     shots["graph"] = _shot(page, "graph-demo")
     _check_accessibility(page, axe_script, "graph (demo)")
+    page.wait_for_timeout(800)  # the zoom animation (400 ms) must end before positions are read
     hub = _graph(page).evaluate(HUB_POSITION)
     page.mouse.dblclick(hub["x"], hub["y"])
     expect(page.get_by_text("Expanded 1 node", exact=False).first).to_be_visible(timeout=WAIT_MS)

@@ -56,3 +56,27 @@ def test_home_view_on_both_stores(store, provider) -> None:
     assert sum(w["entries"] for w in view.weekly) == 2
     assert view.counts["Entry"] == 2 and not view.empty
     assert home_view(store, "carol", today=TODAY).empty
+
+
+def test_timeline_band_rows_threads_and_nearest_episode() -> None:
+    from persona.models import Entity, EntityKind, Episode
+    from persona.timeline_band import band_rows, follow_thread, nearest_episode, thread_options
+    from persona.views import TimelineItem
+
+    def episode(day: int) -> Episode:
+        when = datetime(2026, 6, day, 9, tzinfo=UTC)
+        return Episode(user_id="u", entry_id="e", title=f"Day {day}", summary="s", occurred_at=when, importance=0.5)
+
+    sarah = Entity(user_id="u", name="Sarah", kind=EntityKind.PERSON)
+    items = [
+        TimelineItem(episode(1), goals=[goal("Run", None)], entities=[sarah]),
+        TimelineItem(episode(5)),
+        TimelineItem(episode(9), entities=[sarah]),
+    ]
+    rows = band_rows(items)
+    assert [r["lane"] for r in rows] == ["Episodes", "Goals", "Episodes", "Episodes"]
+    assert thread_options(items)[sarah.id] == "Sarah (person, 2)"
+    assert [i.episode.title for i in follow_thread(items, sarah.id)] == ["Day 1", "Day 9"]
+    assert follow_thread(items, None) == items
+    assert nearest_episode([i.episode for i in items], date(2026, 6, 7)).title == "Day 5", "a tie goes earlier"
+    assert nearest_episode([], date(2026, 6, 7)) is None
