@@ -55,7 +55,9 @@ def show_items(turn: dict[str, object]) -> None:
         with st.container(border=True):
             date = f"{item['date']} · " if item["date"] else ""
             st.markdown(f"**{safe_markdown(date)}{safe_markdown(item['title'])}**")
-            st.markdown(highlight_markdown(item["text"] or item["sentence"], item["sentence"]))
+            body = item["text"] or (item["sentence"] if item["sentence"] != item["title"] else "")
+            if body:  # an entity's item is its name: the title says it once
+                st.markdown(highlight_markdown(body, item["sentence"]))
             cites = " ".join(f"[{i}]" for i in item["ids"][:1])
             st.caption(f"Why: {safe_markdown(item['why'])} · {cites}")
 

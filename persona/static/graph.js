@@ -121,7 +121,10 @@ function draw(component, root, data) {
     if (event.key !== "Enter") return;
     const wanted = input.value.trim().toLowerCase();
     if (!wanted) return;
-    const match = data.nodes.find((n) => plainLabel(n.label).includes(wanted));
+    // An exact name first ("Tomás" the person, not an episode that mentions him), then any label containing it.
+    const match =
+      data.nodes.find((n) => plainLabel(n.label) === wanted) ||
+      data.nodes.find((n) => plainLabel(n.label).includes(wanted));
     output.textContent = match ? "" : "no match";
     if (match) zoomTo(network, root, match.id);
   };
