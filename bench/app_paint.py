@@ -141,7 +141,10 @@ def browser_times(home: Path, runs: int) -> list[dict[str, object]]:
 
 
 SETTLED_JS = """() => {
-    const docs = [document, ...[...document.querySelectorAll('iframe')].map(f => f.contentDocument).filter(Boolean)];
+    // The old page drew the graph in an iframe; the component draws it in a shadow root.
+    const frames = [...document.querySelectorAll('iframe')].map(f => f.contentDocument).filter(Boolean);
+    const shadows = [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean);
+    const docs = [document, ...frames, ...shadows];
     for (const doc of docs) {
         const el = doc.querySelector("[data-settled='true']");
         if (el) return {ms: el.getAttribute('data-settle-ms'), nodes: el.getAttribute('data-node-count')};
@@ -155,7 +158,7 @@ def _graph_settle(page, began: float) -> dict[str, object]:
     handle = page.wait_for_function(SETTLED_JS, timeout=60_000)
     elapsed = time.perf_counter() - began
     found = handle.json_value()
-    nodes = page.evaluate("() => document.querySelectorAll('[data-node-count]').length") and found.get("nodes")
+    nodes = found.get("nodes")
     return {
         "view": "browser",
         "page": f"Graph: click to stable layout ({nodes or '?'} nodes; layout alone {found.get('ms') or '?'} ms)",
