@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup run test test-long lint lock neo4j-start neo4j-stop bench demo api clean
+.PHONY: setup run test test-long lint lock neo4j-start neo4j-stop bench demo api clean mutate
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,18 @@ test: setup  ## lint, then every test (Neo4j is fetched through Maven and starte
 
 test-long: setup  ## the long reliability cases too
 	$(BIN)/python -m pytest --run-slow
+
+# The mutants `make mutate` runs by default: timeref, retrieval's fusion and hub cap, the store's shared checks, the
+# API guard (about 440 mutants, ~15 min on 2 cores). MUTANTS="persona.*" runs all of the five files (~1,900).
+MUTANTS ?= persona.timeref.* persona.retrieval.x__expand* persona.retrieval.x_rrf* \
+	persona.store.common.x_check_batch* persona.store.common.x_fts_words* persona.store.common.x_possible_id* \
+	persona.store.common.x_check_changes* persona.store.base.x__shown* \
+	persona.api.xǁApiGuardǁ_authorised* persona.api.x__is_loopback* persona.api.x_serve*
+
+mutate: setup  ## mutation testing (mutmut; config in pyproject.toml), NOT part of `make test`
+	rm -rf mutants
+	$(BIN)/mutmut run $(foreach m,$(MUTANTS),"$(m)")
+	$(BIN)/mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

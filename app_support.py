@@ -22,6 +22,7 @@ from persona.demo import load_demo
 from persona.errors import PersonaError, StoreUnavailableError, ValidationError
 from persona.llm.base import Provider
 from persona.models import check_user_id
+from persona.reembed import reembed, vector_search_notice
 from persona.runtime import make_provider, open_store
 from persona.store.base import Store
 from persona.views import MemoryCard, import_file, safe_markdown
@@ -141,6 +142,8 @@ def context() -> tuple[Store, Provider, str]:
     if not st.session_state.get(SHELL_KEY):
         render_sidebar(shared)
     show_flash()
+    if notice := vector_search_notice(shared.store):  # the store's vectors come from another embedder
+        st.warning(safe_markdown(notice), icon=":material/manage_search:")
     return shared.store, shared.provider, current_user()
 
 
@@ -293,3 +296,25 @@ def show_flash() -> None:
     message = st.session_state.pop("flash", None)
     if message:
         st.success(message)
+
+
+def reembed_button(store: Store, provider: Provider) -> None:
+    """Re-embed every stored memory with the embedder in use, with a progress bar (shown while vector search is off
+    because the store's vectors come from another embedder)."""
+    if store.stale_embedder is None:
+        return
+    st.subheader("Search by meaning")
+    st.caption(
+        f"Stored vectors: {safe_markdown(store.stale_embedder.name)}; embedder in use: "
+        f"{safe_markdown(store.embedder.name)}. Re-embedding changes nothing else in the store."
+    )
+    if not st.button("Re-embed all memories", key="settings_reembed", icon=":material/autorenew:"):
+        return
+    bar = st.progress(0.0, text="Re-embedding…")
+    result = reembed(
+        store,
+        provider.embedder,
+        on_progress=lambda done, total: bar.progress(done / max(total, 1), text=f"{done:,} of {total:,}"),
+    )
+    flash(f"Re-embedded {result.replaced:,} memories: search by meaning is on.")
+    st.rerun()

@@ -15,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from persona.llm.base import Embedder  # noqa: E402
 from persona.llm.embedding import HashEmbedder  # noqa: E402
 from persona.store.base import Store  # noqa: E402
 from persona.store.sqlite import SqliteStore  # noqa: E402
@@ -96,7 +97,7 @@ def summary(samples: list[float]) -> dict[str, float]:
 
 
 @contextmanager
-def open_stores(kinds: list[str], embedder: HashEmbedder) -> Iterator[dict[str, Store]]:
+def open_stores(kinds: list[str], embedder: Embedder) -> Iterator[dict[str, Store]]:
     """Fresh stores of the given kinds: a SQLite file in a temp dir, and a Neo4j server started for the run."""
     stores: dict[str, Store] = {}
     server = None
@@ -118,6 +119,17 @@ def open_stores(kinds: list[str], embedder: HashEmbedder) -> Iterator[dict[str, 
                 store.close()
             if server is not None:
                 server.stop()
+
+
+def make_embedder(name: str) -> Embedder:
+    """The embedder a benchmark runs with: ``neural`` (the offline default, the sentence model) or ``hash``."""
+    if name == "hash":
+        return HashEmbedder()
+    from persona.llm.neural import NeuralEmbedder
+
+    embedder = NeuralEmbedder()
+    embedder.load()  # loading is measured apart (neural_bench.py), not inside the first timed call
+    return embedder
 
 
 def markdown_table(rows: list[dict[str, object]]) -> str:

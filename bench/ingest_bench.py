@@ -1,6 +1,6 @@
 """Offline ingest throughput (entries/s) on each store: the demo persona and generated entries.
 
-Usage: .venv/bin/python bench/ingest_bench.py [--stores sqlite,neo4j] [--generated 2000]
+Usage: .venv/bin/python bench/ingest_bench.py [--stores sqlite,neo4j] [--generated 2000] [--embedder neural|hash]
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import argparse
 import random
 import time
 
-from _common import entry_date, journal_text, markdown_table, open_stores
+from _common import entry_date, journal_text, make_embedder, markdown_table, open_stores
 
 from persona.demo import load_demo
 from persona.ingest import ingest_many
@@ -20,8 +20,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--stores", default="sqlite,neo4j")
     parser.add_argument("--generated", type=int, default=2000)
+    parser.add_argument("--embedder", choices=["neural", "hash"], default="neural", help="neural: the offline default")
     args = parser.parse_args()
-    provider = OfflineProvider()
+    provider = OfflineProvider(embedder=make_embedder(args.embedder))
     rows = []
     with open_stores(args.stores.split(","), provider.embedder) as stores:
         for kind, store in stores.items():

@@ -1,4 +1,6 @@
-"""Peak memory (RSS) of the documented limits: one 1 MB entry, and an import of 10,000 entries, on each store.
+"""Peak memory (RSS) of the documented limits: one 1 MB entry, one maximum-size entry (2,000,000 characters of short
+lines), and an import of 10,000 entries, on each store. While the maximum-size entry is written, another user reads
+their timeline in a loop: the table shows the longest that read waited (the store lock must not be held for long).
 
 Each case runs in a fresh Python process (``ru_maxrss`` only ever grows, so one process per measurement); the table
 shows the process's resident memory after opening the store ("baseline") and its peak during the work.
@@ -16,6 +18,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -25,7 +28,7 @@ from persona.ingest import ingest_many
 from persona.llm.offline import OfflineProvider
 from persona.models import MAX_ENTRY_CHARS, NodeType
 
-CASES = ("1mb-entry", "import")
+CASES = ("1mb-entry", "max-entry", "import")
 
 
 def rss_mb() -> float:
@@ -50,6 +53,31 @@ def long_entry(megabytes: float) -> str:
     return "\n".join(lines)[: min(int(megabytes * 2**20), MAX_ENTRY_CHARS)]
 
 
+def short_lines_entry() -> str:
+    """The worst case for passages: the maximum entry size in short lines (16 characters each)."""
+    line = "short line here"
+    return "\n".join([line] * (MAX_ENTRY_CHARS // (len(line) + 1)))[:MAX_ENTRY_CHARS]
+
+
+class OtherUser(threading.Thread):
+    """Another user reading their timeline in a loop; records the longest single read."""
+
+    def __init__(self, store, user: str) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(daemon=True)
+        self.store, self.user = store, user
+        self.longest = 0.0
+        self.reads = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            began = time.perf_counter()
+            self.store.list_nodes(self.user, NodeType.EPISODE, limit=50)
+            self.longest = max(self.longest, time.perf_counter() - began)
+            self.reads += 1
+            time.sleep(0.01)
+
+
 def open_store(kind: str, directory: str, uri: str | None):
     provider = OfflineProvider()
     if kind == "sqlite":
@@ -67,26 +95,37 @@ def child(case: str, kind: str, directory: str, uri: str | None, entries: int, e
     user = f"limits-{case}-{os.getpid()}"
     if case == "1mb-entry":
         items = [(long_entry(entry_mb), entry_date(0))]
+    elif case == "max-entry":
+        items = [(short_lines_entry(), entry_date(0))]
     else:
         rng = random.Random(11)
         items = [(f"{journal_text(rng)} (entry {i})", entry_date(i)) for i in range(entries)]
+    other = OtherUser(store, f"{user}-other")
+    ingest_many(store, provider, other.user, [("The other user's only entry.", entry_date(1))])
     baseline = rss_mb()
+    other.start()
     began = time.perf_counter()
     results = ingest_many(store, provider, user, items)
     seconds = time.perf_counter() - began
+    other.stop.set()
+    other.join()
     assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
     assert store.count_nodes(user, NodeType.ENTRY) == len(items)
     row = {
         "store": kind,
-        "case": f"{len(items[0][0]) / 2**20:.2f} MB entry" if case == "1mb-entry" else f"{len(items):,} entries",
+        "case": {"1mb-entry": f"{len(items[0][0]) / 2**20:.2f} MB entry", "max-entry": "2,000,000-char entry"}.get(
+            case, f"{len(items):,} entries"
+        ),
         "input MB": round(sum(len(t) for t, _ in items) / 2**20, 2),
         "seconds": round(seconds, 1),
         "baseline RSS MB": round(baseline, 0),
         "peak RSS MB": round(peak_rss_mb(), 0),
         "peak - baseline MB": round(peak_rss_mb() - baseline, 0),
         "nodes": sum(store.stats(user)[t.value] for t in NodeType),
+        "other user's longest read s": round(other.longest, 2),
     }
     store.delete_user(user)
+    store.delete_user(other.user)
     store.close()
     return row
 

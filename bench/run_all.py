@@ -12,6 +12,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["store_bench.py", "ingest_bench.py", "retrieval_bench.py", "graph_page.py"]
+SINGLE_PROCESS = ["neural_bench.py"]  # no store to choose: the sentence model's own costs
 
 
 def main() -> None:
@@ -21,6 +22,9 @@ def main() -> None:
     for script in SCRIPTS:
         print(f"\n## {script}", flush=True)
         subprocess.run([sys.executable, str(HERE / script), "--stores", args.stores], check=True)
+    for script in SINGLE_PROCESS:
+        print(f"\n## {script}", flush=True)
+        subprocess.run([sys.executable, str(HERE / script)], check=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import app_support as ui
 from persona.errors import PersonaError
 from persona.ingest import IngestResult, ingest_entry, process_entry, retry_failed, validate_entry_input
 from persona.models import EntryStatus
+from persona.similar import similar_entries
 from persona.views import (
     STATUS_ICONS,
     entry_datetime,
@@ -61,6 +62,7 @@ def write_entry() -> None:
         "cards": memory_cards(result.batch),
         "error": result.error,
         "duplicate": result.duplicate,
+        "similar": similar_entries(store, provider.embedder, user, result.entry) if result.ok else [],
     }
 
 
@@ -92,6 +94,12 @@ def show_last() -> None:
         for number, card in enumerate(cards):
             with columns[number % len(columns)]:
                 ui.memory_card(card)
+    if last.get("similar"):
+        st.subheader("You wrote something similar")
+        for match in last["similar"]:
+            st.markdown(
+                f":material/history: **{match.occurred_at:%a %d %b %Y}** · {safe_markdown(short(match.excerpt, 220))}"
+            )
 
 
 def show_recent() -> None:

@@ -84,6 +84,7 @@ def delete_persona() -> None:
 
 
 status()
+ui.reembed_button(store, provider)
 st.divider()
 left, right = st.columns(2, gap="large")
 with left:

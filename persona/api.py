@@ -32,7 +32,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from persona.chat import MAX_QUESTION_CHARS, AskError, answer, ask
+from persona.chat import MAX_QUESTION_CHARS, AskError, answer, ask, check_schema_depth
 from persona.config import Settings, get_settings
 from persona.context import format_context
 from persona.errors import (
@@ -410,7 +410,8 @@ class ApiGuard:
             return _is_loopback(client[0] if client else None) and _is_loopback_host(host)
         header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
         scheme, _, given = header.partition(" ")
-        return scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode(), self.token.encode())
+        # Only the spaces and tabs HTTP allows around a value are dropped: "secret\xa0" is another token.
+        return scheme.lower() == "bearer" and secrets.compare_digest(given.strip(" \t").encode(), self.token.encode())
 
     async def _call_guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
@@ -590,7 +591,7 @@ def ingest_batch(body: BatchIn, user_id: KnownUser, store: StoreDep, provider: P
     return BatchOut(
         results=results,
         done=sum(r.status is EntryStatus.DONE and not r.duplicate for r in results),
-        failed=sum(r.status is not EntryStatus.DONE for r in results),
+        failed=sum(r.status is not EntryStatus.DONE and not r.duplicate for r in results),
         duplicates=sum(r.duplicate for r in results),
     )
 
@@ -650,6 +651,7 @@ def rag_query(body: RagQueryIn, user_id: KnownUser, store: StoreDep, provider: P
 def ask_route(body: AskIn, user_id: KnownUser, store: StoreDep, provider: ProviderDep) -> AskOut | JSONResponse:
     """A structured insight: a JSON value valid against the caller's JSON schema. Needs a language model (501
     offline); an invalid schema is 422; an answer that does not match the schema is 502."""
+    check_schema_depth(body.json_schema)  # before anything walks it recursively
     check_local_refs(body.json_schema)
     try:
         return AskOut(result=ask(store, provider, user_id, body.question, body.json_schema))
@@ -815,6 +817,10 @@ def create_app(
     return app
 
 
+MIN_NETWORK_TOKEN_CHARS = 32
+"""A token that guards the API beyond loopback has at least 32 characters: a short one is guessed by trying."""
+
+
 def serve(*, host: str = "127.0.0.1", port: int = 8000, settings: Settings | None = None) -> None:
     """Run the API with uvicorn. Refuses a non-loopback address when no token is configured."""
     import uvicorn
@@ -824,5 +830,10 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, settings: Settings | Non
     if token is None and not _is_loopback(host):
         raise ApiConfigError(f"refusing to serve without a token on {host}: set PERSONA_API_TOKEN, or bind 127.0.0.1")
     if not _is_loopback(host):
+        if token is not None and len(token) < MIN_NETWORK_TOKEN_CHARS:
+            raise ApiConfigError(
+                f"refusing to serve on {host} with a {len(token)}-character token: beyond this machine the token "
+                f"must have at least {MIN_NETWORK_TOKEN_CHARS} characters (for example: openssl rand -hex 32)"
+            )
         log.warning("serving on %s: bearer tokens travel in clear text, put a TLS proxy in front", host)
     uvicorn.run(create_app(settings=settings), host=host, port=port, server_header=False, log_level="info")

@@ -201,6 +201,24 @@ def _shorten(text: str, words: int = 60) -> str:
     return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
 
 
+MAX_SCHEMA_DEPTH = 64
+"""JSON schemas nest at most this deep: real ones stay under ten levels, and the validator recurses per level."""
+
+
+def check_schema_depth(schema: Any, limit: int = MAX_SCHEMA_DEPTH) -> None:
+    """Refuse a schema nested deeper than ``limit`` objects and lists (checked without recursion): the validator
+    would exhaust Python's stack on it (a ``RecursionError``, answered as a server error)."""
+    stack = [(schema, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            raise ValidationError(f"the schema is nested more than {limit} levels deep")
+        if isinstance(item, dict):
+            stack.extend((value, depth + 1) for value in item.values())
+        elif isinstance(item, list):
+            stack.extend((value, depth + 1) for value in item)
+
+
 def ask(
     store: Store,
     provider: Provider,
@@ -218,10 +236,13 @@ def ask(
     json_schema = schema.model_json_schema() if isinstance(schema, type) else schema
     if not isinstance(json_schema, dict):
         raise ValidationError("the schema must be a pydantic model or a JSON schema object")
+    check_schema_depth(json_schema)
     try:
         jsonschema.Draft202012Validator.check_schema(json_schema)
     except jsonschema.SchemaError as exc:
         raise ValidationError(f"the schema is not a valid JSON schema: {exc.message}") from exc
+    except RecursionError:  # a schema deep in $refs rather than in nesting: still the caller's input, not our fault
+        raise ValidationError("the schema refers to itself too deeply to be checked") from None
     if _remote_refs(json_schema):
         raise ValidationError("the schema may only use local references ($ref starting with '#')")
     if provider.offline:

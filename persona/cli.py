@@ -24,6 +24,10 @@ def _clients() -> tuple[Store, Provider]:
     store = open_store(provider)
     if store.backup_path is not None:
         click.echo(f"The store was brought up to date; a copy of it as it was is at {store.backup_path}", err=True)
+    if store.stale_embedder is not None:
+        from persona.reembed import vector_search_notice
+
+        click.echo(vector_search_notice(store), err=True)
     return store, provider
 
 
@@ -39,26 +43,46 @@ def cli() -> None:
 
 @cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@USER_OPTION
-def import_command(file: Path, user_id: str | None) -> None:
+@click.option(
+    "--user",
+    "-u",
+    "user_id",
+    default=None,
+    help="the persona (user id); default PERSONA_USER, or for a Persona export the user it was exported from",
+)
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["refuse", "keep-mine", "replace", "keep-both"]),
+    default="refuse",
+    show_default=True,
+    help="restoring an export: what to do with entries you changed since the backup",
+)
+def import_command(file: Path, user_id: str | None, on_conflict: str) -> None:
     """Import a journal: markdown/text with date headings, JSON Lines, Day One JSON, or a Persona export."""
     from persona.importers import detect_and_parse
     from persona.transfer import restore_export
 
-    user = _user(user_id)
     parsed = detect_and_parse(file.name, file.read_bytes())
     store, provider = _clients()
     with store:
         if isinstance(parsed, dict):
             with click.progressbar(length=1, label="Restoring export") as bar:
                 report = restore_export(
-                    store, provider.embedder, parsed, user_id=user, on_progress=lambda n, total: _set(bar, n, total)
+                    store,
+                    provider.embedder,
+                    parsed,
+                    user_id=user_id,
+                    on_conflict=on_conflict,
+                    on_progress=lambda n, total: _set(bar, n, total),
                 )
+            kept = report.conflicts_kept_mine + report.conflicts_replaced + report.conflicts_kept_both
             click.echo(
-                f"restored {report.entries} entries ({report.skipped_duplicates} already there), "
-                f"{report.nodes} nodes, {report.links} links for {user}"
+                f"restored {report.entries} entries ({report.skipped_duplicates} already there"
+                + (f", {kept} changed since the backup: {on_conflict}" if kept else "")
+                + f"), {report.nodes} nodes, {report.links} links for {user_id or parsed['user_id']}"
             )
             return
+        user = _user(user_id)
         with click.progressbar(length=len(parsed), label=f"Importing {len(parsed)} entries") as bar:
             results = ingest_many(
                 store,
@@ -80,7 +104,7 @@ def _set(bar, done: int, total: int) -> None:  # type: ignore[no-untyped-def]
 def _summarise(results: list[IngestResult], user: str) -> None:
     done = sum(r.ok and not r.duplicate for r in results)
     duplicates = sum(r.duplicate for r in results)
-    failed = [r for r in results if not r.ok]
+    failed = [r for r in results if not r.ok and not r.duplicate]  # a repeat is "already there", not a failure
     click.echo(f"{done} entries ingested, {duplicates} already there, {len(failed)} failed for {user}")
     for result in failed[:10]:
         click.echo(f"  failed {result.entry.occurred_at:%Y-%m-%d}: {result.error}", err=True)
@@ -129,6 +153,28 @@ def retry_command(user_id: str | None) -> None:
     _summarise(results, user)
 
 
+@cli.command("reembed")
+@click.option("--user", "-u", "user_ids", multiple=True, help="only this persona (repeatable); default: every one")
+def reembed_command(user_ids: tuple[str, ...]) -> None:
+    """Compute every stored vector again with the embedder in use (after the embedder changed). Nothing else in the
+    store changes; search by meaning is back once every persona is done."""
+    from persona.reembed import reembed
+
+    store, provider = _clients()
+    with store, click.progressbar(length=1, label="Re-embedding") as bar:
+        result = reembed(
+            store, provider.embedder, user_ids=list(user_ids) or None, on_progress=lambda n, total: _set(bar, n, total)
+        )
+    click.echo(f"re-embedded {result.replaced} memories of {len(result.users)} persona(s) with {store.embedder.name}")
+    if result.remaining_users:
+        click.echo(
+            f"{len(result.remaining_users)} other persona(s) still hold the old vectors "
+            f"({', '.join(result.remaining_users[:5])}): run `persona reembed` to finish; search by meaning stays off "
+            "until then",
+            err=True,
+        )
+
+
 @cli.command("stats")
 @USER_OPTION
 def stats_command(user_id: str | None) -> None:
@@ -163,6 +209,26 @@ def eval_locomo(file: Path, ks: tuple[int, ...], budgets: tuple[int, ...], prese
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
+@eval_group.command("paraphrase")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def eval_paraphrase(file: Path | None, as_json: bool) -> None:
+    """hit@1/3/5 of paraphrased questions over the demo persona: the sentence model, the hashing embedder, BM25.
+
+    FILE is JSON lines ``{"question": ..., "gold": [entry dates]}``; default: the set in tests/data."""
+    from persona.evaluation import evaluate_paraphrase, format_paraphrase_report
+    from persona.llm.embedding import HashEmbedder
+    from persona.llm.neural import NeuralEmbedder
+    from persona.llm.offline import OfflineProvider
+
+    path = file or Path(__file__).resolve().parent.parent / "tests" / "data" / "paraphrase_demo.jsonl"
+    if not path.exists():
+        raise click.UsageError(f"no question file at {path}: name one")
+    providers = {"neural": OfflineProvider(NeuralEmbedder()), "hash": OfflineProvider(HashEmbedder())}
+    report = evaluate_paraphrase(path, providers, presets={"hash": "hashing"})
+    click.echo(json.dumps(report, indent=2) if as_json else format_paraphrase_report(report))
+
+
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind (loopback unless a token is set)")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="port to listen on")
@@ -178,8 +244,13 @@ def main() -> None:
     try:
         cli(standalone_mode=True)
     except PersonaError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {one_line(str(exc))}", err=True)
         sys.exit(2)
+
+
+def one_line(message: str, limit: int = 500) -> str:
+    """An error message on one line (a terminal shows it whole; a log keeps it as one record)."""
+    return " ".join(message.split())[:limit]
 
 
 if __name__ == "__main__":

@@ -21,6 +21,11 @@ class Settings(BaseSettings):
         default="auto", description="auto: OpenAI-compatible when OPENAI_API_KEY or OPENAI_BASE_URL is set"
     )
     persona_user: str = Field(default="demo", description="the user the app opens with")
+    persona_embedder: Literal["neural", "hash"] = Field(
+        default="neural",
+        description="offline embedder: neural (a local sentence model, understands paraphrase) or hash (tiny, "
+        "words and spellings only; for the test suite and machines that cannot run the model)",
+    )
 
     neo4j_uri: str = "bolt://127.0.0.1:7687"
     neo4j_user: str = "neo4j"

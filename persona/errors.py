@@ -65,6 +65,22 @@ class DuplicateError(PersonaError):
         super().__init__(message)
 
 
+class RestoreConflictError(PersonaError):
+    """A backup's entries were changed since it was made; restoring them needs a choice (keep mine, replace, both)."""
+
+    def __init__(self, conflicts: list[tuple[str, str, str]], *, limit: int = 10) -> None:
+        self.entry_ids = [entry_id for entry_id, _, _ in conflicts]
+        named = "; ".join(
+            f"{day} {_short(' '.join(text.split()), 40)} ({entry_id})" for entry_id, day, text in conflicts[:limit]
+        )
+        more = f" and {len(conflicts) - limit} more" if len(conflicts) > limit else ""
+        super().__init__(
+            f"{len(conflicts)} of your entries differ from the backup's version (changed since it was made): "
+            f"{named}{more}. Nothing was restored; choose what to keep with --on-conflict keep-mine, replace or "
+            "keep-both"
+        )
+
+
 class SchemaTooNewError(StoreUnavailableError):
     """The store was written by a newer Persona (a schema this code does not know); it is left untouched."""
 

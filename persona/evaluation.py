@@ -319,3 +319,85 @@ def format_report(report: dict[str, Any]) -> str:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+# -- paraphrase questions over the demo persona ------------------------------------------------------------------------
+PARAPHRASE_KS = (1, 3, 5)
+
+
+@dataclass
+class ParaphraseQuestion:
+    """A question phrased in other words than its answer entries; ``gold`` holds those entries' dates."""
+
+    text: str
+    gold: set[str]
+
+
+def load_paraphrase_questions(path: str | Path) -> list[ParaphraseQuestion]:
+    """One JSON object a line: ``{"question": "...", "gold": ["2026-06-21", ...]}`` (ISO dates of entries)."""
+    questions = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            item = json.loads(line)
+            questions.append(ParaphraseQuestion(item["question"], set(item["gold"])))
+    return questions
+
+
+def ranked_dates(store: SqliteStore, user: str, ids: Sequence[str]) -> list[str]:
+    """The distinct entry dates of the nodes ``ids``, in their order (entities, which have no date, are skipped)."""
+    dates: list[str] = []
+    for node in store.get_nodes(user, list(ids)):
+        when = getattr(node, "occurred_at", None)
+        if when is not None and when.date().isoformat() not in dates:
+            dates.append(when.date().isoformat())
+    return dates
+
+
+def evaluate_paraphrase(
+    path: str | Path,
+    providers: dict[str, Provider],
+    *,
+    presets: dict[str, str] | None = None,
+    ks: Sequence[int] = PARAPHRASE_KS,
+    limit: int = 30,
+) -> dict[str, dict[str, float]]:
+    """hit@k over the demo persona for each embedder (vector search alone and the full hybrid retrieval, with the
+    preset ``presets`` names for it, else the default) and for BM25 alone: a question is a hit when one of its gold
+    dates is among the first ``k`` distinct entry dates."""
+    from persona.demo import load_demo
+
+    questions = load_paraphrase_questions(path)
+    presets = presets or {}
+    hits: dict[str, list[list[bool]]] = {}
+    for label, provider in providers.items():
+        store = SqliteStore(None, embedder=provider.embedder.info)
+        load_demo(store, provider, "demo")
+        preset = presets.get(label, "default")
+        systems: dict[str, Callable[[str], list[str]]] = {
+            f"vector ({label})": lambda q, s=store, p=provider: [
+                h.id for h in s.vector_search("demo", p.embedder.embed([q])[0], k=limit)
+            ],
+            f"hybrid ({label})": lambda q, s=store, p=provider, r=preset: [
+                m.id for m in retrieve(s, p.embedder, "demo", RetrievalQuery(text=q, limit=limit), preset=r)
+            ],
+        }
+        if "bm25" not in hits:
+            systems["bm25"] = lambda q, s=store: [h.id for h in s.text_search("demo", q, k=limit)]
+        for system, search in systems.items():
+            dates = [ranked_dates(store, "demo", search(q.text)) for q in questions]
+            hits[system] = [[bool(q.gold & set(d[:k])) for k in ks] for q, d in zip(questions, dates, strict=True)]
+        store.close()
+    return {
+        system: {f"hit@{k}": sum(row[i] for row in rows) / len(rows) for i, k in enumerate(ks)} | {"n": len(rows)}
+        for system, rows in hits.items()
+    }
+
+
+def format_paraphrase_report(report: dict[str, dict[str, float]]) -> str:
+    """The paraphrase figures as a plain-text table, one row per system."""
+    metrics = [m for m in next(iter(report.values())) if m != "n"]
+    lines = [f"{'system':<34}" + "".join(f"{m:>8}" for m in metrics)]
+    for system, figures in report.items():
+        lines.append(f"{system:<34}" + "".join(f"{figures[m]:>8.3f}" for m in metrics))
+    lines.append(f"(n = {next(iter(report.values()))['n']} questions)")
+    return "\n".join(lines)

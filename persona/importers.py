@@ -21,6 +21,7 @@ from dateutil import parser as date_parser
 from persona.errors import ValidationError
 from persona.models import MAX_ENTRY_CHARS
 from persona.store.base import EXPORT_FORMAT
+from persona.zones import local_zone, localise
 
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
 """Files above 200 MB are refused before reading: split them."""
@@ -40,8 +41,8 @@ class ImportItem:
 
 
 def local_timezone() -> tzinfo:
-    """The machine's time zone: a date heading without a zone means the writer's local day."""
-    return datetime.now().astimezone().tzinfo or UTC
+    """The machine's time zone, with its rules: a date heading without a zone means the writer's local day."""
+    return local_zone()
 
 
 def parse_date(value: str, *, tz: tzinfo | None = None) -> datetime | None:
@@ -60,8 +61,12 @@ def parse_date(value: str, *, tz: tzinfo | None = None) -> datetime | None:
         return None
     if parsed.date() != other.date():
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz or local_timezone())
+    try:
+        if parsed.tzinfo is None:
+            parsed = localise(parsed, tz or local_timezone())  # the offset of that date, not today's
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(f"the date {value[:40]!r} is out of range (years 2 to 9998)") from None
     return parsed
 
 
@@ -101,16 +106,26 @@ def parse_markdown(text: str, *, tz: tzinfo | None = None) -> list[ImportItem]:
     return items
 
 
+def load_json(text: str, *, where: str) -> Any:
+    """JSON text as data, or a ``ValidationError`` that says why not: bad syntax, nesting too deep for the parser
+    (100,000 ``[``), or a number too long to read (a 5,000-digit integer)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except RecursionError:
+        raise ValidationError(f"{where} is nested too deeply to be a journal") from None
+    except ValueError as exc:  # Python refuses integers of over 4,300 digits
+        raise ValidationError(f"{where} is not valid JSON: {' '.join(str(exc).split())[:120]}") from None
+
+
 def parse_jsonl(text: str, *, tz: tzinfo | None = None) -> list[ImportItem]:
     """One JSON object per line: ``{"text": ..., "occurred_at": ...}`` (``date`` is accepted for ``occurred_at``)."""
     items = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"line {number} is not JSON: {exc.msg}") from exc
+        record = load_json(line, where=f"line {number}")
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise ValidationError(f'line {number} needs a "text" string')
         raw_date = record.get("occurred_at", record.get("date"))
@@ -137,10 +152,20 @@ def parse_day_one(data: dict[str, Any]) -> list[ImportItem]:
         zone = record.get("timeZone")
         if isinstance(zone, str):
             # An unknown zone name keeps UTC: the instant is still right.
-            with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
-                when = when.astimezone(ZoneInfo(zone))
+            found: ZoneInfo | None = None
+            with contextlib.suppress(ZoneInfoNotFoundError, ValueError, OSError):
+                found = ZoneInfo(zone)
+            if found is not None:
+                when = _in_zone(when, found, number)
         items.append(ImportItem(_strip_day_one_markup(text), when))
     return items
+
+
+def _in_zone(when: datetime, zone: ZoneInfo, number: int) -> datetime:
+    try:
+        return when.astimezone(zone)
+    except OverflowError:
+        raise ValidationError(f"Day One entry {number} has a date out of range in its time zone") from None
 
 
 def _strip_day_one_markup(text: str) -> str:
@@ -163,10 +188,7 @@ def detect_and_parse(name: str, raw: bytes, *, tz: tzinfo | None = None) -> list
     if suffix == ".jsonl" or (suffix != ".json" and stripped.startswith("{") and "\n{" in stripped):
         items: list[ImportItem] | dict[str, Any] = parse_jsonl(text, tz=tz)
     elif suffix == ".json" or stripped.startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"the file is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+        data = load_json(text, where="the file")
         if isinstance(data, dict) and data.get("format") == EXPORT_FORMAT:
             return data
         if not isinstance(data, dict):

@@ -50,6 +50,15 @@ something. Retrieval returns passages so the exact words a person wrote reach th
 IMPORT_CHUNK = 16
 """Bulk imports write this many entries per transaction (and per embeddings call)."""
 
+MAX_PASSAGES = 2_000
+"""An entry gives at most this many passages: a 2,000,000-character entry of short lines would give 125,000 (97 s,
+2.6 GB). Beyond it, neighbouring passages are joined (nothing is dropped): 2,000,000 characters make passages of
+about 1,000 characters, which still fit the local embedder's 256 tokens."""
+
+PASSAGE_WRITE_CHUNK = 500
+"""Passages beyond this many are written in transactions of their own before the entry's memories, so one big
+entry never holds the store's write lock for long while another user waits."""
+
 ProgressCallback = Callable[[int, int, "IngestResult"], None]
 StepCallback = Callable[[str], None]
 
@@ -146,7 +155,7 @@ def process_entry(
         step(f"Embedding {len(batch.nodes())} items")
         embed_batch(provider, batch)
         step("Writing to the graph")
-        entity_ids = store.write_batch(entry.user_id, batch, done_entry_ids=[entry.id])
+        entity_ids = write_memories(store, entry.user_id, batch, done_entry_ids=[entry.id])
     except DuplicateError:
         step("Already processed elsewhere meanwhile: nothing more to do")
         return IngestResult(entry=_with_status(entry, EntryStatus.DONE), duplicate=True)
@@ -174,8 +183,14 @@ def _failed(store: Store, entry: Entry, exc: Exception) -> IngestResult:
 
 
 def _memories_written(store: Store, entry: Entry) -> bool:
-    links = store.neighbours(entry.user_id, [entry.id], link_types=[LinkType.FROM_ENTRY, LinkType.PART_OF])
-    return bool(links)
+    """Whether an earlier run wrote the entry's memories: its episode exists (it is written in the final transaction,
+    with the memories). Passages alone are what a crash between passage chunks left: they are removed, so the
+    retry writes each passage once."""
+    if store.neighbours(entry.user_id, [entry.id], link_types=[LinkType.FROM_ENTRY]):
+        return True
+    for link in store.neighbours(entry.user_id, [entry.id], link_types=[LinkType.PART_OF]):
+        store.delete_node(entry.user_id, link.source_id)
+    return False
 
 
 def _mark(store: Store, entry: Entry, status: EntryStatus, error: str | None) -> None:
@@ -238,9 +253,13 @@ def _ingest_chunk(
     results: list[IngestResult | None] = [None] * len(items)
     built: list[tuple[int, Entry, MemoryBatch]] = []
     seen: set[str] = set()
+    repeats: dict[int, int] = {}  # index of an item repeated within the chunk -> index of its first occurrence
+    first: dict[str, int] = {}
     for index, (text, when) in enumerate(items):
         entry, fresh = _save(store, user_id, text, when, source)
-        if entry.id in seen or (not fresh and entry.status is EntryStatus.DONE):
+        if entry.id in seen:
+            repeats[index] = first[entry.id]
+        elif not fresh and entry.status is EntryStatus.DONE:
             results[index] = IngestResult(entry=entry, duplicate=True)
         elif not fresh:
             results[index] = process_entry(store, provider, entry)
@@ -250,9 +269,14 @@ def _ingest_chunk(
             except Exception as exc:  # noqa: BLE001 - recorded on the entry, the import goes on
                 results[index] = _failed(store, entry, exc)
         seen.add(entry.id)
+        first.setdefault(entry.id, index)
     if built:
         for index, result in _write_chunk(store, provider, user_id, built):
             results[index] = result
+    for index, original in repeats.items():
+        # The same text twice in one chunk is one entry: the repeat is "already there" with the entry as it ended
+        # (done, or failed with its reason), never a pending entry counted as a failure.
+        results[index] = IngestResult(entry=results[original].entry, duplicate=True)  # type: ignore[union-attr]
     return [r for r in results if r is not None]
 
 
@@ -263,7 +287,7 @@ def _write_chunk(
     try:
         combined = MemoryBatch.combine([b for _, _, b in built])
         embed_batch(provider, combined)
-        entity_ids = store.write_batch(user_id, combined, done_entry_ids=[e.id for _, e, _ in built])
+        entity_ids = write_memories(store, user_id, combined, done_entry_ids=[e.id for _, e, _ in built])
     except Exception:  # noqa: BLE001 - one bad entry must not fail its neighbours
         log.warning("a chunk of %d entries failed as a whole; writing them one by one", len(built))
         return [(i, _write_one(store, provider, entry, batch)) for i, entry, batch in built]
@@ -283,7 +307,7 @@ def _done(entry: Entry, batch: MemoryBatch, entity_ids: dict[str, str]) -> Inges
 def _write_one(store: Store, provider: Provider, entry: Entry, batch: MemoryBatch) -> IngestResult:
     try:
         embed_batch(provider, batch)
-        entity_ids = store.write_batch(entry.user_id, batch, done_entry_ids=[entry.id])
+        entity_ids = write_memories(store, entry.user_id, batch, done_entry_ids=[entry.id])
     except DuplicateError:
         return IngestResult(entry=_with_status(entry, EntryStatus.DONE), duplicate=True)
     except Exception as exc:  # noqa: BLE001 - recorded on the entry
@@ -319,6 +343,36 @@ def chunk_passages(text: str, *, max_words: int = PASSAGE_WORDS, min_words: int 
     if pending:
         passages.append(pending)
     return passages
+
+
+def bound_passages(passages: list[str], limit: int | None = None) -> list[str]:
+    """At most ``limit`` (default ``MAX_PASSAGES``) passages: beyond it, runs of neighbouring passages are joined (in
+    order, nothing dropped)."""
+    limit = limit or MAX_PASSAGES
+    if len(passages) <= limit:
+        return passages
+    size = -(-len(passages) // limit)  # ceiling division
+    return ["\n".join(passages[start : start + size]) for start in range(0, len(passages), size)]
+
+
+def write_memories(store: Store, user_id: str, batch: MemoryBatch, *, done_entry_ids: Sequence[str]) -> dict[str, str]:
+    """``store.write_batch``, with the passages of a big batch written first in transactions of
+    ``PASSAGE_WRITE_CHUNK``: each holds the store's lock briefly. The episodes, memories, the rest of the passages
+    and the ``done`` mark still go in one final transaction, so an entry is never done without its memories; a crash
+    before it leaves the entry pending with some passages, which a retry removes before writing them again."""
+    passages = batch.passages
+    if len(passages) <= PASSAGE_WRITE_CHUNK:
+        return store.write_batch(user_id, batch, done_entry_ids=done_entry_ids)
+    early, last = passages[:-PASSAGE_WRITE_CHUNK], passages[-PASSAGE_WRITE_CHUNK:]
+    part_of = {lk.source_id: lk for lk in batch.links if lk.type is LinkType.PART_OF}
+    for start in range(0, len(early), PASSAGE_WRITE_CHUNK):
+        chunk = early[start : start + PASSAGE_WRITE_CHUNK]
+        store.write_batch(user_id, MemoryBatch(passages=chunk, links=[part_of[p.id] for p in chunk if p.id in part_of]))
+    written = {p.id for p in early}
+    rest = batch.model_copy(
+        update={"passages": last, "links": [lk for lk in batch.links if lk.source_id not in written]}
+    )
+    return store.write_batch(user_id, rest, done_entry_ids=done_entry_ids)
 
 
 def _split_long(line: str, max_words: int) -> list[str]:
@@ -381,7 +435,7 @@ def build_batch(entry: Entry, extraction: Extraction) -> MemoryBatch:
         goals.append(node)
         links += _derived_links(node.id, episode.id, item.entities, by_name)
     # Relative dates ("yesterday") get the date they mean in brackets, so a question months later can find it.
-    chunks = [annotate(t, entry.occurred_at) for t in chunk_passages(entry.text)]
+    chunks = [annotate(t, entry.occurred_at) for t in bound_passages(chunk_passages(entry.text))]
     passages = [Passage(text=t, position=i, **common) for i, t in enumerate(chunks)]
     links += [Link(type=LinkType.PART_OF, source_id=p.id, target_id=entry.id) for p in passages]
     return MemoryBatch(

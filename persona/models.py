@@ -28,6 +28,18 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def one_line_error(exc: Any) -> str:
+    """Pydantic's multi-line validation error as one line a person reads: the first problem, with its field."""
+    errors = exc.errors() if hasattr(exc, "errors") else []
+    if not errors:
+        return " ".join(str(exc).split())[:300]
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return " ".join(f"{where + ': ' if where else ''}{message}{more}".split())[:300]
+
+
 def new_id() -> str:
     """A fresh node id (uuid4 as text)."""
     return str(uuid.uuid4())

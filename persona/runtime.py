@@ -14,13 +14,16 @@ def make_provider(settings: Settings | None = None) -> Provider:
         from persona.llm.openai_provider import OpenAIProvider
 
         return OpenAIProvider.from_settings(settings)
-    from persona.llm.offline import OfflineProvider
+    from persona.llm.offline import OfflineProvider, default_offline_embedder
 
-    return OfflineProvider()
+    return OfflineProvider(embedder=default_offline_embedder(settings))
 
 
 def open_store(provider: Provider, settings: Settings | None = None) -> Store:
-    """The configured store, bound to the provider's embedder. Raises ``StoreUnavailableError`` when unreachable."""
+    """The configured store, bound to the provider's embedder. Raises ``StoreUnavailableError`` when unreachable.
+
+    A store whose vectors come from another embedder opens all the same, with vector search off until
+    ``persona.reembed`` has run (``persona.reembed.vector_search_notice`` says so)."""
     settings = settings or get_settings()
     if settings.persona_store == "neo4j":
         from persona.store.neo4j import Neo4jStore
@@ -28,8 +31,13 @@ def open_store(provider: Provider, settings: Settings | None = None) -> Store:
         password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
         auth = (settings.neo4j_user, password) if password else None
         return Neo4jStore(
-            settings.neo4j_uri, auth=auth, embedder=provider.embedder.info, database=settings.neo4j_database
+            settings.neo4j_uri,
+            auth=auth,
+            embedder=provider.embedder.info,
+            database=settings.neo4j_database,
+            accept_other_embedder=True,
         )
     from persona.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.sqlite_path, embedder=provider.embedder.info)
+    # A store from another embedder opens with vector search off (store.stale_embedder), so the user can re-embed it.
+    return SqliteStore(settings.sqlite_path, embedder=provider.embedder.info, accept_other_embedder=True)

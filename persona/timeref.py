@@ -37,8 +37,10 @@ def resolve(phrase: str, written: date) -> str | None:
     step = -1 if words[0] == "last" else 1
     unit = words[1]
     if unit in WEEKDAYS:
-        delta = (WEEKDAYS.index(unit) - written.weekday()) % 7 or 7
-        return day_text(written + timedelta(days=delta if step > 0 else delta - 7))
+        # "next Monday" is 1-7 days ahead, "last Monday" 1-7 days back: never the day it was written.
+        ahead = (WEEKDAYS.index(unit) - written.weekday()) % 7 or 7
+        back = (written.weekday() - WEEKDAYS.index(unit)) % 7 or 7
+        return day_text(written + timedelta(days=ahead if step > 0 else -back))
     if unit == "night":
         return day_text(written - timedelta(days=1))
     if unit in ("week", "weekend"):

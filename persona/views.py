@@ -10,7 +10,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from persona.dates import month_text
@@ -37,6 +37,7 @@ from persona.retrieval import RetrievalQuery, RetrievedMemory, retrieve
 from persona.store.base import GRAPH_TYPES, Store
 from persona.transfer import restore_export
 from persona.viz import NodeGroup, group_left_out, node_date, node_kind, node_title, short
+from persona.zones import local_zone
 
 TIMELINE_CAP = 150
 """The timeline draws at most this many episodes at once (the newest in the range); the range picks others."""
@@ -57,8 +58,8 @@ def safe_markdown(text: str) -> str:
 
 
 def local_timezone() -> tzinfo:
-    """The machine's time zone: the day a person picks in the app is their local day."""
-    return datetime.now().astimezone().tzinfo or UTC
+    """The machine's time zone, with its rules: the day a person picks in the app is their local day."""
+    return local_zone()
 
 
 def entry_datetime(

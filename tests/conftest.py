@@ -21,6 +21,10 @@ from persona.store.sqlite import SqliteStore
 from tests.fake_openai import fake_openai_fixture  # noqa: F401 - registers the `fake_openai` fixture
 from tests.neo4j_server import Neo4jServer
 
+# Tests that do not test meaning use the small, fast hashing embedder; tests of the sentence model (and of the
+# default) ask for it explicitly (tests/test_neural.py). Set PERSONA_EMBEDDER=neural to run everything on the model.
+os.environ.setdefault("PERSONA_EMBEDDER", "hash")
+
 
 def _require(flag: str) -> bool:
     return os.environ.get(flag, "") not in ("", "0", "false")

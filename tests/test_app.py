@@ -4,6 +4,7 @@ and run on its own, and each page's main action (ingest, graph HTML, chat with s
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from datetime import UTC, datetime
@@ -482,7 +483,18 @@ def test_memories_filters_and_entity_merge(seeded: SqliteStore) -> None:
     at = run(page_test("memories"))
     at.text_input(key="mem_contains").input("marathon")
     run(at)
-    assert "memories" in texts(at)
+    counts = [c.value for c in at.caption if re.fullmatch(r"\d+ memories", c.value)]
+    assert counts and int(counts[0].split()[0]) >= 1, [c.value for c in at.caption]
+    assert not [i for i in at.info if "No memories match" in i.value]
+    shown = at.dataframe[0].value
+    assert len(shown) == int(counts[0].split()[0])
+    assert all("marathon" in " ".join(map(str, row)).lower() for row in shown.itertuples(index=False))
+    at.text_input(key="mem_contains").input("no-such-word-anywhere")
+    run(at)
+    assert [i for i in at.info if "No memories match" in i.value]
+    assert not [c for c in at.caption if re.fullmatch(r"\d+ memories", c.value)]
+    at.text_input(key="mem_contains").input("")
+    run(at)
     names = {e.name: e.id for e in seeded.list_nodes("demo", NodeType.ENTITY)}
     at.selectbox(key="mem_keep").select(names["Sarah"])
     at.selectbox(key="mem_drop").select(names["Tom"])
@@ -505,6 +517,24 @@ def test_settings_restores_an_export(seeded: SqliteStore) -> None:
     assert "Restored 3 entries" in texts(at)
     assert seeded.count_nodes("demo", NodeType.EPISODE) == 3
     assert len(seeded.chain("demo")) == 3
+
+
+@pytest.mark.parametrize(
+    "case", ["json-deep-nesting", "json-huge-integer", "export-nodes-number", "dayone-kiritimati-9999"]
+)
+def test_settings_refuses_a_hostile_file_with_a_message_and_writes_nothing(seeded: SqliteStore, case: str) -> None:
+    from tests.test_reliability_import_fuzz import HOSTILE_FILES
+
+    name, raw, expected = HOSTILE_FILES[case]
+    before = seeded.stats()
+    at = run(page_test("settings"))  # run() also fails on any exception the page lets through
+    at.get("file_uploader")[0].upload(name, raw, "application/json")
+    run(at)
+    at.button(key="settings_import").click()
+    run(at)
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "was not imported" in errors[0] and expected.lower() in errors[0].lower(), errors
+    assert seeded.stats() == before
 
 
 def test_settings_shows_counts_and_deletes_the_persona_after_typing_its_id(seeded: SqliteStore) -> None:

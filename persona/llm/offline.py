@@ -29,6 +29,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from persona.config import Settings, get_settings
 from persona.errors import ProviderError
 from persona.llm.base import Embedder, ExtractedEntity, ExtractedGoal, ExtractedPsyche, Extraction, Provider
 from persona.llm.dates import WEEKDAYS, find_due
@@ -1208,8 +1209,18 @@ def _remember(seen: set[str], prefix: str, text: str) -> bool:
     return True
 
 
+def default_offline_embedder(settings: Settings | None = None) -> Embedder:
+    """The embedder ``PERSONA_EMBEDDER`` names: the local sentence model (default), or the hashing one."""
+    if (settings or get_settings()).persona_embedder == "hash":
+        return HashEmbedder()
+    from persona.llm.neural import NeuralEmbedder
+
+    return NeuralEmbedder()
+
+
 class OfflineProvider(Provider):
-    """The provider with no language model: rule-based extraction and the local hashing embedder.
+    """The provider with no language model: rule-based extraction and a local embedder (by default the sentence
+    model of ``persona.llm.neural``; see ``default_offline_embedder``).
 
     Chat and free-form JSON need a model, so they raise ``ProviderError``; offline answers are built extractively
     from retrieved memories elsewhere (``persona.chat``).
@@ -1217,11 +1228,9 @@ class OfflineProvider(Provider):
 
     name = "offline (rules)"
     offline = True
-    embedder: Embedder = HashEmbedder()
 
     def __init__(self, embedder: Embedder | None = None) -> None:
-        if embedder is not None:
-            self.embedder = embedder
+        self.embedder = embedder if embedder is not None else default_offline_embedder()
 
     def extract(self, text: str, *, occurred_at: datetime) -> Extraction:
         """Typed memories of one entry by rules (see ``extract_offline``)."""

@@ -10,7 +10,7 @@ Ids that do not belong to the user behave exactly like ids that do not exist.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from persona.errors import UserNotFoundError, ValidationError
+from persona.errors import NodeNotFoundError, UserNotFoundError, ValidationError
 from persona.models import (
     SEARCHABLE_TYPES,
     AnyNode,
@@ -103,6 +103,10 @@ class StoreTransaction(ABC):
     @abstractmethod
     def get(self, user_id: str, ids: Sequence[str]) -> list[AnyNode]:
         """The user's nodes among ``ids`` (valid ids only), in any order."""
+
+    @abstractmethod
+    def taken(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` (valid ids only) any node of the store holds, whoever owns it."""
 
     @abstractmethod
     def create(self, nodes: Sequence[AnyNode]) -> None:
@@ -200,6 +204,9 @@ class Store(ABC):
     embedder: EmbedderInfo
     #: the copy of the store kept before this open migrated it (SQLite; ``None`` when nothing had to change)
     backup_path: Path | None = None
+    #: the embedder the stored vectors came from, when it is not ``embedder`` (opened with ``accept_other_embedder``):
+    #: vector search is then off until ``persona.reembed`` has re-embedded the store
+    stale_embedder: EmbedderInfo | None = None
 
     # -- what a backend provides ---------------------------------------------------------------------------------
     @abstractmethod
@@ -221,6 +228,11 @@ class Store(ABC):
     @abstractmethod
     def _text_search(self, user_id: str, words: list[str], k: int, kinds: list[str]) -> list[SearchHit]:
         """BM25 over the user's nodes of ``kinds`` matching any of ``words`` (plain words, already cleaned)."""
+
+    @abstractmethod
+    def adopt_embedder(self) -> None:
+        """Record ``embedder`` as the embedder of every stored vector (after a re-embed) and turn vector search on;
+        Neo4j rebuilds its vector index for the new dimension."""
 
     @abstractmethod
     def close(self) -> None:
@@ -432,6 +444,16 @@ class Store(ABC):
         kind = as_node_type(node_type)
         return self._run_read(lambda tx: tx.count(user_id, kind)).get(kind.value, 0)
 
+    def ids_in_use(self, node_ids: Sequence[str]) -> set[str]:
+        """Which of ``node_ids`` any node of the store holds, whoever owns it (ids are unique store-wide). Only for
+        choosing ids that cannot collide (a restore): it answers with ids the caller gave, never with data."""
+        ids = possible_ids(node_ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            found |= self._run_read(lambda tx, part=part: tx.taken(part))
+        return found
+
     def find_entry_by_hash(self, user_id: str, content_hash: str) -> Entry | None:
         """The user's entry with this content hash, if any."""
         check_user_id(user_id)
@@ -452,6 +474,24 @@ class Store(ABC):
         found = set(self._run_read(lambda tx: links_batched(tx, user_id, ids, kinds)))
         return [Link(type=LinkType(kind), source_id=s, target_id=t) for kind, s, t in sorted(found)]
 
+    def set_embeddings(self, user_id: str, vectors: Mapping[str, Sequence[float]]) -> int:
+        """Replace the embeddings of the user's nodes named in ``vectors``, in one transaction (nothing else about
+        them changes); return how many. Vectors of ``embedder.dimension`` floats; ids of other users are refused."""
+        check_user_id(user_id)
+        for vector in vectors.values():
+            check_embedding(vector, self.embedder.dimension, what="an embedding")
+
+        def work(tx: StoreTransaction) -> int:
+            found = {n.id for n in tx.get(user_id, list(vectors))}
+            missing = [node_id for node_id in vectors if node_id not in found]
+            if missing:
+                raise NodeNotFoundError(missing[0], user_id)
+            for node_id, vector in vectors.items():
+                tx.set_embedding(user_id, node_id, vector)
+            return len(vectors)
+
+        return self._run_write(work)
+
     def vector_search(
         self, user_id: str, embedding: Sequence[float], *, k: int = 20, types: Iterable[NodeType] | None = None
     ) -> list[SearchHit]:
@@ -460,7 +500,7 @@ class Store(ABC):
         check_embedding(embedding, self.embedder.dimension, what="the query vector")
         vector = np.asarray(embedding, dtype=np.float64)
         norm = float(np.linalg.norm(vector))
-        if not norm or k <= 0:
+        if not norm or k <= 0 or self.stale_embedder is not None:  # stored vectors from another model: meaningless
             return []
         kinds = [t.value for t in as_node_types(types)] if types is not None else None
         return self._vector_search(user_id, (vector / norm).tolist(), int(k), kinds)

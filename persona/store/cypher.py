@@ -90,6 +90,8 @@ MERGE (m:PersonaMeta {key: 'schema'})
 SET m.history = $history, m.version = $version
 REMOVE m.migrations, m.applied_at
 """
+SET_EMBEDDER = "MATCH (m:PersonaMeta {key: 'embedder'}) SET m.name = $name, m.dimension = $dimension"
+DROP_VECTOR_INDEX = f"DROP INDEX {VECTOR_INDEX} IF EXISTS"
 MERGE_EMBEDDER = """
 MERGE (m:PersonaMeta {key: 'embedder'})
 ON CREATE SET m.name = $name, m.dimension = $dimension
@@ -183,6 +185,11 @@ RETURN n.type AS type, n.body AS body
 OWNED_IDS = """
 UNWIND $ids AS id
 MATCH (n:Node {id: id, user_id: $user_id}) USING INDEX n:Node(id)
+RETURN n.id AS id
+"""
+IDS_IN_USE = """
+UNWIND $ids AS id
+MATCH (n:Node {id: id}) USING INDEX n:Node(id)
 RETURN n.id AS id
 """
 DELETE_NODES = """

@@ -193,6 +193,18 @@ def _sqlite_baseline(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+_PADDED = "printf('%04d', CAST(substr({c}, 1, instr({c}, '-') - 1) AS INTEGER)) || substr({c}, instr({c}, '-'))"
+_SHORT_YEAR = "{c} NOT GLOB '[0-9][0-9][0-9][0-9]-*'"
+
+
+@SQLITE.migration("002_pad_years_before_1000")
+def pad_short_years(conn: sqlite3.Connection) -> None:
+    """Re-key times stored with an unpadded year ("5-03-01T..." for the year 5, which sorted after "2024-..."): pad
+    the year to four digits in every sortable time column, so text order is time order again."""
+    for table, column in (("nodes", "sort_time"), ("nodes", "created_at"), ("users", "created_at")):
+        conn.execute(f"UPDATE {table} SET {column} = {_PADDED.format(c=column)} WHERE {_SHORT_YEAR.format(c=column)}")
+
+
 # -- Neo4j -----------------------------------------------------------------------------------------------------------
 def _neo4j_history(session_or_tx: Any) -> tuple[list[dict[str, Any]], int]:
     row = session_or_tx.run(cypher.GET_SCHEMA_STATE).single()

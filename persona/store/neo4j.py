@@ -119,9 +119,16 @@ class Neo4jStore(Store):
     """Persona's memory in a Neo4j database. ``auth=None`` for a server without authentication (tests)."""
 
     def __init__(
-        self, uri: str, *, auth: tuple[str, str] | None, embedder: EmbedderInfo, database: str = "neo4j"
+        self,
+        uri: str,
+        *,
+        auth: tuple[str, str] | None,
+        embedder: EmbedderInfo,
+        database: str = "neo4j",
+        accept_other_embedder: bool = False,
     ) -> None:
         self.uri = uri
+        self._accept_other_embedder = accept_other_embedder
         self.database = database
         self.embedder = embedder
         self.description = f"Neo4j · {uri}"
@@ -187,15 +194,18 @@ class Neo4jStore(Store):
             # Migrations first: a database from a newer release is refused before anything is written.
             self.applied_migrations = migrate_neo4j(session, f"Neo4j at {self.uri}")
             self._check_embedder(session)
-            run_schema_statement(session, cypher.CREATE_VECTOR_INDEX, dimension=self.embedder.dimension)
-            self._check_vector_index(session)
+            if self.stale_embedder is None:  # a stale store keeps its index until the re-embed replaces it
+                run_schema_statement(session, cypher.CREATE_VECTOR_INDEX, dimension=self.embedder.dimension)
+                self._check_vector_index(session)
             session.run(cypher.AWAIT_INDEXES, seconds=INDEX_WAIT_SECONDS).consume()
 
     def _check_embedder(self, session: Session) -> None:
         params = {"name": self.embedder.name, "dimension": self.embedder.dimension}
         row = session.execute_write(lambda tx: tx.run(cypher.MERGE_EMBEDDER, params).single())
         stored = (row["name"], row["dimension"])
-        if stored != (self.embedder.name, self.embedder.dimension):
+        if stored != (self.embedder.name, self.embedder.dimension) and self._accept_other_embedder:
+            self.stale_embedder = EmbedderInfo(name=stored[0], dimension=stored[1])  # vector search off until re-embed
+        elif stored != (self.embedder.name, self.embedder.dimension):
             raise EmbedderMismatchError(stored, (self.embedder.name, self.embedder.dimension))
 
     def _check_vector_index(self, session: Session) -> None:
@@ -260,6 +270,16 @@ class Neo4jStore(Store):
             rows = self._read(cypher.TEXT_QUERY_ALL, **params)
         return [SearchHit(id=r["id"], type=NodeType(r["type"]), score=float(r["score"])) for r in rows]
 
+    def adopt_embedder(self) -> None:
+        params = {"name": self.embedder.name, "dimension": self.embedder.dimension}
+        with self._translate(), self._driver.session(database=self.database) as session:
+            session.execute_write(lambda tx: tx.run(cypher.SET_EMBEDDER, params).consume())
+            # The index's dimension is fixed when it is made: a new model with another dimension needs a new index.
+            session.run(cypher.DROP_VECTOR_INDEX).consume()
+            run_schema_statement(session, cypher.CREATE_VECTOR_INDEX, dimension=self.embedder.dimension)
+            session.run(cypher.AWAIT_INDEXES, seconds=INDEX_WAIT_SECONDS).consume()
+        self.stale_embedder = None
+
     def close(self) -> None:
         """Release the driver's connections."""
         self._driver.close()
@@ -296,6 +316,9 @@ class _Neo4jTransaction(StoreTransaction):
     # -- nodes
     def get(self, user_id: str, ids: Sequence[str]) -> list[AnyNode]:
         return self._nodes(cypher.GET_NODES, ids=list(ids), user_id=user_id) if ids else []
+
+    def taken(self, ids: Sequence[str]) -> set[str]:
+        return {row["id"] for row in self.tx.run(cypher.IDS_IN_USE, ids=list(ids))} if ids else set()
 
     def create(self, nodes: Sequence[AnyNode]) -> None:
         rows = [node_properties(node) for node in nodes]

@@ -38,8 +38,10 @@ T = TypeVar("T")
 
 
 def _iso(value: datetime) -> str:
-    """A sortable UTC timestamp with fixed width, so text order is time order."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    """A sortable UTC timestamp with fixed width, so text order is time order. The year is padded by hand: ``%Y``
+    gives "5" for the year 5 on Linux, which sorts after "2024"."""
+    moment = value.astimezone(UTC)
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S.%f}"
 
 
 def _blob(embedding: Sequence[float] | None) -> bytes | None:
@@ -86,12 +88,15 @@ class _VectorCache:
 class SqliteStore(Store):
     """Persona's memory in one SQLite file. ``path=None`` or ``":memory:"`` keeps it in memory (tests, demos)."""
 
-    def __init__(self, path: str | Path | None = None, *, embedder: EmbedderInfo) -> None:
+    def __init__(
+        self, path: str | Path | None = None, *, embedder: EmbedderInfo, accept_other_embedder: bool = False
+    ) -> None:
         self.path = ":memory:" if path in (None, ":memory:") else Path(path).expanduser()
         if isinstance(self.path, Path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.description = f"SQLite · {self.path}"
         self.embedder = embedder
+        self._accept_other_embedder = accept_other_embedder
         try:
             self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
         except sqlite3.Error as exc:  # pragma: no cover - depends on the file system
@@ -143,7 +148,9 @@ class SqliteStore(Store):
                 cur.execute("INSERT INTO meta VALUES ('embedder', ?)", (self.embedder.model_dump_json(),))
                 return
         stored = EmbedderInfo.model_validate_json(row[0])
-        if stored != self.embedder:
+        if stored != self.embedder and self._accept_other_embedder:
+            self.stale_embedder = stored  # opened all the same; vector search stays off until a re-embed
+        elif stored != self.embedder:
             raise EmbedderMismatchError((stored.name, stored.dimension), (self.embedder.name, self.embedder.dimension))
 
     def _run_read(self, work: Callable[[StoreTransaction], T]) -> T:
@@ -209,6 +216,11 @@ class SqliteStore(Store):
         )
         return [SearchHit(id=i, type=NodeType(t), score=-float(rank)) for i, t, rank in rows]
 
+    def adopt_embedder(self) -> None:
+        with self._write() as cur:
+            cur.execute("UPDATE meta SET value = ? WHERE key = 'embedder'", (self.embedder.model_dump_json(),))
+        self.stale_embedder = None
+
     def close(self) -> None:
         """Release the connection."""
         with self._lock:
@@ -248,6 +260,10 @@ class _SqliteTransaction(StoreTransaction):
         # ``+user_id``: the unary plus keeps SQLite on the unique index on id, not the (user_id, ...) index.
         sql = f"SELECT type, body FROM nodes WHERE +user_id = ? AND id IN ({_placeholders(ids)})"
         return self._nodes(sql, (user_id, *ids)) if ids else []
+
+    def taken(self, ids: Sequence[str]) -> set[str]:
+        rows = self.cur.execute(f"SELECT id FROM nodes WHERE id IN ({_placeholders(ids)})", tuple(ids)) if ids else []
+        return {i for (i,) in rows}
 
     def create(self, nodes: Sequence[AnyNode]) -> None:
         for node in nodes:
