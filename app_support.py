@@ -26,6 +26,7 @@ from persona.reembed import reembed, stale_embedders, vector_search_notice
 from persona.runtime import make_provider, open_store
 from persona.store.base import Store
 from persona.views import MemoryCard, import_file, safe_markdown
+from persona.viz import graph_component_css, graph_component_js
 
 USER_KEY = "user_id"
 PICKER_KEY = "user_picker"
@@ -41,6 +42,21 @@ TYPE_ICONS = {
     "Entry": ":material/description:",
     "Passage": ":material/format_quote:",
 }
+
+
+# The clickable graph: registered once per process; its JS carries vis-network, so nothing loads from the network.
+_graph_component = st.components.v2.component(
+    "persona_graph", html="", css=graph_component_css(), js=graph_component_js()
+)
+
+
+def graph_canvas(data: dict[str, object], *, key: str, on_select: Callable[[], None]) -> tuple[str | None, str | None]:
+    """Draw the graph built by ``persona.viz.graph_data``; returns (the node last clicked, a node double-clicked
+    in this run). ``on_select`` runs when a click selects another node."""
+    result = _graph_component(
+        data=data, key=key, default={"selected": None}, on_selected_change=on_select, on_expand_change=lambda: None
+    )
+    return result.get("selected"), result.get("expand")
 
 
 @dataclass(frozen=True)
@@ -100,7 +116,15 @@ def current_user() -> str:
     return st.session_state.get(USER_KEY) or default_user()
 
 
-PER_PERSONA_KEYS = (HIGHLIGHT_KEY, GRAPH_FOCUS_REQUEST, "graph_focus", "timeline_focus", "journal_last")
+PER_PERSONA_KEYS = (
+    HIGHLIGHT_KEY,
+    GRAPH_FOCUS_REQUEST,
+    "graph_focus",
+    "graph_selected",
+    "graph_expanded",
+    "timeline_focus",
+    "journal_last",
+)
 """Session state that points at one persona's nodes: dropped when the persona changes."""
 
 

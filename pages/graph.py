@@ -1,5 +1,6 @@
-"""Graph: the user's memory graph (pyvis), with type, date and search filters, focus and depth, a node cap, the
-sources of the last chat answer highlighted, and a details panel for the focused node."""
+"""Graph: the user's memory graph (pyvis data drawn by a clickable component), with type, date and search filters,
+focus and depth, a node cap that groups what it leaves out, the sources of the last chat answer highlighted, and a
+details panel for the node clicked (or focused). Double-click a node to add its neighbours."""
 
 from __future__ import annotations
 
@@ -8,10 +9,22 @@ import streamlit as st
 import app_support as ui
 from persona.actions import GRAPH_TYPES, find_node
 from persona.models import AnyNode, NodeType
-from persona.views import NodeDetails, date_span, day_bounds, graph_view, node_details, node_label, safe_markdown
-from persona.viz import cap_message, node_title, render_graph, short
+from persona.views import (
+    NodeDetails,
+    date_span,
+    day_bounds,
+    expand_view,
+    graph_view,
+    left_out_groups,
+    node_details,
+    node_label,
+    safe_markdown,
+)
+from persona.viz import GROUP_PREFIX, graph_data, node_title, short
 
 FOCUS_KEY = "graph_focus"
+SELECTED_KEY = "graph_selected"
+EXPANDED_KEY = "graph_expanded"
 GRAPH_HEIGHT = 640
 DRAWABLE = [NodeType.EPISODE, NodeType.PSYCHE, NodeType.GOAL, NodeType.ENTITY, NodeType.ENTRY, NodeType.PASSAGE]
 
@@ -24,6 +37,7 @@ if ui.GRAPH_FOCUS_REQUEST in st.session_state:
 # A focus deleted meanwhile (Memories page) would centre the graph on nothing: forget it.
 if st.session_state.get(FOCUS_KEY) and find_node(store, user, st.session_state[FOCUS_KEY]) is None:
     st.session_state[FOCUS_KEY] = None
+canvas_key = f"graph_canvas-{user}"
 
 
 def filters() -> dict[str, object]:
@@ -77,14 +91,27 @@ def focus_picker(view_nodes: list[AnyNode], focus_id: str | None) -> None:
         labels[focus_id] = node_label(found, limit=60) if found else focus_id
     options = [None, *sorted(labels, key=lambda i: labels[i].casefold())]
     st.selectbox(
-        "Focus on", options, key=FOCUS_KEY, format_func=lambda i: "— none —" if i is None else labels.get(i, i)
+        "Focus on",
+        options,
+        key=FOCUS_KEY,
+        format_func=lambda i: "— none —" if i is None else labels.get(i, i),
+        on_change=lambda: st.session_state.update({SELECTED_KEY: None, EXPANDED_KEY: []}),
     )
 
 
-def details_panel(details: NodeDetails | None) -> None:
-    """The focused node: type, dates, text, links, source entry."""
+def clicked() -> None:
+    """Callback: a click in the graph selected a node; its details open beside the graph."""
+    state = st.session_state.get(canvas_key) or {}
+    st.session_state[SELECTED_KEY] = state.get("selected")
+
+
+def details_panel(details: NodeDetails | None, selected: str | None) -> None:
+    """The clicked (or focused) node: type, dates, text, links, source entry."""
+    if selected and selected.startswith(GROUP_PREFIX):
+        st.info("A grey box stands for nodes the cap left out. Narrow the dates or types to draw them.")
+        return
     if details is None:
-        st.caption("Pick a node in “Focus on” to see its details, or hover a node in the graph.")
+        st.caption("Click a node in the graph (or pick one in “Focus on”) to see its details here.")
         return
     node = details.node
     st.markdown(f"{ui.TYPE_ICONS.get(node.type.value, '')} **{node.type.value}**")
@@ -99,27 +126,52 @@ def details_panel(details: NodeDetails | None) -> None:
     if details.entry is not None:
         with st.expander("Source entry"):
             st.text(details.entry.text)
-    st.button("Clear focus", key="graph_clear_focus", on_click=lambda: st.session_state.update({FOCUS_KEY: None}))
+    row = st.columns(2)
+    row[0].button(
+        "Centre",
+        key="graph_centre_here",
+        icon=":material/center_focus_strong:",
+        on_click=lambda: st.session_state.update({FOCUS_KEY: node.id, EXPANDED_KEY: []}),
+    )
+    row[1].button(
+        "Clear",
+        key="graph_clear_focus",
+        on_click=lambda: st.session_state.update({FOCUS_KEY: None, SELECTED_KEY: None, EXPANDED_KEY: []}),
+    )
+
+
+def expanded_ids(double_clicked: str | None) -> list[str]:
+    """The nodes whose neighbours were added by a double-click (kept until the view changes)."""
+    ids = list(st.session_state.get(EXPANDED_KEY) or [])
+    if double_clicked and not double_clicked.startswith(GROUP_PREFIX) and double_clicked not in ids:
+        ids.append(double_clicked)
+        st.session_state[EXPANDED_KEY] = ids
+        st.rerun()  # draw the expanded graph in this same click
+    return ids
 
 
 args = filters()
 highlight = highlight_bar()
 focus_id = st.session_state.get(FOCUS_KEY)
 view = graph_view(store, provider, user, focus_id=focus_id, highlight_ids=highlight, **args)
+types = args["types"]
+view = expand_view(store, user, view, list(st.session_state.get(EXPANDED_KEY) or []), types=types)  # type: ignore[arg-type]
+groups = left_out_groups(store, user, view, types=types, start=args["start"], end=args["end"])  # type: ignore[arg-type]
 graph_column, side = st.columns([3, 1], gap="medium")
-with side:
-    focus_picker(view.subgraph.nodes, focus_id)
-    details_panel(node_details(store, user, focus_id) if focus_id else None)
 with graph_column:
-    st.caption(
-        f"{safe_markdown(view.note)} {len(view.subgraph.nodes)} nodes, {len(view.subgraph.links)} links. "
-        "Drag to move, scroll to zoom, hover for details."
-    )
-    message = cap_message(view.subgraph)
-    if message:
-        st.warning(message, icon=":material/filter_alt:")
+    st.caption(f"{safe_markdown(view.note)} {len(view.subgraph.nodes)} nodes, {len(view.subgraph.links)} links.")
     if view.subgraph.nodes:
-        page = render_graph(view.subgraph, highlight_ids=view.highlight_ids, focus_id=focus_id, height=GRAPH_HEIGHT)
-        st.iframe(page, height=GRAPH_HEIGHT + 20)
+        zoom_to = view.centre_ids[0] if args["search"] and view.centre_ids else None
+        data = graph_data(
+            view.subgraph, highlight_ids=view.highlight_ids, focus_id=focus_id, zoom_to=zoom_to, groups=groups
+        )
+        data["height"] = GRAPH_HEIGHT
+        _selected, double_clicked = ui.graph_canvas(data, key=canvas_key, on_select=clicked)
+        expanded_ids(double_clicked)
     else:
         st.info("Nothing to draw: write an entry in the Journal, load the demo persona, or widen the filters.")
+with side:
+    focus_picker(view.subgraph.nodes, focus_id)
+    selected = st.session_state.get(SELECTED_KEY) or focus_id
+    is_node = bool(selected) and not str(selected).startswith(GROUP_PREFIX)
+    details_panel(node_details(store, user, selected) if is_node else None, selected)

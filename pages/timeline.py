@@ -1,4 +1,5 @@
-"""Timeline: the chain of episodes by month, each with its psyche, goals and entry; on this day; entry density."""
+"""Timeline: a band of episodes with goal and psyche markers, jump to a date, follow one entity's or goal's thread;
+the chain of episodes by month, each with its psyche, goals and entry; on this day; entry density."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import streamlit as st
 
 import app_support as ui
 from persona.models import Episode
+from persona.timeline_band import LANES, band_rows, follow_thread, nearest_episode, thread_options
 from persona.views import (
     TimelineItem,
     date_span,
@@ -56,6 +58,45 @@ def density_chart() -> None:
         .properties(height=140)
     )
     st.altair_chart(chart, width="stretch")
+
+
+def band_chart(items: list[TimelineItem]) -> None:
+    """Episodes on a time axis, with their goals and psyche in lanes above (bigger dots: more important)."""
+    rows = band_rows(items)
+    if not rows:
+        return
+    colours = alt.Scale(domain=list(LANES), range=["#F58518", "#B279A2", "#4C78A8"])
+    chart = (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_circle(opacity=0.85)
+        .encode(
+            x=alt.X("when:T", title=None),
+            y=alt.Y("lane:N", title=None, sort=list(LANES)),
+            size=alt.Size("size:Q", legend=None),
+            color=alt.Color("lane:N", scale=colours, legend=None),
+            tooltip=[alt.Tooltip("when:T", title="Date"), alt.Tooltip("lane:N", title="Type"), "label:N"],
+        )
+        .properties(height=150)
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def jump_and_thread(items: list[TimelineItem], episodes: list[Episode]) -> str | None:
+    """ "Jump to a date" (opens the nearest episode at the top) and the thread picker; returns the thread's id."""
+    left, right = st.columns([1, 2])
+    day = left.date_input("Jump to a date", value=None, key=f"timeline_jump-{user}", format="YYYY-MM-DD")
+    if day is not None and st.session_state.get("timeline_jumped") != day:
+        st.session_state["timeline_jumped"] = day
+        nearest = nearest_episode(episodes, day)
+        if nearest is not None:
+            st.session_state[FOCUS_KEY] = nearest.id
+    options = thread_options(items)
+    return right.selectbox(
+        "Follow a thread (a person, place, topic or goal)",
+        [None, *options],
+        key=f"timeline_thread-{user}",
+        format_func=lambda i: "— everything —" if i is None else options.get(i, i),
+    )
 
 
 def focus(episode_id: str | None) -> None:
@@ -158,17 +199,23 @@ chosen = pick_range()
 if chosen is None:
     st.info("No entries yet: write one in the Journal, or load the demo persona there.")
     st.stop()
-density_chart()
 start, end = day_bounds(*chosen)
 whole = timeline(store, user, start=start, end=end)
+thread = jump_and_thread(whole.items, whole.episodes)
+shown = follow_thread(whole.items, thread)
+band_chart(shown)
+if thread:
+    st.caption(f"{len(shown)} of {len(whole.items)} episodes in this thread.")
 focused_episode()
 day_memories(whole.episodes)
+with st.expander("Entries per week", icon=":material/bar_chart:"):
+    density_chart()
 newest_first = st.toggle("Newest first", value=True, key="timeline_newest")
 if whole.in_range > len(whole.items):
     st.info(f"Showing the newest {len(whole.items)} of {whole.in_range} episodes in this range: narrow the dates.")
 if not whole.items:
     st.caption("No episodes in this range.")
-months = group_by_month(reversed(whole.items) if newest_first else whole.items)
+months = group_by_month(reversed(shown) if newest_first else shown)
 for month, items in months:
     st.subheader(month)
     for item in items:

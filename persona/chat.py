@@ -115,8 +115,10 @@ def _sources(
     budget: int,
     as_of: datetime | None,
     preset: RetrievalPreset | str,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> list[RetrievedMemory]:
-    query = RetrievalQuery(text=question, limit=limit, token_budget=budget, as_of=as_of)
+    query = RetrievalQuery(text=question, limit=limit, token_budget=budget, as_of=as_of, start=start, end=end)
     return retrieve(store, provider.embedder, user_id, query, preset=preset)
 
 
@@ -133,13 +135,29 @@ def answer(
     now: datetime | None = None,
     preset: RetrievalPreset | str = "default",
     search: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> Answer:
     """Retrieve the memories for ``question`` and answer it, citing memory ids. Returns a streaming ``Answer``.
-    ``search``, when given, is what retrieval looks for instead of the whole question (e.g. without its options)."""
+
+    ``search`` is what to retrieve with when it differs from the question (a follow-up read with the question
+    before it); ``start``/``end`` limit the memories to that window (``persona.answers.resolve_follow_up``).
+    """
     question = _check_question(user_id, question)
     search = _check_question(user_id, search) if search is not None and search.strip() else question
     today = now or utc_now()
-    sources = _sources(store, provider, user_id, search, limit=limit, budget=token_budget, as_of=as_of, preset=preset)
+    sources = _sources(
+        store,
+        provider,
+        user_id,
+        search,
+        limit=limit,
+        budget=token_budget,
+        as_of=as_of,
+        preset=preset,
+        start=start,
+        end=end,
+    )
     if provider.offline:
         return Answer(question, sources, True, iter([extractive_answer(sources)]))
     profile = user_context_xml(store, user_id, today=today)

@@ -38,7 +38,7 @@ from persona.models import (
 from persona.retrieval import RetrievalQuery, RetrievedMemory, retrieve
 from persona.store.base import GRAPH_TYPES, Store
 from persona.transfer import restore_export
-from persona.viz import node_date, node_kind, node_title, short
+from persona.viz import NodeGroup, group_left_out, node_date, node_kind, node_title, short
 from persona.zones import local_zone
 
 TIMELINE_CAP = 150
@@ -398,6 +398,59 @@ def drawable_ids(store: Store, user_id: str, nodes: Iterable[AnyNode]) -> list[s
         links = store.neighbours(user_id, entry_ids, link_types=[LinkType.FROM_ENTRY])
         ids.extend(lk.source_id for lk in links if lk.target_id in set(entry_ids))
     return list(dict.fromkeys(ids))
+
+
+GROUP_SCAN_CAP = 5_000
+"""At most this many nodes per type are read to group what the node cap left out."""
+EXPAND_CAP = 80
+"""A double-click adds at most this many neighbours: expanding a hub must not bury the graph."""
+
+
+def left_out_groups(
+    store: Store,
+    user_id: str,
+    view: GraphView,
+    *,
+    types: Sequence[NodeType] = GRAPH_TYPES,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[NodeGroup]:
+    """Boxes for what the default view's node cap left out: memories by month, entities by kind.
+
+    Only the default (uncentred) view is grouped: a focused or searched view is a neighbourhood, and listing
+    everything else the person wrote as "left out" of it would mislead; its cap message says what was cut.
+    """
+    if not view.subgraph.truncated or view.centre_ids:
+        return []
+    drawn = {n.id for n in view.subgraph.nodes}
+    left_out = [
+        node
+        for kind in types
+        for node in store.list_nodes(user_id, kind, start=start, end=end, limit=GROUP_SCAN_CAP)
+        if node.id not in drawn
+    ]
+    return group_left_out(left_out)
+
+
+def expand_view(
+    store: Store, user_id: str, view: GraphView, node_ids: Sequence[str], *, types: Sequence[NodeType] = GRAPH_TYPES
+) -> GraphView:
+    """The view with the neighbours of ``node_ids`` added (what a double-click on a node asks for)."""
+    if not node_ids:
+        return view
+    extra = store.subgraph(user_id, center_ids=list(node_ids), depth=1, types=types, limit=EXPAND_CAP)
+    nodes = {n.id: n for n in view.subgraph.nodes}
+    nodes.update({n.id: n for n in extra.nodes if n.id not in nodes})
+    links = {(lk.source_id, lk.target_id, lk.type): lk for lk in [*view.subgraph.links, *extra.links]}
+    merged = Subgraph(
+        nodes=list(nodes.values()),
+        links=list(links.values()),
+        truncated=view.subgraph.truncated or extra.truncated,
+        total_nodes=max(view.subgraph.total_nodes, len(nodes)),
+    )
+    added = len(nodes) - len(view.subgraph.nodes)
+    note = f"{view.note} Expanded {len(node_ids)} node{'s' if len(node_ids) != 1 else ''} (+{added} neighbours)."
+    return GraphView(merged, view.centre_ids, view.hits, note, view.highlight_ids)
 
 
 @dataclass

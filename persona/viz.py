@@ -10,15 +10,19 @@ Safety and offline rules this module keeps:
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
 
+import pyvis
 from jinja2 import Environment
 from pyvis.network import Network
 
@@ -173,7 +177,7 @@ def label_size(node: AnyNode, degree: int) -> int:
     """Hubs get bigger labels: zoomed out on a large graph, vis-network hides small labels, so the names that
     hold the graph together (Sarah, the important episodes) stay readable and the rest appear when zooming in."""
     if node.type is NodeType.ENTITY:
-        return 12 + min(24, 2 * degree)
+        return 13 + min(30, 3 * degree)
     if node.type is NodeType.EPISODE:
         return 12 + min(10, degree)
     return 12
@@ -220,7 +224,7 @@ def _node_options(node: AnyNode, degree: int, *, highlighted: bool, focused: boo
         "shape": style.shape,
         "size": size,
         # "multi" again: a node's own font settings replace the global ones in vis-network, not merge with them.
-        "font": {"size": label_size(node, degree), "multi": "html"},
+        "font": {"size": label_size(node, degree), "multi": "html", "strokeWidth": 3, "strokeColor": "#ffffff"},
         "color": colour,
         "borderWidth": border,
         "tip": tooltip_html(node, degree),
@@ -233,7 +237,15 @@ def _options(physics: bool) -> dict[str, object]:
     return {
         # drawThreshold: zoomed out, only labels drawn above 8 px show (the hubs, see label_size).
         "nodes": {
-            "font": {"multi": "html", "size": 12, "face": "sans-serif", "color": "#333333"},
+            # A white outline keeps labels legible where they cross links.
+            "font": {
+                "multi": "html",
+                "size": 12,
+                "face": "sans-serif",
+                "color": "#222222",
+                "strokeWidth": 3,
+                "strokeColor": "#ffffff",
+            },
             "scaling": {"label": {"drawThreshold": 8}},
         },
         "edges": {
@@ -369,3 +381,147 @@ def _insert(page: str, anchor: str, replacement: str) -> str:
     if anchor not in page:
         raise RuntimeError(f"pyvis template changed: {anchor!r} not found")
     return page.replace(anchor, replacement, 1)
+
+
+# -- the clickable graph (a bidirectional Streamlit component draws this data; see persona/static/graph.js) ------
+GROUP_COLOUR = "#D9D4CF"
+GROUP_PREFIX = "group:"
+SETTLE_MS = 2000
+"""The layout runs at most this long, then stops: a graph that keeps moving cannot be read."""
+_STATIC = Path(__file__).with_name("static")
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    """Nodes the cap left out, drawn as one box: the episodes of a month, the entities of a kind."""
+
+    key: str
+    label: str
+    count: int
+    type: NodeType
+
+
+def group_left_out(left_out: Iterable[AnyNode], *, max_groups: int = 12) -> list[NodeGroup]:
+    """Group nodes that did not fit under the cap: dated memories by type and month, entities by kind.
+
+    The largest groups come first; beyond ``max_groups`` the rest are folded into one "other" group per type, so
+    the count of what is not drawn is always complete.
+    """
+    counts: Counter[tuple[NodeType, str]] = Counter()
+    for node in left_out:
+        when = getattr(node, "occurred_at", None)
+        bucket = f"{when:%Y-%m}" if when is not None else (node_kind(node) or "other")
+        counts[(node.type, bucket)] += 1
+    ranked = counts.most_common()
+    groups = [_group(kind, bucket, n) for (kind, bucket), n in ranked[:max_groups]]
+    rest: Counter[NodeType] = Counter()
+    for (kind, _bucket), n in ranked[max_groups:]:
+        rest[kind] += n
+    groups += [_group(kind, "more", n) for kind, n in rest.items()]
+    return groups
+
+
+_PLURALS = {NodeType.ENTITY: "entities", NodeType.PSYCHE: "psyche", NodeType.ENTRY: "entries"}
+
+
+def count_of(kind: NodeType, count: int) -> str:
+    """``3 episodes``, ``1 entity``, ``2 entities``."""
+    word = kind.value.lower() if count == 1 else _PLURALS.get(kind, f"{kind.value.lower()}s")
+    return f"{count:,} {word}"
+
+
+def _group(kind: NodeType, bucket: str, count: int) -> NodeGroup:
+    if bucket == "more":
+        where = "in other groups"
+    elif re.fullmatch(r"\d{4}-\d{2}", bucket):
+        where = datetime.strptime(bucket, "%Y-%m").strftime("%b %Y")
+    else:
+        where = bucket
+    return NodeGroup(f"{GROUP_PREFIX}{kind.value}:{bucket}", f"+{count_of(kind, count)} · {where}", count, kind)
+
+
+def grouped_message(groups: Sequence[NodeGroup]) -> str | None:
+    """What the grey boxes stand for, in one sentence; None when nothing was grouped."""
+    if not groups:
+        return None
+    total = sum(g.count for g in groups)
+    by_type: Counter[NodeType] = Counter()
+    for group in groups:
+        by_type[group.type] += group.count
+    parts = ", ".join(count_of(t, n) for t, n in by_type.most_common())
+    return (
+        f"{total:,} nodes beyond the cap are grouped into {len(groups)} grey boxes ({parts}): "
+        "episodes, psyche and goals by month, entities by kind."
+    )
+
+
+def graph_data(
+    subgraph: Subgraph,
+    *,
+    highlight_ids: Iterable[str] = (),
+    focus_id: str | None = None,
+    zoom_to: str | None = None,
+    groups: Sequence[NodeGroup] = (),
+) -> dict[str, object]:
+    """What the clickable graph component draws: pyvis's nodes, edges and options, plus the legend, the cap note
+    and grouped boxes. Labels are escaped for the canvas and tooltips with ``html.escape`` (``canvas_label``,
+    ``tooltip_html``); the component puts nothing else from the data into the page as markup.
+    """
+    drawn = {n.id for n in subgraph.nodes}
+    highlight = [i for i in dict.fromkeys(highlight_ids) if i in drawn]
+    net = build_network(subgraph, highlight_ids=highlight, focus_id=focus_id)
+    nodes = [dict(node) for node in net.nodes] + [_group_node(g) for g in groups]
+    edges = [dict(edge) for edge in net.edges]
+    options = dict(net.options)
+    physics = dict(options["physics"])  # type: ignore[arg-type]
+    # Stabilise in the background, in small batches, so the page stays responsive; the component stops it.
+    physics["stabilization"] = {"enabled": True, "iterations": 400, "updateInterval": 25, "fit": True}
+    options["physics"] = physics
+    # vis-network's "improved layout" (a Kamada-Kawai pre-pass) takes seconds at a few hundred nodes.
+    options["layout"] = {"improvedLayout": False}
+    legend = [
+        {"type": t.value, "colour": TYPE_STYLES[t].colour, "shape": TYPE_STYLES[t].shape, "text": TYPE_STYLES[t].legend}
+        for t in TYPE_STYLES
+        if t in {n.type for n in subgraph.nodes}
+    ]
+    notes = [m for m in (cap_message(subgraph) if not groups else None, grouped_message(groups)) if m]
+    payload: dict[str, object] = {
+        "nodes": nodes,
+        "edges": edges,
+        "options": options,
+        "legend": legend,
+        "highlighted": bool(highlight),
+        "notes": notes,
+        "focus": focus_id if focus_id in drawn else None,
+        "zoom_to": zoom_to if zoom_to in drawn else None,
+        "settle_ms": SETTLE_MS,
+    }
+    payload["signature"] = hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return payload
+
+
+def _group_node(group: NodeGroup) -> dict[str, object]:
+    return {
+        "id": group.key,
+        "label": canvas_label(group.label),
+        "shape": "box",
+        "color": {"background": GROUP_COLOUR, "border": "#A39B94"},
+        "font": {"size": 13, "multi": "html", "color": "#333333"},
+        "tip": html.escape(f"{group.label}: not drawn, to keep the graph readable. Narrow the dates or types."),
+        "ptype": "Group",
+        "count": group.count,
+    }
+
+
+@lru_cache(maxsize=1)
+def graph_component_js() -> str:
+    """The component's JavaScript: the vis-network script pyvis ships (local, nothing from the network), then
+    ``graph.js``. vis-network's UMD wrapper sets ``globalThis.vis`` when loaded as a module."""
+    vis = (Path(pyvis.__file__).parent / "templates" / "lib" / "vis-9.1.2" / "vis-network.min.js").read_text()
+    return vis + "\n;\n" + (_STATIC / "graph.js").read_text()
+
+
+@lru_cache(maxsize=1)
+def graph_component_css() -> str:
+    """The component's styles (legend, notes, tooltip, find box)."""
+    return (_STATIC / "graph.css").read_text()

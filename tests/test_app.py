@@ -21,7 +21,7 @@ from persona.store.sqlite import SqliteStore
 from persona.viz import remote_references
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["journal", "timeline", "graph", "chat", "memories", "settings"]
+PAGES = ["home", "journal", "timeline", "graph", "chat", "memories", "settings"]
 XSS = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(1)>"
 TIMEOUT = 30
@@ -76,10 +76,22 @@ def button(at: AppTest, label: str):
     return found[0]
 
 
-def srcdoc(at: AppTest) -> str:
-    frames = at.get("iframe")
-    assert frames, "the graph iframe is missing"
-    return frames[0].proto.srcdoc
+def graph_components(at: AppTest) -> list:
+    """The clickable graph components on the page (AppTest shows a bidirectional component as an unknown element)."""
+    return at.get("bidi_component")
+
+
+def graph_payload(at: AppTest) -> dict:
+    """The data the graph component draws (``persona.viz.graph_data``), as the browser receives it."""
+    found = graph_components(at)
+    assert found, "the graph component is missing"
+    assert found[0].proto.component_name == "persona_graph"
+    return json.loads(found[0].proto.json)
+
+
+def real_nodes(payload: dict) -> list[dict]:
+    """The memory nodes drawn (not the grey boxes that stand for what the cap left out)."""
+    return [n for n in payload["nodes"] if n["ptype"] != "Group"]
 
 
 # -- every page renders --------------------------------------------------------------------------------------------
@@ -101,7 +113,7 @@ def test_page_renders_on_its_own_with_memories(seeded: SqliteStore, name: str) -
 
 def test_app_routes_every_page_with_the_shared_sidebar(seeded: SqliteStore) -> None:
     at = run(app_test())
-    assert at.title[0].value == "Journal"
+    assert at.title[0].value == "Home", "the home page is the default page"
     assert at.sidebar.selectbox(key="user_picker").value == "demo"
     sidebar = "\n".join(m.value for m in at.sidebar.markdown)
     assert "offline" in sidebar and "SQLite" in sidebar
@@ -149,7 +161,34 @@ def test_unreachable_store_shows_a_message_not_a_traceback(app_home: Path, monke
         run(at)
         assert any("cannot open its memory store" in e.value and str(port) in e.value for e in at.error)
         assert any("make neo4j-start" in i.value for i in at.info)
-        assert not at.get("iframe"), "the page stopped after the message"
+        assert not graph_components(at), "the page stopped after the message"
+
+
+# -- home ----------------------------------------------------------------------------------------------------------
+def test_home_shows_goals_recent_entries_and_saves_a_quick_entry(seeded: SqliteStore) -> None:
+    at = run(page_test("home"))
+    shown = texts(at)
+    assert {"Active goals", "Recent entries", "Entries per week"} <= {h.value for h in at.subheader}
+    assert "half marathon" in shown, "the active goal is listed"
+    assert "Dinner with Sarah" in shown
+    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart"), "entries per week are charted"
+    before = seeded.count_nodes("demo", NodeType.ENTRY)
+    at.text_area(key="home_text").input("Quick coffee with Priya in Porto. I want to learn to sail by June.")
+    button(at, "Save").click()
+    run(at)
+    assert seeded.count_nodes("demo", NodeType.ENTRY) == before + 1
+    assert any("Saved:" in s.value for s in at.success)
+    assert "learn to sail" in texts(at), "the new goal is listed at once"
+
+
+def test_home_quick_entry_refuses_an_empty_text(seeded: SqliteStore) -> None:
+    at = run(page_test("home"))
+    before = seeded.count_nodes("demo", NodeType.ENTRY)
+    at.text_area(key="home_text").input("   ")
+    button(at, "Save").click()
+    run(at)
+    assert any("Not saved" in e.value for e in at.error)
+    assert seeded.count_nodes("demo", NodeType.ENTRY) == before
 
 
 # -- journal -------------------------------------------------------------------------------------------------------
@@ -217,15 +256,19 @@ def test_journal_refuses_a_bad_file_and_stores_nothing(sqlite_store: SqliteStore
 
 
 # -- graph ---------------------------------------------------------------------------------------------------------
-def test_graph_iframe_holds_the_nodes_escaped(seeded: SqliteStore) -> None:
+def test_graph_component_holds_the_nodes_escaped(seeded: SqliteStore) -> None:
     at = run(page_test("graph"))
-    page = srcdoc(at)
+    component = graph_components(at)[0].proto
+    payload = graph_payload(at)
+    ids = {n["id"] for n in payload["nodes"]}
     episodes = seeded.list_nodes("demo", NodeType.EPISODE)
-    assert all(e.id in page for e in episodes)
-    assert "Sarah" in page
-    assert XSS not in page and IMG not in page
-    assert "\\u0026lt;script" in page, "the label is escaped for vis-network, then JSON-escaped"
-    assert remote_references(page) == []
+    assert {e.id for e in episodes} <= ids
+    assert any(n["label"] == "Sarah" for n in payload["nodes"])
+    drawn = json.dumps(payload)
+    assert XSS not in drawn and IMG not in drawn, "labels and tooltips reach the page escaped"
+    assert any("&lt;script" in n["label"] or "&lt;script" in n["tip"] for n in payload["nodes"])
+    assert "vis.Network" in component.js_content and "export default function" in component.js_content
+    assert remote_references(component.js_content + component.css_content) == [], "nothing loads from the network"
 
 
 def test_graph_search_and_focus_centre_the_graph(seeded: SqliteStore) -> None:
@@ -233,13 +276,36 @@ def test_graph_search_and_focus_centre_the_graph(seeded: SqliteStore) -> None:
     at.text_input(key="graph_search").input("marathon")
     run(at)
     assert "matches of the search" in texts(at)
+    assert graph_payload(at)["zoom_to"], "the graph zooms to the first match"
     sarah = next(e for e in seeded.list_nodes("demo", NodeType.ENTITY) if e.name == "Sarah")
     at.text_input(key="graph_search").input("")
     at.selectbox(key="graph_focus").select(sarah.id)
     run(at)
     assert "Centred on the focused node" in texts(at)
     assert "MENTIONS" in texts(at), "the details panel lists the focused node's links"
-    assert f'"{sarah.id}"' in srcdoc(at)
+    assert graph_payload(at)["focus"] == sarah.id
+
+
+def test_graph_click_opens_details_and_double_click_adds_neighbours(seeded: SqliteStore) -> None:
+    """What the component reports (the browser suite clicks for real) reaches the details panel and the view."""
+    goal = seeded.list_nodes("demo", NodeType.GOAL)[0]
+    at = page_test("graph")
+    at.session_state["graph_limit"] = 50
+    at.session_state["graph_types"] = [NodeType.EPISODE]
+    run(at)
+    drawn = {n["id"] for n in real_nodes(graph_payload(at))}
+    assert goal.id not in drawn
+    at.session_state["graph_selected"] = goal.id
+    run(at)
+    assert goal.title in texts(at), "the clicked node's details open beside the graph"
+    episode = seeded.list_nodes("demo", NodeType.EPISODE)[-1]
+    at.session_state["graph_expanded"] = [episode.id]
+    at.session_state["graph_types"] = [NodeType.EPISODE, NodeType.ENTITY]
+    run(at)
+    payload = graph_payload(at)
+    neighbours = {lk.target_id for lk in seeded.neighbours("demo", [episode.id], link_types=None)}
+    assert neighbours & {n["id"] for n in real_nodes(payload)}, "a double-click adds the node's neighbours"
+    assert "Expanded 1 node" in texts(at)
 
 
 def test_graph_forgets_a_focus_that_was_deleted(seeded: SqliteStore) -> None:
@@ -251,10 +317,10 @@ def test_graph_forgets_a_focus_that_was_deleted(seeded: SqliteStore) -> None:
     seeded.delete_node("demo", goal.id)
     run(at)
     assert at.selectbox(key="graph_focus").value is None
-    assert at.get("iframe"), "the default view is drawn instead"
+    assert graph_components(at), "the default view is drawn instead"
 
 
-def test_graph_caps_the_nodes_and_says_what_was_left_out(sqlite_store: SqliteStore, provider: OfflineProvider) -> None:
+def test_graph_groups_what_the_cap_left_out_and_says_so(sqlite_store: SqliteStore, provider: OfflineProvider) -> None:
     people = ["Sarah", "Tom", "Priya", "Jonas", "Helena", "Ada", "Rui", "Marta", "Carla", "Omar"]
     items = [
         (f"Cooked dinner with {people[i % 10]} in Porto, day {i}. I want to visit Lisbon by May.", ENTRIES[0][0])
@@ -262,13 +328,16 @@ def test_graph_caps_the_nodes_and_says_what_was_left_out(sqlite_store: SqliteSto
     ]
     ingest_many(sqlite_store, provider, "demo", items)
     at = run(page_test("graph"))
-    assert not any("left out" in w.value for w in at.warning), "under the default cap everything is drawn"
+    assert graph_payload(at)["notes"] == [], "under the default cap everything is drawn"
     at.slider(key="graph_limit").set_value(50)
     run(at)
-    warning = next(w.value for w in at.warning if "left out" in w.value)
-    assert warning.startswith("Showing 50 of ")
-    page = srcdoc(at)
-    assert 'data-shown="50"' in page and 'data-truncated="true"' in page
+    payload = graph_payload(at)
+    groups = [n for n in payload["nodes"] if n["ptype"] == "Group"]
+    total = sum(sqlite_store.count_nodes("demo", t) for t in (NodeType.EPISODE, NodeType.PSYCHE, NodeType.GOAL))
+    total += sqlite_store.count_nodes("demo", NodeType.ENTITY)
+    assert len(real_nodes(payload)) == 50
+    assert sum(g["count"] for g in groups) == total - 50, "every node left out is counted in a grey box"
+    assert any("grouped into" in note for note in payload["notes"])
 
 
 # -- chat ----------------------------------------------------------------------------------------------------------
@@ -286,6 +355,26 @@ def test_chat_answers_offline_with_cited_sources(seeded: SqliteStore) -> None:
     assert set(history[-1]["cited"]) <= {s["id"] for s in history[-1]["sources"]}
 
 
+def test_chat_offline_answer_is_one_item_per_entry_and_a_follow_up_uses_the_earlier_turn(seeded: SqliteStore) -> None:
+    at = run(page_test("chat"))
+    at.chat_input[0].set_value("What did I do with Sarah?")
+    run(at)
+    first = at.session_state["chat_history"]["demo"][-1]
+    keys = [item["key"] for item in first["items"]]
+    assert keys and len(keys) == len(set(keys)), "one item per entry"
+    assert all(item["why"] for item in first["items"])
+    assert all(item["date"] for item in first["items"] if item["key"] not in item["ids"]), "an entry's item is dated"
+    assert "**" in "\n".join(m.value for m in at.markdown), "the matching sentence is in bold"
+    at.chat_input[0].set_value("and after that?")
+    run(at)
+    asked = at.session_state["chat_history"]["demo"][-2]
+    follow = at.session_state["chat_history"]["demo"][-1]
+    assert asked["search"] == "What did I do with Sarah? and after that?"
+    assert follow["note"].startswith("after ")
+    latest = max(datetime.fromisoformat(w) for w in first["when"])
+    assert all(datetime.fromisoformat(w) > latest for w in follow["when"]), "only what came after the first answer"
+
+
 def test_chat_show_in_graph_highlights_the_sources(seeded: SqliteStore) -> None:
     at = run(app_test())
     at.switch_page("pages/chat.py")
@@ -297,8 +386,9 @@ def test_chat_show_in_graph_highlights_the_sources(seeded: SqliteStore) -> None:
     assert at.title[0].value == "Graph"
     highlighted = at.session_state["highlight_ids"]
     assert highlighted
-    page = srcdoc(at)
-    assert 'data-highlighted="0"' not in page and "source of the last chat answer" in page
+    payload = graph_payload(at)
+    assert payload["highlighted"] is True
+    assert any(n.get("highlighted") for n in payload["nodes"]), "the sources are drawn with a red border"
 
 
 # -- timeline ------------------------------------------------------------------------------------------------------
@@ -317,6 +407,23 @@ def test_timeline_groups_by_month_and_walks_the_chain(seeded: SqliteStore) -> No
     assert at.session_state["timeline_focus"] == chain[0]
     assert any(e.label == "Entry text" for e in at.expander)
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart"), "the density chart is drawn"
+
+
+def test_timeline_band_thread_and_jump_to_a_date(seeded: SqliteStore) -> None:
+    at = run(page_test("timeline"))
+    charts = at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    assert charts, "the band is drawn above the list"
+    assert '"Goals"' in str(charts[0].proto) or "Goals" in str(charts[0].proto), "goal markers have their lane"
+    tom = next(e for e in seeded.list_nodes("demo", NodeType.ENTITY) if e.name == "Tom")
+    at.selectbox(key="timeline_thread-demo").select(tom.id)
+    run(at)
+    shown = [b.key for b in at.button if b.key and b.key.endswith("-focus") and b.key.startswith("ep-")]
+    assert len(shown) == 1, "only the episode that mentions Tom is listed"
+    assert "1 of 3 episodes in this thread" in texts(at)
+    at.date_input(key="timeline_jump-demo").set_value(datetime(2026, 7, 1).date())
+    run(at)
+    jumped = seeded.get_nodes("demo", [at.session_state["timeline_focus"]])[0]
+    assert jumped.occurred_at.date() == ENTRIES[2][0].date(), "the nearest episode (2 July) opens at the top"
 
 
 def test_timeline_show_in_graph_focuses_the_episode(seeded: SqliteStore) -> None:

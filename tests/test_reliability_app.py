@@ -40,7 +40,7 @@ def _assert_clear_store_message(at: AppTest, where: str, *, mentions: str) -> No
     errors = [e.value for e in at.error]
     assert any("memory store" in e.lower() for e in errors), f"{where}: no store message in {errors}"
     assert any(mentions in e for e in errors), f"{where}: the message does not say which store ({errors})"
-    assert not at.get("iframe"), f"{where}: the page went on after the message"
+    assert not at.get("bidi_component"), f"{where}: the page went on after the message (graph drawn)"
 
 
 def test_every_page_says_the_neo4j_store_is_unreachable(

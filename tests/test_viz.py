@@ -23,10 +23,16 @@ from persona.models import (
 )
 from persona.viz import (
     FOCUS_COLOUR,
+    GROUP_PREFIX,
     HIGHLIGHT_COLOUR,
     TYPE_STYLES,
     canvas_label,
     cap_message,
+    graph_component_css,
+    graph_component_js,
+    graph_data,
+    group_left_out,
+    grouped_message,
     remote_references,
     render_graph,
     strip_remote_assets,
@@ -175,3 +181,45 @@ def test_journal_text_that_mentions_a_url_still_renders() -> None:
     page = render_graph(Subgraph(nodes=[episode], total_nodes=1))
     assert "Fixed the link" in page
     assert not re.search(r"<a href='//evil", page)
+
+
+# -- the clickable graph component's data ----------------------------------------------------------------------
+def test_graph_data_has_the_nodes_escaped_and_the_component_script_is_local() -> None:
+    sub = graph()
+    data = graph_data(sub, highlight_ids=[sub.nodes[0].id, "not-drawn"], focus_id=sub.nodes[2].id)
+    assert [n["id"] for n in data["nodes"]] == [n.id for n in sub.nodes]
+    assert len(data["edges"]) == len(sub.links)
+    text = json.dumps(data)
+    assert XSS not in text and IMG not in text
+    episode = next(n for n in data["nodes"] if n["ptype"] == "Episode")
+    assert "&lt;script>" in episode["label"], "canvas label escaped for vis-network's html labels"
+    assert "&lt;img" in episode["tip"] and "<img" not in episode["tip"], "tooltip escaped with html.escape"
+    assert data["focus"] == sub.nodes[2].id and data["highlighted"] is True
+    assert data["options"]["physics"]["enabled"] is True and data["settle_ms"] <= 2000
+    assert data["options"]["layout"] == {"improvedLayout": False}
+    script = graph_component_js()
+    assert "vis.Network" in script and script.rstrip().endswith("}")
+    assert remote_references(script + graph_component_css()) == []
+
+
+def test_graph_data_signature_follows_the_graph_only() -> None:
+    sub = graph()
+    assert graph_data(sub)["signature"] == graph_data(sub)["signature"], "a rerun keeps the drawn graph"
+    assert graph_data(sub)["signature"] != graph_data(sub, focus_id=sub.nodes[1].id)["signature"]
+
+
+def test_left_out_nodes_are_grouped_by_month_and_kind_and_all_counted() -> None:
+    june = [Episode(user_id=USER, entry_id="e", title=f"J{i}", summary="s", occurred_at=WHEN) for i in range(5)]
+    july = [Episode(user_id=USER, entry_id="e", title="J", summary="s", occurred_at=datetime(2026, 7, 2, tzinfo=UTC))]
+    people = [Entity(user_id=USER, name=f"P{i}", kind=EntityKind.PERSON) for i in range(3)]
+    groups = group_left_out([*june, *july, *people])
+    labels = {g.label: g.count for g in groups}
+    assert labels == {"+5 episodes · Jun 2026": 5, "+3 entities · person": 3, "+1 episode · Jul 2026": 1}
+    folded = group_left_out([*june, *july, *people], max_groups=1)
+    assert sum(g.count for g in folded) == 9, "beyond max_groups the rest is folded, never dropped"
+    message = grouped_message(groups)
+    assert message is not None and message.startswith("9 nodes beyond the cap are grouped into 3 grey boxes")
+    data = graph_data(graph(truncated=True, total=14), groups=groups)
+    boxes = [n for n in data["nodes"] if n["ptype"] == "Group"]
+    assert [b["count"] for b in boxes] == [5, 3, 1] and all(b["id"].startswith(GROUP_PREFIX) for b in boxes)
+    assert data["notes"] == [message]
