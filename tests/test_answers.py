@@ -13,17 +13,17 @@ JULY = datetime(2026, 7, 5, 9, tzinfo=UTC)
 AUGUST = datetime(2026, 8, 9, 9, tzinfo=UTC)
 
 
-def test_one_item_per_entry_dated_with_the_matching_sentence(store, provider) -> None:
+def test_one_item_per_entry_dated_with_the_matching_sentence(store, provider, user) -> None:
     ingest_entry(
         store,
         provider,
-        "alice",
+        user,
         "Slow morning at home. Went sailing with Marta on the river in the afternoon. Pasta for dinner.",
         occurred_at=JUNE,
     )
-    ingest_entry(store, provider, "alice", "Finished the tax forms. Marta called about the boat.", occurred_at=JULY)
+    ingest_entry(store, provider, user, "Finished the tax forms. Marta called about the boat.", occurred_at=JULY)
     question = "When did I go sailing with Marta?"
-    sources = retrieve(store, provider.embedder, "alice", RetrievalQuery(text=question, limit=12))
+    sources = retrieve(store, provider.embedder, user, RetrievalQuery(text=question, limit=12))
     entry_ids = {getattr(s.node, "entry_id", None) or s.node.id for s in sources}
     items = answer_items(sources, question, top=50)
     assert len(items) == len(entry_ids), "a passage and its own episode are one item"

@@ -40,22 +40,23 @@ def test_days_text_reads_naturally() -> None:
     assert days_text(date(2026, 6, 7), TODAY) == "3 days overdue"
 
 
-def test_home_view_on_both_stores(store, provider) -> None:
+def test_home_view_on_both_stores(store, provider, user_ids) -> None:
+    alice, bob, carol = user_ids  # fresh ids: the Neo4j server is shared by the whole session
     ingest_entry(
         store,
         provider,
-        "alice",
+        alice,
         "Ran by the river. I want to finish the report by 2026-06-12.",
         occurred_at=datetime(2025, 6, 10, 9, tzinfo=UTC),
     )
-    ingest_entry(store, provider, "alice", "Coffee with Tom in Porto.", occurred_at=datetime(2026, 6, 2, 9, tzinfo=UTC))
-    ingest_entry(store, provider, "bob", "Bob's own day, 10 June.", occurred_at=datetime(2024, 6, 10, 9, tzinfo=UTC))
-    view = home_view(store, "alice", today=TODAY)
+    ingest_entry(store, provider, alice, "Coffee with Tom in Porto.", occurred_at=datetime(2026, 6, 2, 9, tzinfo=UTC))
+    ingest_entry(store, provider, bob, "Bob's own day, 10 June.", occurred_at=datetime(2024, 6, 10, 9, tzinfo=UTC))
+    view = home_view(store, alice, today=TODAY)
     assert [e.text[:6] for e in view.recent] == ["Coffee", "Ran by"]
     assert [e.occurred_at.year for e in view.on_this_day] == [2025], "other years' 10 June, only alice's"
     assert sum(w["entries"] for w in view.weekly) == 2
     assert view.counts["Entry"] == 2 and not view.empty
-    assert home_view(store, "carol", today=TODAY).empty
+    assert home_view(store, carol, today=TODAY).empty
 
 
 def test_timeline_band_rows_threads_and_nearest_episode() -> None:
