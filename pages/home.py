@@ -83,6 +83,19 @@ def this_day(view: HomeView, today: date) -> None:
         st.markdown(f"- **{episode.occurred_at:%Y}** · {safe_markdown(short(episode.title, 120))}")
 
 
+def changes(view: HomeView) -> None:
+    """The latest changes Persona made on its own (left out when there are none); the Changes page can undo them."""
+    if not view.changes:
+        return
+    st.subheader("What changed lately")
+    for row in view.changes:
+        st.markdown(
+            f"- **{row['date']:%d %b %Y}** · {safe_markdown(str(row['memory']))} — "
+            f"{safe_markdown(str(row['description']))}"
+        )
+    st.caption("The Changes page lists them all and can confirm or undo each one.")
+
+
 def weekly(view: HomeView) -> None:
     """Entries per week as a bar chart."""
     if not view.weekly:
@@ -115,4 +128,5 @@ with left:
     this_day(view, today)
     weekly(view)
 with right:
+    changes(view)
     recent(view)

@@ -1,8 +1,8 @@
 """The home page's view: what a person (or a demo audience) wants first. Plain Python, no Streamlit.
 
 Active goals sorted into overdue / due soon / the rest, episodes from this day in other years, recent entries and
-entries per week. "What changed lately" joins once memories can change (the memory-evolution work): the page shows
-that section only when there is something in it.
+entries per week, and what changed lately (goals Persona saw finished, dropped or postponed, beliefs that changed;
+the section is shown only when there is something in it).
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from typing import Any
 
 from persona.models import Entry, Episode, Goal, GoalStatus, NodeType
 from persona.store.base import Store
-from persona.views import entry_density, on_this_day, recent_entries
+from persona.views import change_rows, entry_density, on_this_day, recent_entries
 
 DUE_SOON_DAYS = 14
+RECENT_CHANGES = 5
+"""How many of the latest memory changes the home page lists (the Changes page has them all)."""
 """A goal due within this many days counts as due soon."""
 GOAL_SCAN_CAP = 2_000
 EPISODE_SCAN_CAP = 20_000
@@ -44,6 +46,7 @@ class HomeView:
     recent: list[Entry]
     weekly: list[dict[str, Any]]
     counts: dict[str, int]
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -86,4 +89,5 @@ def home_view(store: Store, user_id: str, *, today: date, recent: int = 5) -> Ho
         recent=recent_entries(store, user_id, limit=recent),
         weekly=entry_density(store, user_id),
         counts=store.stats(user_id),
+        changes=change_rows(store, user_id, limit=RECENT_CHANGES),
     )

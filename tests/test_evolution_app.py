@@ -50,3 +50,13 @@ def test_graph_draws_change_links_distinctly(sqlite_store: SqliteStore, provider
     html = render_graph(graph)
     for kind in (LinkType.SUPERSEDES, LinkType.CHANGED_BY):
         assert LINK_COLOURS[kind] in html and kind.value in html
+
+
+def test_home_lists_what_changed_lately(sqlite_store: SqliteStore, provider: OfflineProvider) -> None:
+    at = run(page_test("home"))
+    assert "What changed lately" not in [h.value for h in at.subheader], "no section before anything changed"
+    _changed(sqlite_store, provider)
+    at = run(page_test("home"))
+    assert "What changed lately" in [h.value for h in at.subheader]
+    shown = texts(at)
+    assert "I love coffee → I quit coffee" in shown and "changed your mind on" in shown and "dropped on" in shown
