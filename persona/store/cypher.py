@@ -272,23 +272,6 @@ RETURN type(r) AS type, n.id AS source, m.id AS target
 # -- the NEXT chain --------------------------------------------------------------------------------------------------
 # Episodes carry ``chain_key``: fixed-width UTC occurred_at, created_at and the id in one string, so its text order
 # is the chain's (occurred_at, created_at, id) order and each neighbour is one seek on a (user_id, chain_key) index.
-PLACE_IN_CHAIN = """
-MATCH (e:Node:Episode {id: $id, user_id: $user_id}) USING INDEX e:Node(id)
-CALL (e) {
-  OPTIONAL MATCH (p:Episode {user_id: $user_id}) USING INDEX p:Episode(user_id, chain_key)
-  WHERE p.chain_key < e.chain_key
-  RETURN p ORDER BY p.chain_key DESC LIMIT 1
-}
-CALL (e) {
-  OPTIONAL MATCH (q:Episode {user_id: $user_id}) USING INDEX q:Episode(user_id, chain_key)
-  WHERE q.chain_key > e.chain_key
-  RETURN q ORDER BY q.chain_key LIMIT 1
-}
-OPTIONAL MATCH (p)-[old:NEXT]->(q)
-DELETE old
-FOREACH (_ IN CASE WHEN p IS NULL THEN [] ELSE [1] END | MERGE (p)-[:NEXT]->(e))
-FOREACH (_ IN CASE WHEN q IS NULL THEN [] ELSE [1] END | MERGE (e)-[:NEXT]->(q))
-"""
 # A whole batch of episodes, all stored first, placed in one statement (one row per episode, in chain order). Each
 # subquery run sees the writes of the runs before it. Because every sibling is already stored, an episode's
 # neighbours p and q are its neighbours in the final chain: any other NEXT out of p or into q is stale and goes, and

@@ -456,8 +456,9 @@ class _Neo4jTransaction(StoreTransaction):
 
     # -- the NEXT chain
     def place_in_chain(self, user_id: str, episode: AnyNode) -> None:
-        """One query: (occurred_at, created_at, id) in ``chain_key`` orders the chain, each neighbour is one seek."""
-        self.tx.run(cypher.PLACE_IN_CHAIN, id=episode.id, user_id=user_id).consume()
+        """One query: (occurred_at, created_at, id) in ``chain_key`` orders the chain, each neighbour is one seek
+        (the batch placement with one episode)."""
+        self.tx.run(cypher.PLACE_EPISODES, ids=[episode.id], user_id=user_id).consume()
 
     def add_episodes(self, user_id: str, episodes: Sequence[AnyNode]) -> None:
         """Two statements for any number of episodes (one create, one placement) instead of two per episode: an
