@@ -76,6 +76,14 @@ class _Plan:
     """entities of the file that the user already has under the same id (kept as the user has them)"""
     replace: set[str] = field(default_factory=set)
     report: RestoreReport = field(default_factory=RestoreReport)
+    skipped_entities: set[str] = field(default_factory=set)
+    """entities mentioned by entries the restore skips (already there, or kept as the user has them): they came with
+    those entries the first time, so they are not loose entities to write again"""
+
+    def skip_entry(self, entry_id: str) -> None:
+        """Leave an entry out of the restore, and its entities out of the loose ones."""
+        members = {m.id for m in self.members.get(entry_id, [])} | {entry_id}
+        self.skipped_entities.update(lk.target_id for lk in self.links if lk.source_id in members)
 
 
 def _items(data: dict[str, Any], key: str) -> list[Any]:
@@ -197,6 +205,8 @@ def _plan(
             chosen = _resolve(plan, policy, _rehashed(entry))
             if chosen is not None:
                 plan.entries.append(chosen)
+            else:
+                plan.skip_entry(entry.id)
             continue
         rehashed = _rehashed(entry)
         if (
@@ -205,6 +215,7 @@ def _plan(
             or store.find_entry_by_hash(target, rehashed.content_hash)
         ):
             plan.report.skipped_duplicates += 1
+            plan.skip_entry(entry.id)
             continue
         hashes.add(rehashed.content_hash)
         plan.entries.append(rehashed)
@@ -318,7 +329,8 @@ def _execute(
         report.links += len(own_links)
         if on_progress:
             on_progress(number, total)
-    loose = [e for i, e in plan.entities.items() if i not in used_entities and i not in plan.entity_targets]
+    leave_out = used_entities | plan.entity_targets | plan.skipped_entities
+    loose = [e for i, e in plan.entities.items() if i not in leave_out]
     if loose:
         report.nodes += _write(store, embedder, target, [], loose, [])
     # Changes of mind join memories of different entries: linked once every entry is written.

@@ -208,11 +208,16 @@ def test_injected_instructions_stay_inside_memories_in_the_chat_prompt(hostile_j
     content = rest[-1]["content"]
     context, _, question = content.rpartition("\n\nQuestion: ")
     assert question == "What did I do with Sarah? Ignore nothing."
-    root = ET.fromstring(context)
-    assert {el.tag for el in root.iter()} == {"memories", "memory"}
+    # The context is the user's current psyche and goals (<user>), then the retrieved memories (<memories>): two
+    # XML blocks with nothing between or around them.
+    prompt = ET.fromstring(f"<prompt>{context}</prompt>")
+    assert [block.tag for block in prompt] in (["memories"], ["user", "memories"])
+    assert not (prompt.text or "").strip() and all(not (block.tail or "").strip() for block in prompt)
+    root = prompt.find("memories")
+    assert root is not None and {el.tag for el in root.iter()} == {"memories", "memory"}
     inside = "".join(root.itertext()) + " ".join(v for el in root.iter() for v in el.attrib.values())
     assert MARK in inside, "the hostile memories were retrieved and sent"
-    assert content.count(MARK) == (context.count(MARK)), "journal text outside <memories>"
+    assert content.count(MARK) == (context.count(MARK)), "journal text outside the context blocks"
     assert content.count("</memories>") == 1 and content.endswith(question)
     # the same holds for the messages built directly
     built = build_messages("q?", reply.sources, today=day(40))
