@@ -179,13 +179,14 @@ def _best_goal_change(
             [_key(w) for w in title_words[1:] if w not in _GENERIC] or [_key(title_words[0])],
         )
         shared = _overlap(objects, clause_keys)
-        meaning = similarity(clause, goal.title) if similarity else 0.0
-        if shared == 0 and meaning < 0.75:
-            continue
+        # The cue is words only: checked first, so meaning (an embedding) is computed only where a change is said.
         cue = _goal_cue(" ".join(words) + (" ?" if sentence.rstrip().endswith("?") else ""), verb, words)
         if cue == _DIARY_DONE:
             cue = GoalStatus.DONE.value if shared >= min(2, len(objects)) else None
         if cue is None:
+            continue
+        meaning = similarity(clause, goal.title) if similarity else 0.0
+        if shared == 0 and meaning < 0.75:
             continue
         score = shared / len(objects) + meaning
         if best is None or score > best.score:
@@ -263,11 +264,13 @@ def detect_belief_changes(
         for old in psyche:
             topic = _topic(old.text)
             shared = _overlap(topic, keys) if topic else 0
-            meaning = similarity(sentence, old.text) if similarity else 0.0
-            if shared == 0 and meaning < 0.8:
-                continue
+            # Polarity and change words first: meaning (an embedding) is computed only for a sentence that could
+            # replace this belief.
             flipped = polarity(sentence) * polarity(old.text) < 0
             if not (flipped or (_CHANGE.search(lowered) and polarity(sentence) != 0)):
+                continue
+            meaning = similarity(sentence, old.text) if similarity else 0.0
+            if shared == 0 and meaning < 0.8:
                 continue
             score = shared / max(1, len(topic)) + meaning
             if old.id not in changes or score > changes[old.id].score:

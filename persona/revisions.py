@@ -15,6 +15,7 @@ from the user's merges, and relations ("my sister Layla"), so the store merges t
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -24,7 +25,12 @@ import numpy as np
 
 from persona.entities import known_mentions, relations_in, resolve
 from persona.errors import ValidationError
-from persona.evolution import POSTPONED, Similarity, detect_belief_changes, detect_goal_changes, sentences_of
+from persona.evolution import (
+    POSTPONED,
+    Similarity,
+    detect_belief_changes,
+    detect_goal_changes,
+)
 from persona.evolution_llm import decide_with_model
 from persona.llm.base import Embedder, Provider
 from persona.models import (
@@ -58,14 +64,36 @@ class PlannedChange:
     new_id: str | None = None
 
 
+_VECTOR_CACHE: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+VECTOR_CACHE_SIZE = 8_192
+"""Texts compared by meaning are kept embedded for the process: the same goals and beliefs are candidates for entry
+after entry (a journal import compares every entry with the same few dozen), so each is embedded once, not per entry."""
+
+
+def _cached_vectors(embedder: Embedder, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """The vectors of ``texts`` by ``embedder``: cached ones reused, the others embedded in ONE call and cached."""
+    name = embedder.info.name
+    missing = [t for t in dict.fromkeys(texts) if (name, t) not in _VECTOR_CACHE]
+    if missing:
+        for text, vector in zip(missing, embedder.embed(missing), strict=True):
+            _VECTOR_CACHE[(name, text)] = np.asarray(vector, dtype=np.float32)
+    found = {}
+    for text in texts:
+        _VECTOR_CACHE.move_to_end((name, text))
+        found[text] = _VECTOR_CACHE[(name, text)]
+    while len(_VECTOR_CACHE) > VECTOR_CACHE_SIZE:
+        _VECTOR_CACHE.popitem(last=False)
+    return found
+
+
 def batched_similarity(embedder: Embedder, texts: Sequence[str]) -> Similarity:
-    """Cosine similarity by ``embedder`` with the texts known in advance embedded in ONE call (others on demand)."""
-    unique = list(dict.fromkeys(t for t in texts if t.strip()))
-    vectors = dict(zip(unique, (np.asarray(v, dtype=np.float32) for v in embedder.embed(unique)), strict=True))
+    """Cosine similarity by ``embedder`` with the texts known in advance embedded in ONE call (others on demand);
+    texts already embedded earlier in the process are not embedded again."""
+    vectors = _cached_vectors(embedder, [t for t in dict.fromkeys(texts) if t.strip()])
 
     def vector(text: str) -> np.ndarray:
         if text not in vectors:
-            vectors[text] = np.asarray(embedder.embed([text])[0], dtype=np.float32)
+            vectors.update(_cached_vectors(embedder, [text]))
         return vectors[text]
 
     return lambda a, b: float(vector(a) @ vector(b))
@@ -129,7 +157,9 @@ def evolve(
     else:
         similarity = None
         if embedder is not None:
-            texts = [*sentences_of(entry.text), *(g.title for g in goals), *(p.text for p in psyche)]
+            # Goals and beliefs recur as candidates entry after entry (cached); the entry's own sentences are embedded
+            # only where a detector needs their meaning.
+            texts = [*(g.title for g in goals), *(p.text for p in psyche)]
             similarity = batched_similarity(embedder, texts)
         found = plan_changes(goals, psyche, entry, similarity=similarity)
     by_id = {p.id: p for p in psyche}
