@@ -7,7 +7,7 @@ COPY requirements.lock pyproject.toml README.md ./
 RUN uv pip install --system --no-cache -r requirements.lock
 COPY persona ./persona
 COPY pages ./pages
-COPY app.py ./
+COPY app.py app_support.py ./
 COPY .streamlit ./.streamlit
 RUN uv pip install --system --no-cache --no-deps .
 RUN useradd --create-home persona && mkdir -p /data && chown persona /data
