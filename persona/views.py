@@ -588,9 +588,10 @@ def change_rows(store: Store, user_id: str, *, limit: int = 200) -> list[dict[st
     from persona.revisions import changes_of  # imported here: revisions imports ingest, which views imports too
 
     rows: list[dict[str, object]] = []
-    replacements = store.get_nodes(user_id, [r.by_id for _, r in changes_of(store, user_id, limit=limit) if r.by_id])
+    changes = changes_of(store, user_id, limit=limit)  # once: it reads every goal and psyche memory of the user
+    replacements = store.get_nodes(user_id, [r.by_id for _, r in changes if r.by_id])
     new_text = {n.id: _memory_words(n) for n in replacements}
-    for node, revision in changes_of(store, user_id, limit=limit):
+    for node, revision in changes:
         old = _memory_words(node)
         rows.append(
             {
