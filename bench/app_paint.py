@@ -14,28 +14,18 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from _common import ROOT, markdown_table
 
+from tests.app_server import CHROMIUM_ARGS, running_app
+
 PAGES = ["Home", "Journal", "Timeline", "Graph", "Chat", "Memories", "Settings"]
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def demo_home() -> Path:
@@ -76,67 +66,42 @@ def apptest_times(home: Path, runs: int) -> list[dict[str, object]]:
     return rows
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def browser_times(home: Path, runs: int) -> list[dict[str, object]]:
     """Seconds from navigation to each page's heading in Chromium; the graph's time to a stopped layout."""
     from playwright.sync_api import expect, sync_playwright
 
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    env |= {"PERSONA_HOME": str(home), "PERSONA_STORE": "sqlite", "PERSONA_PROVIDER": "offline", "PERSONA_USER": "demo"}
-    command = [str(Path(sys.executable).with_name("streamlit")), "run", "app.py", "--server.address", "127.0.0.1"]
-    command += ["--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
     rows: list[dict[str, object]] = []
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            began = time.perf_counter()
-            page.goto(url)
-            page.get_by_role("heading").first.wait_for(timeout=60_000)
-            paint = page.evaluate("performance.getEntriesByName('first-contentful-paint')[0]?.startTime || 0")
-            rows.append(
-                {
-                    "view": "browser",
-                    "page": "app (cold: first load)",
-                    "cold s": round(time.perf_counter() - began, 3),
-                    "first contentful paint s": round(paint / 1000, 3),
-                }
-            )
-            for title in page_paths():
-                times = []
-                for _ in range(runs + 1):
-                    began = time.perf_counter()
-                    page.get_by_role("link", name=title).first.click()
-                    expect(page.get_by_role("heading", name=title, exact=True).first).to_be_visible(timeout=60_000)
-                    page.wait_for_function(
-                        "!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
-                    )
-                    times.append(time.perf_counter() - began)
-                    if title == "Graph":
-                        rows.append(_graph_settle(page, began))
-                    if title != PAGES[0]:
-                        page.get_by_role("link", name=PAGES[1]).first.click()
-                        page.wait_for_timeout(300)
-                rows.append({"view": "browser", "page": title, "cold s": round(times[0], 3)})
-                rows[-1]["warm s (median)"] = round(statistics.median(times[1:]), 3)
-            browser.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    with running_app(home, watch_files=True) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        began = time.perf_counter()
+        page.goto(url)
+        page.get_by_role("heading").first.wait_for(timeout=60_000)
+        paint = page.evaluate("performance.getEntriesByName('first-contentful-paint')[0]?.startTime || 0")
+        rows.append(
+            {
+                "view": "browser",
+                "page": "app (cold: first load)",
+                "cold s": round(time.perf_counter() - began, 3),
+                "first contentful paint s": round(paint / 1000, 3),
+            }
+        )
+        for title in page_paths():
+            times = []
+            for _ in range(runs + 1):
+                began = time.perf_counter()
+                page.get_by_role("link", name=title).first.click()
+                expect(page.get_by_role("heading", name=title, exact=True).first).to_be_visible(timeout=60_000)
+                page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+                times.append(time.perf_counter() - began)
+                if title == "Graph":
+                    rows.append(_graph_settle(page, began))
+                if title != PAGES[0]:
+                    page.get_by_role("link", name=PAGES[1]).first.click()
+                    page.wait_for_timeout(300)
+            rows.append({"view": "browser", "page": title, "cold s": round(times[0], 3)})
+            rows[-1]["warm s (median)"] = round(statistics.median(times[1:]), 3)
+        browser.close()
     return [r for r in rows if r]
 
 

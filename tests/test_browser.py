@@ -15,18 +15,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+
+from tests.app_server import CHROMIUM_ARGS, AppDidNotStart, running_app
 
 pytestmark = pytest.mark.browser
 
@@ -35,16 +32,6 @@ AXE_DIR = ROOT / "tests" / "browser"
 AXE_SCRIPT = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 DOCS_SHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WAIT_MS = 30_000
 ENTRY = (
     "Long walk by the river with Sarah in Lisbon. She read out <script>alert(1)</script> and "
@@ -90,52 +77,15 @@ def axe_script(chromium: str) -> Path:
     return AXE_SCRIPT
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"streamlit did not answer on {url}/_stcore/health in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture
 def app_url(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app on a free loopback port, with a fresh data folder, the SQLite store and the offline provider."""
     home = tmp_path_factory.mktemp("persona-home")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    env |= {"PERSONA_HOME": str(home), "PERSONA_STORE": "sqlite", "PERSONA_PROVIDER": "offline", "PERSONA_USER": "demo"}
-    streamlit = Path(sys.executable).with_name("streamlit")
-    command = [str(streamlit)] if streamlit.exists() else [sys.executable, "-m", "streamlit"]
-    command += ["run", "app.py", "--server.address", "127.0.0.1", "--server.port", str(port)]
-    # No file watcher: other work on the checkout must not reload modules under the running app.
-    command += ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    log = home / "streamlit.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, process, log)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        with running_app(home) as url:
+            yield url
+    except AppDidNotStart as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture

@@ -4,13 +4,7 @@ that sends the Host and Origin such a page would send (issue 16)."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,45 +12,21 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from tests.app_server import AppDidNotStart, free_port, running_app
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def app_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     home = tmp_path_factory.mktemp("rebinding-home")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    env |= {"PERSONA_HOME": str(home), "PERSONA_STORE": "sqlite", "PERSONA_PROVIDER": "offline"}
-    streamlit = Path(sys.executable).with_name("streamlit")
-    command = [str(streamlit)] if streamlit.exists() else [sys.executable, "-m", "streamlit"]
-    command += ["run", "app.py", "--server.port", str(port)]  # no --server.address: the config must bind loopback
-    log = home / "streamlit.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    port = free_port()
+    # No --server.address: the project's config must bind loopback by itself. The file watcher stays as a user has it.
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.3)
-        yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        with running_app(home, port=port, user=None, bind_loopback=False, watch_files=True):
+            yield port
+    except AppDidNotStart as exc:
+        pytest.fail(str(exc))
 
 
 def _listening_addresses(port: int) -> set[str]:
