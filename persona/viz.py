@@ -4,7 +4,7 @@ Safety and offline rules this module keeps:
 - vis-network is embedded in line (``cdn_resources="in_line"``) and the Bootstrap ``<link>``/``<script>`` tags of
   pyvis's template are stripped, so the page loads nothing from the network (``remote_references`` checks it).
 - Every piece of user text is escaped: tooltips with ``html.escape`` (they become DOM elements through
-  ``innerHTML``), canvas labels for vis-network's small HTML label parser (see ``canvas_label``). The node data is
+  ``innerHTML``); labels are drawn on the canvas as plain text, never parsed (see ``canvas_label``). The node data is
   embedded as JSON by pyvis's ``tojson`` filter, which also escapes ``<``, ``>`` and ``&``.
 """
 
@@ -140,13 +140,14 @@ def node_kind(node: AnyNode) -> str:
 
 
 def canvas_label(text: str) -> str:
-    """Escape text for a vis-network label drawn with ``font.multi = "html"``.
+    """A label as vis-network draws it: the text itself, on a canvas that has no markup.
 
-    That parser reads ``<b>``, ``<i>``, ``<code>`` tags and decodes exactly two entities, ``&lt;`` and ``&amp;``.
-    Escaping those two characters (and no others, which it would draw literally) means a label is always drawn as
-    the text it is: ``<script>`` appears as ``<script>`` on the canvas and is never markup.
+    Node fonts keep ``multi`` off, so vis-network never parses a label: its HTML label parser (9.1.2, the version
+    pyvis ships) decodes no entity at all (it drew "Barro &amp; wine" for "Barro & wine") and, for a label with a
+    ``&``, compiles the whole label as a regular expression, so a label such as "Tom & me (work" stopped the
+    drawing. Canvas text cannot run or load anything; the label only loses line breaks and runs of spaces.
     """
-    return text.replace("&", "&amp;").replace("<", "&lt;")
+    return " ".join(text.split())
 
 
 def tooltip_html(node: AnyNode, degree: int) -> str:
@@ -216,15 +217,14 @@ def _node_options(node: AnyNode, degree: int, *, highlighted: bool, focused: boo
     border = 1
     if highlighted:
         colour["border"], border, size = HIGHLIGHT_COLOUR, 4, round(size * 1.35, 1)
-        label = f"<b>{label}</b>"  # our own markup around the escaped text
     if focused:
         colour["border"], border, size = FOCUS_COLOUR, 5, round(size * 1.2, 1)
     return {
         "label": label,
         "shape": style.shape,
         "size": size,
-        # "multi" again: a node's own font settings replace the global ones in vis-network, not merge with them.
-        "font": {"size": label_size(node, degree), "multi": "html", "strokeWidth": 3, "strokeColor": "#ffffff"},
+        # "multi" off again: a node's own font settings replace the global ones in vis-network, not merge with them.
+        "font": _label_font(label_size(node, degree), highlighted=highlighted),
         "color": colour,
         "borderWidth": border,
         "tip": tooltip_html(node, degree),
@@ -233,13 +233,22 @@ def _node_options(node: AnyNode, degree: int, *, highlighted: bool, focused: boo
     }
 
 
+def _label_font(size: int, *, highlighted: bool) -> dict[str, object]:
+    """A node's label font: plain text (no markup parser, see ``canvas_label``), larger and darker when the node is
+    a source of the last chat answer, with a white outline that keeps it legible where it crosses links."""
+    font: dict[str, object] = {"size": size, "multi": False, "strokeWidth": 3, "strokeColor": "#ffffff"}
+    if highlighted:
+        font |= {"size": size + 3, "color": "#000000", "strokeWidth": 4}
+    return font
+
+
 def _options(physics: bool) -> dict[str, object]:
     return {
         # drawThreshold: zoomed out, only labels drawn above 8 px show (the hubs, see label_size).
         "nodes": {
             # A white outline keeps labels legible where they cross links.
             "font": {
-                "multi": "html",
+                "multi": False,
                 "size": 12,
                 "face": "sans-serif",
                 "color": "#222222",
@@ -336,8 +345,8 @@ def render_graph(
 ) -> str:
     """A complete HTML page drawing ``subgraph``, with nothing loaded from the network.
 
-    ``highlight_ids`` get a red border and a bold label (the sources of a chat answer); ``focus_id`` a dark border
-    and the selection. The page also carries the cap message and a ``#persona-meta`` element with the counts.
+    ``highlight_ids`` get a red border and a larger, darker label (the sources of a chat answer); ``focus_id`` a dark
+    border and the selection. The page also carries the cap message and a ``#persona-meta`` element with the counts.
     """
     _check_template_is_offline()
     return _page(subgraph, highlight_ids=highlight_ids, focus_id=focus_id, height=height)
@@ -464,8 +473,8 @@ def graph_data(
     groups: Sequence[NodeGroup] = (),
 ) -> dict[str, object]:
     """What the clickable graph component draws: pyvis's nodes, edges and options, plus the legend, the cap note
-    and grouped boxes. Labels are escaped for the canvas and tooltips with ``html.escape`` (``canvas_label``,
-    ``tooltip_html``); the component puts nothing else from the data into the page as markup.
+    and grouped boxes. Labels are plain canvas text (``canvas_label``) and tooltips are escaped with ``html.escape``
+    (``tooltip_html``); the component puts nothing else from the data into the page as markup.
     """
     drawn = {n.id for n in subgraph.nodes}
     highlight = [i for i in dict.fromkeys(highlight_ids) if i in drawn]
@@ -506,7 +515,7 @@ def _group_node(group: NodeGroup) -> dict[str, object]:
         "label": canvas_label(group.label),
         "shape": "box",
         "color": {"background": GROUP_COLOUR, "border": "#A39B94"},
-        "font": {"size": 13, "multi": "html", "color": "#333333"},
+        "font": {"size": 13, "multi": False, "color": "#333333"},
         "tip": html.escape(f"{group.label}: not drawn, to keep the graph readable. Narrow the dates or types."),
         "ptype": "Group",
         "count": group.count,

@@ -264,9 +264,10 @@ def test_graph_component_holds_the_nodes_escaped(seeded: SqliteStore) -> None:
     episodes = seeded.list_nodes("demo", NodeType.EPISODE)
     assert {e.id for e in episodes} <= ids
     assert any(n["label"] == "Sarah" for n in payload["nodes"])
-    drawn = json.dumps(payload)
-    assert XSS not in drawn and IMG not in drawn, "labels and tooltips reach the page escaped"
-    assert any("&lt;script" in n["label"] or "&lt;script" in n["tip"] for n in payload["nodes"])
+    tips = json.dumps([n["tip"] for n in payload["nodes"]])
+    assert XSS not in tips and IMG not in tips, "tooltips reach the page escaped"
+    assert any("&lt;script" in n["tip"] for n in payload["nodes"])
+    assert all(n["font"]["multi"] is False for n in payload["nodes"]), "labels are canvas text, never parsed"
     assert "vis.Network" in component.js_content and "export default function" in component.js_content
     assert remote_references(component.js_content + component.css_content) == [], "nothing loads from the network"
 

@@ -2,7 +2,7 @@
 
 - the pyvis graph page (``persona.viz.render_graph``): parsed as a browser would, it has no element, attribute,
   ``javascript:`` URL or script that came from the journal; tooltips (which become DOM through ``innerHTML``) hold
-  only Persona's own ``<b>``/``<br>``/``<small>``; canvas labels only Persona's ``<b>``;
+  only Persona's own ``<b>``/``<br>``/``<small>``; canvas labels are plain text with vis-network's parser off;
 - the ``<memories>`` XML context parses and nothing injected became an element;
 - the chat prompt sent to the (fake) OpenAI server keeps "ignore your instructions..." inside ``<memories>``, and the
   extraction prompt keeps the entry inside one ``<entry>``...``</entry>``, escaped;
@@ -154,8 +154,8 @@ def test_tooltips_and_labels_carry_only_persona_markup(graph_page) -> None:
         tip = _parse(node["tip"])  # set as innerHTML by the page: parse it as the browser would
         assert {tag for tag, _ in tip.elements} <= {"b", "br", "small"}, node["tip"]
         assert all(not attrs for _, attrs in tip.elements), node["tip"]
-        label = node["label"].removeprefix("<b>").removesuffix("</b>")
-        assert "<" not in label, "vis-network's label parser would read a tag"  # canvas_label escapes every '<'
+        # Labels are canvas text: vis-network's label parser stays off, so no tag in a label is ever read.
+        assert node["font"]["multi"] is False, node
     # and the text reads back as written: the escaped tooltip holds the journal text itself
     tips = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", n["tip"])) for n in drawn)
     for text in PAYLOADS:

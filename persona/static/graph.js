@@ -1,5 +1,5 @@
 // The clickable memory graph: a Streamlit v2 component around vis-network (loaded just above this file).
-// Python sends the nodes, edges and options pyvis built (labels and tooltips already escaped) and reads back:
+// Python sends the nodes, edges and options pyvis built (plain-text canvas labels, escaped tooltips) and reads back:
 //   state "selected": the node clicked (its details open beside the graph)
 //   trigger "expand": the node double-clicked (Python adds its neighbours)
 // Hover dims everything but the node's neighbourhood; "Find" zooms to the first node whose label matches.
@@ -14,8 +14,8 @@ function tooltipElement(tip) {
 }
 
 function plainLabel(label) {
-  // Labels carry our own <b> around canvas-escaped text: compare on the text a person reads.
-  return String(label || "").replace(/<\/?b>/g, "").replace(/&lt;/g, "<").replace(/&amp;/g, "&").toLowerCase();
+  // Labels are the text a person reads (drawn on the canvas, never parsed as markup).
+  return String(label || "").toLowerCase();
 }
 
 function buildShell(parent) {
