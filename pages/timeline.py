@@ -1,5 +1,7 @@
 """Timeline: a band of episodes with goal and psyche markers, jump to a date, follow one entity's or goal's thread;
-the chain of episodes by month, each with its psyche, goals and entry; on this day; entry density."""
+the chain of episodes by month, each with its psyche, goals and entry, and the changes Persona made (goals done,
+dropped or postponed; beliefs you changed your mind about) marked at the date of the entry that caused them, or
+those changes only; on this day; entry density."""
 
 from __future__ import annotations
 
@@ -13,18 +15,23 @@ import app_support as ui
 from persona.models import Episode
 from persona.timeline_band import LANES, band_rows, follow_thread, nearest_episode, thread_options
 from persona.views import (
+    ChangeMark,
     TimelineItem,
+    change_marks,
     date_span,
     day_bounds,
     entry_density,
-    group_by_month,
+    group_rows_by_month,
     on_this_day,
     safe_markdown,
     timeline,
     timeline_item,
+    timeline_rows,
 )
 
 FOCUS_KEY = "timeline_focus"
+CHANGE_COLOURS = {"done": "green", "dropped": "red", "postponed": "blue", "superseded": "violet"}
+"""Badge colour per kind of change, so a change row stands out from the episodes around it."""
 
 store, provider, user = ui.context()
 st.title("Timeline")
@@ -129,6 +136,17 @@ def episode_block(item: TimelineItem, *, key: str, walking: bool = False) -> Non
         chain_buttons(item, key=key, walking=walking)
 
 
+def change_block(mark: ChangeMark) -> None:
+    """One change, marked as such: a coloured badge naming it, what changed, and the sentence that said so."""
+    colour = CHANGE_COLOURS.get(mark.change, "orange")
+    with st.container(border=True):
+        st.markdown(
+            f":material/change_circle: **{mark.at:%a %d %b %Y}** · :{colour}-badge[{mark.label}] "
+            f"{safe_markdown(mark.what)}"
+        )
+        st.caption(f"You wrote: {safe_markdown(mark.sentence)}" + (" · confirmed" if mark.confirmed else ""))
+
+
 def chain_buttons(item: TimelineItem, *, key: str, walking: bool) -> None:
     """Previous / next along the NEXT chain (or "follow the chain from here"), and "show in graph"."""
     row = st.container(horizontal=True)
@@ -210,13 +228,25 @@ focused_episode()
 day_memories(whole.episodes)
 with st.expander("Entries per week", icon=":material/bar_chart:"):
     density_chart()
-newest_first = st.toggle("Newest first", value=True, key="timeline_newest")
+toggles = st.container(horizontal=True)
+newest_first = toggles.toggle("Newest first", value=True, key="timeline_newest")
+changes_only = toggles.toggle(
+    "Changes only",
+    key="timeline_changes_only",
+    help="Only the goals Persona saw done, dropped or postponed and the beliefs you changed your mind about.",
+)
 if whole.in_range > len(whole.items):
     st.info(f"Showing the newest {len(whole.items)} of {whole.in_range} episodes in this range: narrow the dates.")
-if not whole.items:
-    st.caption("No episodes in this range.")
-months = group_by_month(reversed(shown) if newest_first else shown)
-for month, items in months:
+rows = timeline_rows(
+    shown, change_marks(store, user, start=start, end=end), changes_only=changes_only, thread=thread,
+    newest_first=newest_first,
+)  # fmt: skip
+if not rows:
+    st.caption("No changes in this range." if changes_only else "No episodes in this range.")
+for month, month_rows in group_rows_by_month(rows):
     st.subheader(month)
-    for item in items:
-        episode_block(item, key=f"ep-{item.episode.id}")
+    for row in month_rows:
+        if row.change is not None:
+            change_block(row.change)
+        elif row.item is not None:
+            episode_block(row.item, key=f"ep-{row.item.episode.id}")
