@@ -17,6 +17,7 @@ from persona.ingest import edit_memory
 from persona.models import MEMORY_TYPES, AnyNode, Goal, GoalStatus, NodeType, Psyche
 from persona.revisions import GOAL_CHANGES, confirm_change, edit_change, undo_change
 from persona.views import (
+    MEMORY_FOCUS_KEY,
     HistoryStep,
     MemoryHistory,
     entities,
@@ -74,6 +75,11 @@ def editor(rows: list[dict[str, object]]) -> None:
         st.caption("Nothing to edit.")
         return
     labels = {r["id"]: f"{r['type']} · {r['date']:%Y-%m-%d} · {(r['title'] or r['text'])[:70]}" for r in rows}
+    requested = st.session_state.pop(MEMORY_FOCUS_KEY, None)  # "Show its history" on the Timeline or Changes page
+    if requested in labels:
+        st.session_state["mem_pick"] = requested
+    elif requested:
+        st.info("The memory asked for is hidden by the filters above: widen them to see it.")
     memory_id = st.selectbox("Memory", list(labels), key="mem_pick", format_func=lambda i: labels[i])
     node = find_node(store, user, memory_id)
     if node is None:

@@ -15,6 +15,7 @@ import app_support as ui
 from persona.models import Episode
 from persona.timeline_band import LANES, band_rows, follow_thread, nearest_episode, thread_options
 from persona.views import (
+    MEMORY_FOCUS_KEY,
     ChangeMark,
     TimelineItem,
     change_marks,
@@ -145,6 +146,20 @@ def change_block(mark: ChangeMark) -> None:
             f"{safe_markdown(mark.what)}"
         )
         st.caption(f"You wrote: {safe_markdown(mark.sentence)}" + (" · confirmed" if mark.confirmed else ""))
+        if st.button(
+            "Show its history",
+            key=f"chg-{mark.revision_id}-history",
+            icon=":material/history:",
+            type="tertiary",
+            on_click=show_history,
+            args=(mark.memory_id,),
+        ):
+            ui.go_to_page("pages/memories.py", "Memories")
+
+
+def show_history(memory_id: str) -> None:
+    """Callback: ask the Memories page to open this memory and its history."""
+    st.session_state[MEMORY_FOCUS_KEY] = memory_id
 
 
 def chain_buttons(item: TimelineItem, *, key: str, walking: bool) -> None:

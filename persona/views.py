@@ -619,6 +619,8 @@ CHANGE_HEADLINES = {
     "superseded": "Changed your mind",
 }
 """How each kind of change is named where it is marked (the Timeline, a memory's history)."""
+MEMORY_FOCUS_KEY = "memories_focus"
+"""Session key a page sets to open one memory (its history) on the Memories page."""
 
 
 @dataclass

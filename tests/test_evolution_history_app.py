@@ -20,7 +20,7 @@ from persona.revisions import changes_of, evolve, undo_change
 from persona.store.base import Store
 from persona.views import safe_markdown
 from tests.factories import day
-from tests.test_app import markdown_texts, page_test, run, texts
+from tests.test_app import ROOT, markdown_texts, page_test, run, texts
 
 JOURNAL = [
     (1, "I want to learn the cello. I love coffee."),
@@ -214,3 +214,21 @@ def test_history_is_only_for_goals_and_psyche(app_store, provider: OfflineProvid
     at.selectbox(key="mem_pick").set_value(psyche.id)
     run(at)
     assert "**History**" in [m.value for m in at.markdown]
+
+
+@pytest.mark.parametrize("page", ["timeline", "changes"])
+def test_show_its_history_opens_the_memory_on_the_memories_page(
+    app_home: Path, sqlite_store, provider: OfflineProvider, page: str
+) -> None:
+    _journal(sqlite_store, provider, "demo")
+    cello = _memories(sqlite_store, "demo")["Learn the cello"]
+    revision = cello.revisions[-1].id
+    at = run(AppTest.from_file(str(ROOT / "app.py"), default_timeout=30))
+    at.switch_page(f"pages/{page}.py")
+    run(at)
+    key = f"chg-{revision}-history" if page == "timeline" else f"chg_hist-{cello.id}-{revision}"
+    at.button(key=key).click()
+    run(at)
+    assert at.title[0].value == "Memories"
+    assert at.selectbox(key="mem_pick").value == cello.id
+    assert any(":red-badge[Goal dropped]" in line for line in _change_lines(at))
