@@ -15,9 +15,11 @@ import app_support as ui
 from persona.models import Episode
 from persona.timeline_band import LANES, band_rows, follow_thread, nearest_episode, thread_options
 from persona.views import (
+    CHANGES_LANE,
     MEMORY_FOCUS_KEY,
     ChangeMark,
     TimelineItem,
+    change_band_rows,
     change_marks,
     date_span,
     day_bounds,
@@ -68,23 +70,25 @@ def density_chart() -> None:
     st.altair_chart(chart, width="stretch")
 
 
-def band_chart(items: list[TimelineItem]) -> None:
-    """Episodes on a time axis, with their goals and psyche in lanes above (bigger dots: more important)."""
-    rows = band_rows(items)
+def band_chart(items: list[TimelineItem], marks: list[ChangeMark]) -> None:
+    """Episodes on a time axis, with their goals and psyche in lanes above (bigger dots: more important), and the
+    changes on top."""
+    rows = [*change_band_rows(marks), *band_rows(items)]
     if not rows:
         return
-    colours = alt.Scale(domain=list(LANES), range=["#F58518", "#B279A2", "#4C78A8"])
+    lanes = [CHANGES_LANE, *LANES]
+    colours = alt.Scale(domain=lanes, range=["#E45756", "#F58518", "#B279A2", "#4C78A8"])
     chart = (
         alt.Chart(pd.DataFrame(rows))
         .mark_circle(opacity=0.85)
         .encode(
             x=alt.X("when:T", title=None),
-            y=alt.Y("lane:N", title=None, sort=list(LANES)),
+            y=alt.Y("lane:N", title=None, sort=lanes),
             size=alt.Size("size:Q", legend=None),
             color=alt.Color("lane:N", scale=colours, legend=None),
             tooltip=[alt.Tooltip("when:T", title="Date"), alt.Tooltip("lane:N", title="Type"), "label:N"],
         )
-        .properties(height=150)
+        .properties(height=170)
     )
     st.altair_chart(chart, width="stretch")
 
@@ -235,27 +239,25 @@ if chosen is None:
 start, end = day_bounds(*chosen)
 whole = timeline(store, user, start=start, end=end)
 thread = jump_and_thread(whole.items, whole.episodes)
+changes_only = st.toggle(
+    "Changes only",
+    key="timeline_changes_only",
+    help="Only the goals Persona saw done, dropped or postponed and the beliefs you changed your mind about.",
+)
 shown = follow_thread(whole.items, thread)
-band_chart(shown)
+marks = change_marks(store, user, start=start, end=end)
+in_time_order = timeline_rows(shown, marks, changes_only=changes_only, thread=thread)
+band_chart([r.item for r in in_time_order if r.item], [r.change for r in in_time_order if r.change])
 if thread:
     st.caption(f"{len(shown)} of {len(whole.items)} episodes in this thread.")
 focused_episode()
 day_memories(whole.episodes)
 with st.expander("Entries per week", icon=":material/bar_chart:"):
     density_chart()
-toggles = st.container(horizontal=True)
-newest_first = toggles.toggle("Newest first", value=True, key="timeline_newest")
-changes_only = toggles.toggle(
-    "Changes only",
-    key="timeline_changes_only",
-    help="Only the goals Persona saw done, dropped or postponed and the beliefs you changed your mind about.",
-)
+newest_first = st.toggle("Newest first", value=True, key="timeline_newest")
 if whole.in_range > len(whole.items):
     st.info(f"Showing the newest {len(whole.items)} of {whole.in_range} episodes in this range: narrow the dates.")
-rows = timeline_rows(
-    shown, change_marks(store, user, start=start, end=end), changes_only=changes_only, thread=thread,
-    newest_first=newest_first,
-)  # fmt: skip
+rows = timeline_rows(shown, marks, changes_only=changes_only, thread=thread, newest_first=newest_first)
 if not rows:
     st.caption("No changes in this range." if changes_only else "No episodes in this range.")
 for month, month_rows in group_rows_by_month(rows):

@@ -718,6 +718,18 @@ def timeline_rows(
     return [row for _, row in keyed]
 
 
+CHANGES_LANE = "Changes"
+"""The timeline band's lane for changes, above the goals, psyche and episodes."""
+
+
+def change_band_rows(marks: Iterable[ChangeMark]) -> list[dict[str, Any]]:
+    """One row per change for the timeline band's Changes lane, in the shape of ``timeline_band.band_rows``."""
+    return [
+        {"when": m.at.isoformat(), "lane": CHANGES_LANE, "label": short(m.headline, 80), "id": m.memory_id, "size": 90}
+        for m in marks
+    ]
+
+
 def group_rows_by_month(rows: Iterable[TimelineRow]) -> list[tuple[str, list[TimelineRow]]]:
     """Timeline rows grouped under ``June 2026`` headings, keeping their order."""
     groups: dict[str, list[TimelineRow]] = {}

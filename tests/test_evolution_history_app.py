@@ -70,6 +70,11 @@ def _change_lines(at: AppTest) -> list[str]:
     return [m.value for m in at.main.markdown if "-badge[" in m.value]
 
 
+def _band(at: AppTest) -> str:
+    """The timeline band's chart (its spec and data) as text."""
+    return str((at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart"))[0].proto)
+
+
 # -- timeline ------------------------------------------------------------------------------------------------------
 def test_timeline_marks_the_changes_at_the_date_of_the_causing_entry(app_store, provider: OfflineProvider) -> None:
     store, user = app_store
@@ -94,13 +99,15 @@ def test_timeline_changes_only_hides_the_ordinary_episodes(app_store, provider: 
     store, user = app_store
     _journal(store, provider, user)
     at = run(page_test("timeline"))
-    assert "Tom" in markdown_texts(at)
+    assert "Tom" in markdown_texts(at) and "harbour" in _band(at) and "Goal dropped: Learn the cello" in _band(at)
     at.toggle(key="timeline_changes_only").set_value(True)
     run(at)
     shown = markdown_texts(at)
     assert len(_change_lines(at)) == 2
     assert "Tom" not in shown and "harbour" not in shown.lower(), "an ordinary episode is still shown"
     assert not [b for b in at.button if b.key and b.key.startswith("ep-")], "episode blocks are still drawn"
+    band = _band(at)
+    assert "Goal dropped: Learn the cello" in band and "harbour" not in band, "the band shows the changes only"
 
 
 def test_timeline_changes_only_says_so_when_nothing_changed(app_store, provider: OfflineProvider) -> None:
