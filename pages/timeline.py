@@ -5,7 +5,7 @@ those changes only; on this day; entry density."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import altair as alt
 import pandas as pd
@@ -70,9 +70,11 @@ def density_chart() -> None:
     st.altair_chart(chart, width="stretch")
 
 
-def band_chart(items: list[TimelineItem], marks: list[ChangeMark]) -> None:
-    """Episodes on a time axis, with their goals and psyche in lanes above (bigger dots: more important), and the
-    changes on top."""
+def band_chart(
+    items: list[TimelineItem], marks: list[ChangeMark], span: tuple[datetime | None, datetime | None]
+) -> None:
+    """Episodes on a time axis spanning the picked dates, with their goals and psyche in lanes above (bigger dots:
+    more important), and the changes on top."""
     rows = [*change_band_rows(marks), *band_rows(items)]
     if not rows:
         return
@@ -82,7 +84,7 @@ def band_chart(items: list[TimelineItem], marks: list[ChangeMark]) -> None:
         alt.Chart(pd.DataFrame(rows))
         .mark_circle(opacity=0.85)
         .encode(
-            x=alt.X("when:T", title=None),
+            x=alt.X("when:T", title=None, scale=time_scale(span)),
             y=alt.Y("lane:N", title=None, sort=lanes),
             size=alt.Size("size:Q", legend=None),
             color=alt.Color("lane:N", scale=colours, legend=None),
@@ -91,6 +93,12 @@ def band_chart(items: list[TimelineItem], marks: list[ChangeMark]) -> None:
         .properties(height=170)
     )
     st.altair_chart(chart, width="stretch")
+
+
+def time_scale(span: tuple[datetime | None, datetime | None]) -> alt.Scale:
+    """The band's time axis: the picked dates (the same whatever the filters keep), or the data's when open."""
+    low, high = span
+    return alt.Scale(domain=[low.isoformat(), high.isoformat()]) if low and high else alt.Scale()
 
 
 def jump_and_thread(items: list[TimelineItem], episodes: list[Episode]) -> str | None:
@@ -247,7 +255,7 @@ changes_only = st.toggle(
 shown = follow_thread(whole.items, thread)
 marks = change_marks(store, user, start=start, end=end)
 in_time_order = timeline_rows(shown, marks, changes_only=changes_only, thread=thread)
-band_chart([r.item for r in in_time_order if r.item], [r.change for r in in_time_order if r.change])
+band_chart([r.item for r in in_time_order if r.item], [r.change for r in in_time_order if r.change], (start, end))
 if thread:
     st.caption(f"{len(shown)} of {len(whole.items)} episodes in this thread.")
 focused_episode()

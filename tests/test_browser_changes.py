@@ -78,6 +78,8 @@ def test_timeline_changes_and_memory_history_in_a_real_browser(browser_page, app
         _open(page, "Timeline")
         expect(page.get_by_text("Goal dropped").first).to_be_visible()
         expect(page.get_by_text("harbour", exact=False).first).to_be_visible()
+        page.get_by_text("Goal dropped").first.scroll_into_view_if_needed()
+        _shot(page, "timeline-with-changes")
         page.get_by_text("Changes only").click()
         expect(page.get_by_text("harbour", exact=False)).to_have_count(0)
         expect(page.get_by_text("Changed your mind").first).to_be_visible()
