@@ -94,7 +94,13 @@ def editor(rows: list[dict[str, object]]) -> None:
         status = None
         if isinstance(node, Goal):
             choices = [s.value for s in GoalStatus]
-            status = st.selectbox("Status", choices, index=choices.index(node.status.value), key=f"mem_goal-{node.id}")
+            status = st.selectbox(
+                "Status",
+                choices,
+                index=choices.index(node.status.value),
+                key=f"mem_goal-{node.id}",
+                help=CHANGED_GOAL_HELP if node.revisions else None,
+            )
         saved = st.form_submit_button("Save changes", type="primary", icon=":material/save:")
     if saved:
         save(node, title=title, text=text, status=status)
@@ -118,6 +124,9 @@ def save(node: AnyNode, *, title: str | None, text: str, status: str | None) -> 
 
 
 HISTORY_ERROR = "mem_history_error"
+CHANGED_GOAL_HELP = (
+    "Persona changed this goal on its own: correct or undo that change under History below, so it stays undoable."
+)
 CHANGE_COLOURS = {"done": "green", "dropped": "red", "postponed": "blue", "superseded": "violet"}
 
 

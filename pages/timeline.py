@@ -253,7 +253,10 @@ changes_only = st.toggle(
     help="Only the goals Persona saw done, dropped or postponed and the beliefs you changed your mind about.",
 )
 shown = follow_thread(whole.items, thread)
-marks = change_marks(store, user, start=start, end=end)
+# When the range holds more episodes than are drawn, the changes are marked among the drawn (newest) ones only;
+# "Changes only" draws no episodes, so it lists every change of the range.
+capped = not changes_only and whole.in_range > len(whole.items) and whole.items
+marks = change_marks(store, user, start=whole.items[0].episode.occurred_at if capped else start, end=end)
 in_time_order = timeline_rows(shown, marks, changes_only=changes_only, thread=thread)
 band_chart([r.item for r in in_time_order if r.item], [r.change for r in in_time_order if r.change], (start, end))
 if thread:
