@@ -17,6 +17,7 @@ from persona.ingest import edit_memory
 from persona.models import MEMORY_TYPES, AnyNode, Goal, GoalStatus, NodeType, Psyche
 from persona.revisions import GOAL_CHANGES, confirm_change, edit_change, undo_change
 from persona.views import (
+    CHANGE_COLOURS,
     MEMORY_FOCUS_KEY,
     HistoryStep,
     MemoryHistory,
@@ -127,7 +128,6 @@ HISTORY_ERROR = "mem_history_error"
 CHANGED_GOAL_HELP = (
     "Persona changed this goal on its own: correct or undo that change under History below, so it stays undoable."
 )
-CHANGE_COLOURS = {"done": "green", "dropped": "red", "postponed": "blue", "superseded": "violet"}
 
 
 def history(node_id: str) -> None:

@@ -15,6 +15,7 @@ import app_support as ui
 from persona.models import Episode
 from persona.timeline_band import LANES, band_rows, follow_thread, nearest_episode, thread_options
 from persona.views import (
+    CHANGE_COLOURS,
     CHANGES_LANE,
     MEMORY_FOCUS_KEY,
     ChangeMark,
@@ -33,8 +34,6 @@ from persona.views import (
 )
 
 FOCUS_KEY = "timeline_focus"
-CHANGE_COLOURS = {"done": "green", "dropped": "red", "postponed": "blue", "superseded": "violet"}
-"""Badge colour per kind of change, so a change row stands out from the episodes around it."""
 
 store, provider, user = ui.context()
 st.title("Timeline")

@@ -619,6 +619,8 @@ CHANGE_HEADLINES = {
     "superseded": "Changed your mind",
 }
 """How each kind of change is named where it is marked (the Timeline, a memory's history)."""
+CHANGE_COLOURS = {"done": "green", "dropped": "red", "postponed": "blue", "superseded": "violet"}
+"""Badge colour per kind of change, so a change stands out from the memories around it."""
 MEMORY_FOCUS_KEY = "memories_focus"
 """Session key a page sets to open one memory (its history) on the Memories page."""
 
@@ -709,8 +711,10 @@ def timeline_rows(
     # change still follows the entry that caused it.
     keyed = [((m.at.timestamp(), 1, i), TimelineRow(at=m.at, change=m)) for i, m in enumerate(kept)]
     if not changes_only:
-        keyed += [((it.episode.occurred_at.timestamp(), 0, i), TimelineRow(at=it.episode.occurred_at, item=it))
-                  for i, it in enumerate(items)]  # fmt: skip
+        keyed += [
+            ((it.episode.occurred_at.timestamp(), 0, i), TimelineRow(at=it.episode.occurred_at, item=it))
+            for i, it in enumerate(items)
+        ]
     if newest_first:
         keyed.sort(key=lambda pair: (-pair[0][0], pair[0][1], pair[0][2]))
     else:
