@@ -57,12 +57,15 @@ def table(rows: list[dict[str, object]]) -> None:
         rows,
         hide_index=True,
         height="auto" if len(rows) < 10 else 360,  # no empty rows under a short table
-        column_order=["date", "type", "kind", "status", "title", "text"],
+        column_order=["date", "type", "kind", "status", "until", "title", "text"],
         column_config={
             "date": st.column_config.DatetimeColumn("Date", format="YYYY-MM-DD HH:mm"),
             "type": st.column_config.TextColumn("Type", width="small"),
             "kind": st.column_config.TextColumn("Kind", width="small"),
             "status": st.column_config.TextColumn("Status", width="small"),
+            "until": st.column_config.DateColumn(
+                "True until", format="YYYY-MM-DD", width="small", help="Empty while it is still true"
+            ),
             "title": st.column_config.TextColumn("Title", width="medium"),
             "text": st.column_config.TextColumn("Text", width="large"),
         },

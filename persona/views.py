@@ -26,6 +26,7 @@ from persona.models import (
     Entry,
     EntryStatus,
     Episode,
+    Evolving,
     Goal,
     GoalStatus,
     LinkType,
@@ -542,7 +543,8 @@ def memory_rows(
     contains: str = "",
     limit: int = MEMORY_TABLE_CAP,
 ) -> list[dict[str, Any]]:
-    """The user's memories as table rows, newest first, filtered by type, goal status and text."""
+    """The user's memories as table rows, newest first, filtered by type, goal status and text; ``until`` is when a
+    goal or psyche memory stopped being true (None while it is)."""
     if status:
         types = [t for t in types if t is NodeType.GOAL]  # a status filter is about goals: other types have none
     nodes = store.list_many(user_id, types, status=status or None, limit=limit) if types else []
@@ -558,6 +560,7 @@ def memory_rows(
             "title": node_title(n) if not isinstance(n, Psyche) else "",
             "text": full_text(n),
             "status": n.status.value if isinstance(n, Goal) else "",
+            "until": n.valid_until if isinstance(n, Evolving) else None,
         }
         for n in nodes[:limit]
     ]

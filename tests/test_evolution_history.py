@@ -15,7 +15,7 @@ from persona.llm.offline import OfflineProvider
 from persona.models import Goal, GoalStatus, NodeType, Psyche
 from persona.revisions import confirm_change, edit_change, undo_change
 from persona.store.base import Store
-from persona.views import change_marks, memory_history, timeline, timeline_rows
+from persona.views import change_marks, memory_history, memory_rows, timeline, timeline_rows
 from tests.factories import day
 
 JOURNAL = [
@@ -124,3 +124,12 @@ def test_timeline_rows_place_changes_after_their_entry_and_filter_to_changes(sto
     cello_thread = [it for it in items if any(g.id == cello.id for g in it.goals)]
     followed = timeline_rows(cello_thread, marks, changes_only=True, thread=cello.id)
     assert [r.change.what for r in followed] == ["Learn the cello"]  # type: ignore[union-attr]
+
+
+def test_memory_rows_say_until_when_a_memory_was_true(store: Store, user: str, provider):
+    cello, coffee = _journal(store, provider, user)
+    until = {row["id"]: row["until"] for row in memory_rows(store, user)}
+    assert until[cello.id] == day(9) and until[coffee.id] == day(9)
+    assert until[coffee.revisions[-1].by_id] is None  # the belief that replaced it is still true
+    episode = store.list_nodes(user, NodeType.EPISODE, limit=1)[0]
+    assert until[episode.id] is None

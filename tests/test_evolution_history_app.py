@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -142,6 +143,10 @@ def test_memories_history_shows_the_change_and_undo_from_there_restores_exactly(
 
     at = _memories_page(store, user, cello.id)
     shown = texts(at)
+    table = at.dataframe[0].value.set_index("id")
+    assert table.loc[cello.id, "until"] == day(9), "the table says when the goal stopped being true"
+    still_true = _memories(store, user)["I quit coffee, it's green tea now"]
+    assert pd.isna(table.loc[still_true.id, "until"]), "a memory still true has no end"
     assert f"True from **{day(1):%Y-%m-%d}**, no longer true since {day(9):%Y-%m-%d}" in shown
     assert any(":red-badge[Goal dropped]" in line and "Learn the cello" in line for line in _change_lines(at))
     assert f"You wrote: {SAID} · not confirmed yet" in shown
