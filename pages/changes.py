@@ -8,9 +8,17 @@ import streamlit as st
 import app_support as ui
 from persona.errors import PersonaError
 from persona.revisions import confirm_change, undo_change
-from persona.views import change_rows, safe_markdown
+from persona.views import MEMORY_FOCUS_KEY, change_rows, safe_markdown
 
 store, provider, user = ui.context()
+
+
+def show_history(memory_id: str) -> None:
+    """Callback: ask the Memories page to open this memory and its history (where a goal's change can be
+    corrected)."""
+    st.session_state[MEMORY_FOCUS_KEY] = memory_id
+
+
 st.title("Changes")
 st.caption("Nothing is deleted by a change: the earlier memory is kept, marked no longer true, and linked.")
 
@@ -22,7 +30,15 @@ for row in rows:
     with st.container(border=True):
         st.markdown(f"**{row['date']:%Y-%m-%d}** · {safe_markdown(str(row['memory']))}")
         st.caption(safe_markdown(str(row["description"])) + (" · confirmed" if row["confirmed"] else ""))
-        left, right = st.columns(2)
+        left, right, third = st.columns(3)
+        if third.button(
+            "Show its history",
+            key=f"chg_hist-{key}",
+            icon=":material/history:",
+            on_click=show_history,
+            args=(str(row["memory_id"]),),
+        ):
+            ui.go_to_page("pages/memories.py", "Memories")
         try:
             if left.button("Confirm", key=f"chg_ok-{key}", disabled=bool(row["confirmed"])):
                 confirm_change(store, user, str(row["memory_id"]), str(row["revision_id"]))

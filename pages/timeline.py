@@ -1,9 +1,11 @@
 """Timeline: a band of episodes with goal and psyche markers, jump to a date, follow one entity's or goal's thread;
-the chain of episodes by month, each with its psyche, goals and entry; on this day; entry density."""
+the chain of episodes by month, each with its psyche, goals and entry, and the changes Persona made (goals done,
+dropped or postponed; beliefs you changed your mind about) marked at the date of the entry that caused them, or
+those changes only; on this day; entry density."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import altair as alt
 import pandas as pd
@@ -13,15 +15,22 @@ import app_support as ui
 from persona.models import Episode
 from persona.timeline_band import LANES, band_rows, follow_thread, nearest_episode, thread_options
 from persona.views import (
+    CHANGE_COLOURS,
+    CHANGES_LANE,
+    MEMORY_FOCUS_KEY,
+    ChangeMark,
     TimelineItem,
+    change_band_rows,
+    change_marks,
     date_span,
     day_bounds,
     entry_density,
-    group_by_month,
+    group_rows_by_month,
     on_this_day,
     safe_markdown,
     timeline,
     timeline_item,
+    timeline_rows,
 )
 
 FOCUS_KEY = "timeline_focus"
@@ -60,25 +69,35 @@ def density_chart() -> None:
     st.altair_chart(chart, width="stretch")
 
 
-def band_chart(items: list[TimelineItem]) -> None:
-    """Episodes on a time axis, with their goals and psyche in lanes above (bigger dots: more important)."""
-    rows = band_rows(items)
+def band_chart(
+    items: list[TimelineItem], marks: list[ChangeMark], span: tuple[datetime | None, datetime | None]
+) -> None:
+    """Episodes on a time axis spanning the picked dates, with their goals and psyche in lanes above (bigger dots:
+    more important), and the changes on top."""
+    rows = [*change_band_rows(marks), *band_rows(items)]
     if not rows:
         return
-    colours = alt.Scale(domain=list(LANES), range=["#F58518", "#B279A2", "#4C78A8"])
+    lanes = [CHANGES_LANE, *LANES]
+    colours = alt.Scale(domain=lanes, range=["#E45756", "#F58518", "#B279A2", "#4C78A8"])
     chart = (
         alt.Chart(pd.DataFrame(rows))
         .mark_circle(opacity=0.85)
         .encode(
-            x=alt.X("when:T", title=None),
-            y=alt.Y("lane:N", title=None, sort=list(LANES)),
+            x=alt.X("when:T", title=None, scale=time_scale(span)),
+            y=alt.Y("lane:N", title=None, sort=lanes),
             size=alt.Size("size:Q", legend=None),
             color=alt.Color("lane:N", scale=colours, legend=None),
             tooltip=[alt.Tooltip("when:T", title="Date"), alt.Tooltip("lane:N", title="Type"), "label:N"],
         )
-        .properties(height=150)
+        .properties(height=170)
     )
     st.altair_chart(chart, width="stretch")
+
+
+def time_scale(span: tuple[datetime | None, datetime | None]) -> alt.Scale:
+    """The band's time axis: the picked dates (the same whatever the filters keep), or the data's when open."""
+    low, high = span
+    return alt.Scale(domain=[low.isoformat(), high.isoformat()]) if low and high else alt.Scale()
 
 
 def jump_and_thread(items: list[TimelineItem], episodes: list[Episode]) -> str | None:
@@ -127,6 +146,31 @@ def episode_block(item: TimelineItem, *, key: str, walking: bool = False) -> Non
             with st.expander("Entry text"):
                 st.text(item.entry.text)
         chain_buttons(item, key=key, walking=walking)
+
+
+def change_block(mark: ChangeMark) -> None:
+    """One change, marked as such: a coloured badge naming it, what changed, and the sentence that said so."""
+    colour = CHANGE_COLOURS.get(mark.change, "orange")
+    with st.container(border=True):
+        st.markdown(
+            f":material/change_circle: **{mark.at:%a %d %b %Y}** · :{colour}-badge[{mark.label}] "
+            f"{safe_markdown(mark.what)}"
+        )
+        st.caption(f"You wrote: {safe_markdown(mark.sentence)}" + (" · confirmed" if mark.confirmed else ""))
+        if st.button(
+            "Show its history",
+            key=f"chg-{mark.revision_id}-history",
+            icon=":material/history:",
+            type="tertiary",
+            on_click=show_history,
+            args=(mark.memory_id,),
+        ):
+            ui.go_to_page("pages/memories.py", "Memories")
+
+
+def show_history(memory_id: str) -> None:
+    """Callback: ask the Memories page to open this memory and its history."""
+    st.session_state[MEMORY_FOCUS_KEY] = memory_id
 
 
 def chain_buttons(item: TimelineItem, *, key: str, walking: bool) -> None:
@@ -202,8 +246,18 @@ if chosen is None:
 start, end = day_bounds(*chosen)
 whole = timeline(store, user, start=start, end=end)
 thread = jump_and_thread(whole.items, whole.episodes)
+changes_only = st.toggle(
+    "Changes only",
+    key="timeline_changes_only",
+    help="Only the goals Persona saw done, dropped or postponed and the beliefs you changed your mind about.",
+)
 shown = follow_thread(whole.items, thread)
-band_chart(shown)
+# When the range holds more episodes than are drawn, the changes are marked among the drawn (newest) ones only;
+# "Changes only" draws no episodes, so it lists every change of the range.
+capped = not changes_only and whole.in_range > len(whole.items) and whole.items
+marks = change_marks(store, user, start=whole.items[0].episode.occurred_at if capped else start, end=end)
+in_time_order = timeline_rows(shown, marks, changes_only=changes_only, thread=thread)
+band_chart([r.item for r in in_time_order if r.item], [r.change for r in in_time_order if r.change], (start, end))
 if thread:
     st.caption(f"{len(shown)} of {len(whole.items)} episodes in this thread.")
 focused_episode()
@@ -213,10 +267,13 @@ with st.expander("Entries per week", icon=":material/bar_chart:"):
 newest_first = st.toggle("Newest first", value=True, key="timeline_newest")
 if whole.in_range > len(whole.items):
     st.info(f"Showing the newest {len(whole.items)} of {whole.in_range} episodes in this range: narrow the dates.")
-if not whole.items:
-    st.caption("No episodes in this range.")
-months = group_by_month(reversed(shown) if newest_first else shown)
-for month, items in months:
+rows = timeline_rows(shown, marks, changes_only=changes_only, thread=thread, newest_first=newest_first)
+if not rows:
+    st.caption("No changes in this range." if changes_only else "No episodes in this range.")
+for month, month_rows in group_rows_by_month(rows):
     st.subheader(month)
-    for item in items:
-        episode_block(item, key=f"ep-{item.episode.id}")
+    for row in month_rows:
+        if row.change is not None:
+            change_block(row.change)
+        elif row.item is not None:
+            episode_block(row.item, key=f"ep-{row.item.episode.id}")

@@ -376,3 +376,36 @@ def thread(store: Store, user_id: str, node_id: str) -> list[Entry]:
         entry_ids += [getattr(s, "entry_id", "") for s in sources if getattr(s, "entry_id", None)]
     entries = [e for e in store.get_nodes(user_id, list(dict.fromkeys(entry_ids))) if isinstance(e, Entry)]
     return sorted(entries, key=lambda e: (e.occurred_at, e.created_at))
+
+
+GOAL_CHANGES = (GoalStatus.DONE.value, GoalStatus.DROPPED.value, POSTPONED)
+"""What a detected goal change can be corrected to (making the goal active again is an undo)."""
+
+
+def edit_change(
+    store: Store, user_id: str, node_id: str, revision_id: str, *, change: str, due: date | None = None
+) -> Goal:
+    """Correct a detected goal change: the rules said done and it was dropped, or it was postponed to another date.
+    The goal becomes what the corrected change makes of it as it was before (``postponed`` needs ``due``); the
+    revision keeps that earlier state, so undo still restores it exactly, and is marked confirmed and made by the
+    user. Only a goal's latest change can be edited; bad input raises ``ValidationError`` and writes nothing."""
+    node = store.get_node(user_id, node_id)
+    revision = _revision(node, revision_id)
+    if not isinstance(node, Goal):
+        raise ValidationError("only a goal's change can be edited: a changed belief can be confirmed or undone")
+    if node.revisions[-1].id != revision_id:
+        raise ValidationError("undo the later changes of this goal first: only the latest change can be edited")
+    if change not in GOAL_CHANGES:
+        raise ValidationError(
+            f"{str(change)[:40]!r} is not a goal change: choose done, dropped or postponed (undo makes it active again)"
+        )
+    if (change == POSTPONED) != (due is not None):
+        raise ValidationError("a new due date goes with postponed, and only with postponed")
+    before = Goal.model_validate(node.model_dump() | revision.before)
+    update: dict[str, Any] = {"due": due} if change == POSTPONED else {"status": change, "valid_until": revision.at}
+    edited = revision.model_copy(update={"change": change, "confirmed": True, "automatic": False})
+    goal = Goal.model_validate(
+        before.model_dump() | update | {"revisions": [r.model_dump() for r in [*node.revisions[:-1], edited]]}
+    )
+    store.revise(user_id, [goal])
+    return goal

@@ -26,6 +26,7 @@ from persona.models import (
     Entry,
     EntryStatus,
     Episode,
+    Evolving,
     Goal,
     GoalStatus,
     LinkType,
@@ -542,7 +543,8 @@ def memory_rows(
     contains: str = "",
     limit: int = MEMORY_TABLE_CAP,
 ) -> list[dict[str, Any]]:
-    """The user's memories as table rows, newest first, filtered by type, goal status and text."""
+    """The user's memories as table rows, newest first, filtered by type, goal status and text; ``until`` is when a
+    goal or psyche memory stopped being true (None while it is)."""
     if status:
         types = [t for t in types if t is NodeType.GOAL]  # a status filter is about goals: other types have none
     nodes = store.list_many(user_id, types, status=status or None, limit=limit) if types else []
@@ -558,6 +560,7 @@ def memory_rows(
             "title": node_title(n) if not isinstance(n, Psyche) else "",
             "text": full_text(n),
             "status": n.status.value if isinstance(n, Goal) else "",
+            "until": n.valid_until if isinstance(n, Evolving) else None,
         }
         for n in nodes[:limit]
     ]
@@ -609,3 +612,201 @@ def change_rows(store: Store, user_id: str, *, limit: int = 200) -> list[dict[st
 
 def _memory_words(node: AnyNode) -> str:
     return node.title if isinstance(node, Goal) else node_text(node)
+
+
+# -- changes on the timeline, a memory's history -------------------------------------------------------------------
+CHANGE_HEADLINES = {
+    "done": "Goal done",
+    "dropped": "Goal dropped",
+    "postponed": "Goal postponed",
+    "superseded": "Changed your mind",
+}
+"""How each kind of change is named where it is marked (the Timeline, a memory's history)."""
+CHANGE_COLOURS = {"done": "green", "dropped": "red", "postponed": "blue", "superseded": "violet"}
+"""Badge colour per kind of change, so a change stands out from the memories around it."""
+MEMORY_FOCUS_KEY = "memories_focus"
+"""Session key a page sets to open one memory (its history) on the Memories page."""
+
+
+@dataclass
+class ChangeMark:
+    """A change Persona made to a memory, dated by the entry that caused it: ``headline`` says what changed
+    ("Goal dropped: Learn the cello", "Changed your mind: I love coffee → I quit coffee")."""
+
+    memory_id: str
+    revision_id: str
+    at: datetime
+    change: str
+    label: str
+    what: str
+    sentence: str
+    entry_id: str | None
+    confirmed: bool
+
+    @property
+    def headline(self) -> str:
+        """``<label>: <what>``, e.g. ``Changed your mind: I love coffee → I quit coffee``."""
+        return f"{self.label}: {self.what}"
+
+
+@dataclass
+class TimelineRow:
+    """One row of the timeline: an episode, or a change marked at the date of the entry that caused it."""
+
+    at: datetime
+    item: TimelineItem | None = None
+    change: ChangeMark | None = None
+
+
+def change_label(change: str) -> str:
+    """The name of a kind of change: ``Goal done``, ``Changed your mind``."""
+    return CHANGE_HEADLINES.get(change, change.capitalize())
+
+
+def changed_what(memory: str, replacement: str | None = None) -> str:
+    """What a change is about: the memory, or ``<old> → <new>`` when another memory replaced it."""
+    return f"{memory} → {replacement}" if replacement else memory
+
+
+def change_marks(
+    store: Store, user_id: str, *, start: datetime | None = None, end: datetime | None = None
+) -> list[ChangeMark]:
+    """The user's memory changes whose causing entry falls in [start, end), oldest first."""
+    from persona.revisions import ALL, changes_of  # imported here: revisions imports ingest, which views imports too
+
+    changes = [
+        (node, revision)
+        for node, revision in changes_of(store, user_id, limit=ALL)
+        if (start is None or revision.at >= start) and (end is None or revision.at < end)
+    ]
+    replacements = {n.id: _memory_words(n) for n in store.get_nodes(user_id, [r.by_id for _, r in changes if r.by_id])}
+    marks = [
+        ChangeMark(
+            memory_id=node.id,
+            revision_id=revision.id,
+            at=revision.at,
+            change=revision.change,
+            label=change_label(revision.change),
+            what=changed_what(_memory_words(node), replacements.get(revision.by_id or "")),
+            sentence=revision.sentence,
+            entry_id=revision.entry_id,
+            confirmed=revision.confirmed,
+        )
+        for node, revision in changes
+    ]
+    return sorted(marks, key=lambda m: m.at)
+
+
+def timeline_rows(
+    items: Sequence[TimelineItem],
+    marks: Sequence[ChangeMark],
+    *,
+    changes_only: bool = False,
+    thread: str | None = None,
+    newest_first: bool = False,
+) -> list[TimelineRow]:
+    """The timeline's rows: the episodes and the changes, each change right after the episode of the entry that
+    caused it. ``changes_only`` keeps only the changes; with a ``thread`` (the items already follow it) a change is
+    kept when it is of that memory or was caused by an entry of the thread."""
+    thread_entries = {item.episode.entry_id for item in items}
+    kept = [m for m in marks if thread is None or m.memory_id == thread or m.entry_id in thread_entries]
+    # Sort on (time, episode before its changes, position): stable either way round, so in newest-first order a
+    # change still follows the entry that caused it.
+    keyed = [((m.at.timestamp(), 1, i), TimelineRow(at=m.at, change=m)) for i, m in enumerate(kept)]
+    if not changes_only:
+        keyed += [
+            ((it.episode.occurred_at.timestamp(), 0, i), TimelineRow(at=it.episode.occurred_at, item=it))
+            for i, it in enumerate(items)
+        ]
+    if newest_first:
+        keyed.sort(key=lambda pair: (-pair[0][0], pair[0][1], pair[0][2]))
+    else:
+        keyed.sort(key=lambda pair: pair[0])
+    return [row for _, row in keyed]
+
+
+CHANGES_LANE = "Changes"
+"""The timeline band's lane for changes, above the goals, psyche and episodes."""
+
+
+def change_band_rows(marks: Iterable[ChangeMark]) -> list[dict[str, Any]]:
+    """One row per change for the timeline band's Changes lane, in the shape of ``timeline_band.band_rows``."""
+    return [
+        {"when": m.at.isoformat(), "lane": CHANGES_LANE, "label": short(m.headline, 80), "id": m.memory_id, "size": 90}
+        for m in marks
+    ]
+
+
+def group_rows_by_month(rows: Iterable[TimelineRow]) -> list[tuple[str, list[TimelineRow]]]:
+    """Timeline rows grouped under ``June 2026`` headings, keeping their order."""
+    groups: dict[str, list[TimelineRow]] = {}
+    for row in rows:
+        groups.setdefault(month_text(row.at), []).append(row)
+    return list(groups.items())
+
+
+@dataclass
+class HistoryStep:
+    """One change of a memory as its history lists it; only the ``latest`` can be undone or edited."""
+
+    revision_id: str
+    change: str
+    at: datetime
+    label: str
+    what: str
+    sentence: str
+    entry_id: str | None
+    confirmed: bool
+    automatic: bool
+    latest: bool
+
+
+@dataclass
+class MemoryHistory:
+    """A goal's or psyche memory's life: when it became true, when it stopped (None: still true), when Persona
+    learned it, what replaced it and what it replaced (SUPERSEDES), and its changes, oldest first."""
+
+    memory: Goal | Psyche
+    became_true: datetime
+    stopped: datetime | None
+    learned: datetime
+    replaced_by: list[str]
+    replaces: list[str]
+    steps: list[HistoryStep]
+
+
+def memory_history(store: Store, user_id: str, node_id: str) -> MemoryHistory | None:
+    """The history of one goal or psyche memory (None for another kind of node, or one that is gone)."""
+    found = store.get_nodes(user_id, [node_id])
+    if not found or not isinstance(found[0], Goal | Psyche):
+        return None
+    node = found[0]
+    links = store.neighbours(user_id, [node_id], link_types=[LinkType.SUPERSEDES])
+    newer = [lk.source_id for lk in links if lk.target_id == node_id]
+    older = [lk.target_id for lk in links if lk.source_id == node_id]
+    others = {n.id: n for n in store.get_nodes(user_id, [*newer, *older])}
+    replacement = {r.by_id: _memory_words(others[r.by_id]) for r in node.revisions if r.by_id in others}
+    steps = [
+        HistoryStep(
+            revision_id=r.id,
+            change=r.change,
+            at=r.at,
+            label=change_label(r.change),
+            what=changed_what(_memory_words(node), replacement.get(r.by_id or "")),
+            sentence=r.sentence,
+            entry_id=r.entry_id,
+            confirmed=r.confirmed,
+            automatic=r.automatic,
+            latest=i == len(node.revisions) - 1,
+        )
+        for i, r in enumerate(node.revisions)
+    ]
+    return MemoryHistory(
+        memory=node,
+        became_true=node.valid_from or node.occurred_at,
+        stopped=node.valid_until,
+        learned=node.learned_at or node.created_at,
+        replaced_by=[node_label(others[i]) for i in newer if i in others],
+        replaces=[node_label(others[i]) for i in older if i in others],
+        steps=steps,
+    )
