@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 
-from persona.models import Entity, EntityKind, canonical_name
+from persona.models import Entity, EntityFact, EntityKind, canonical_name
 
 TITLES = frozenset(
     {"mr", "mrs", "ms", "miss", "mx", "dr", "doctor", "prof", "professor", "sir", "dame", "lady", "lord", "coach",
@@ -28,8 +29,10 @@ RELATIONS = (
     "boss", "manager", "colleague", "neighbour", "neighbor", "girlfriend", "boyfriend", "flatmate", "roommate",
 )  # fmt: skip
 _RELATION = re.compile(
-    r"\bmy (?:(?:best|old|little|big|older|younger) )?(" + "|".join(RELATIONS) + r"),? ([A-Z][\w'-]+(?: [A-Z][\w'-]+)?)"
+    r"\b[Mm]y (?:(?:best|old|little|big|older|younger) )?((?:ex-|ex |former )?(?:" + "|".join(RELATIONS) + r")),? "
+    r"([A-Z][\w'-]+(?: [A-Z][\w'-]+)?)"
 )
+_FORMER = re.compile(r"^(?:ex |former )")
 
 
 def _tokens(name: str) -> list[str]:
@@ -105,8 +108,52 @@ def resolve(name: str, kind: EntityKind, known: Sequence[Entity]) -> Entity | No
 
 
 def relations_in(text: str) -> dict[str, str]:
-    """Who the writer names by relation: "my sister Layla" -> {"layla": "sister"} (keys are canonical names)."""
-    return {canonical_name(m.group(2)): m.group(1) for m in _RELATION.finditer(text)}
+    """Who the writer names by relation: "my sister Layla" -> {"layla": "sister"}, "my former boss Tom" ->
+    {"tom": "ex-boss"} (keys are canonical names)."""
+    return {canonical_name(m.group(2)): _FORMER.sub("ex-", m.group(1)) for m in _RELATION.finditer(text)}
+
+
+def match_rule(name: str, target: Entity) -> str:
+    """Which rule made ``name`` mean ``target`` (for the user to see): a learned "alias", the same name under
+    another "title", or a "first name" / "surname" alone."""
+    wanted = canonical_name(name)
+    if wanted in {canonical_name(a) for a in target.aliases}:
+        return "alias"
+    key = person_key(name)
+    others = [person_key(n) for n in _names(target)]
+    if key in others:
+        return "title"
+    if len(key) == 1 and any(len(o) > 1 and o[0] == key[0] for o in others):
+        return "first name"
+    if len(key) == 1 and any(len(o) > 1 and o[-1] == key[0] for o in others):
+        return "surname"
+    return "name"
+
+
+def merge_facts(kept: Sequence[EntityFact], new: Sequence[EntityFact]) -> list[EntityFact]:
+    """An entity's facts after new ones are stated, oldest first: a fact that says what the latest one of its kind
+    says already is not repeated; one that says something else closes it (``valid_until`` = the new one's start)
+    and follows it. Nothing is removed: "my ex-boss Tom" after "my boss Tom" keeps "boss", closed."""
+    merged: list[EntityFact] = []
+    for fact in sorted([*kept, *new], key=lambda f: (f.valid_from, f.learned_at)):
+        latest = next((i for i in range(len(merged) - 1, -1, -1) if merged[i].kind == fact.kind), None)
+        if latest is not None and merged[latest].value == fact.value:
+            continue
+        if latest is not None and merged[latest].valid_until is None:
+            merged[latest] = merged[latest].model_copy(update={"valid_until": fact.valid_from})
+        merged.append(fact)
+    return merged
+
+
+def current_relation(facts: Sequence[EntityFact]) -> str | None:
+    """The latest relation among ``facts`` (how the writer names them now), or ``None``."""
+    relations = [f for f in facts if f.kind == "relation"]
+    return relations[-1].value if relations else None
+
+
+def relation_fact(value: str, when: datetime, entry_id: str | None) -> EntityFact:
+    """A relation stated by an entry: true from the entry's date, current."""
+    return EntityFact(kind="relation", value=value, valid_from=when, entry_id=entry_id)
 
 
 _CAPITALISED = re.compile(r"\b[A-Z][\w'-]*\b")

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from persona.entities import known_mentions, relations_in, resolve
+from persona.entities import known_mentions, match_rule, relation_fact, relations_in, resolve
 from persona.errors import ValidationError
 from persona.evolution import (
     POSTPONED,
@@ -47,6 +47,8 @@ from persona.models import (
     Psyche,
     Revision,
     canonical_name,
+    new_id,
+    utc_now,
 )
 from persona.store.base import Store
 
@@ -286,8 +288,9 @@ def changes_of(store: Store, user_id: str, *, limit: int = 200) -> list[tuple[Ev
 def resolve_entities(store: Store, entry: Entry, batch: MemoryBatch, known: list[Entity] | None = None) -> list[Entity]:
     """Point the batch's entities at the user's entity each one means (the store then merges them, keeping the new
     name as an alias), add mentions of known people the extractor could not tell from a capitalised word, and keep
-    relations ("my sister Layla"). Reads only. ``known``: the user's entities when the caller has them (entries of
-    one import chunk see each other's); returns them with this batch's new ones added."""
+    relations ("my sister Layla") as dated facts. Each match a rule made is recorded on the entity it lands on (see
+    ``unmatch_entity``), so the user can see it and undo it. Reads only. ``known``: the user's entities when the
+    caller has them (entries of one import chunk see each other's); returns them with this batch's new ones added."""
     if known is None:
         known = [e for e in store.list_nodes(entry.user_id, NodeType.ENTITY, limit=ALL) if isinstance(e, Entity)]
     relations = relations_in(entry.text)
@@ -295,12 +298,15 @@ def resolve_entities(store: Store, entry: Entry, batch: MemoryBatch, known: list
     resolved: list[Entity] = []
     for entity in batch.entities:
         target = resolve(entity.name, entity.kind, seen)
-        update: dict[str, Any] = {}
+        if entity.canonical in relations:
+            fact = relation_fact(relations[entity.canonical], entry.occurred_at, entry.id)
+            entity = entity.model_copy(update={"relation": fact.value, "facts": [fact]})
         if target is not None and target.canonical != entity.canonical:
-            update["canonical"] = target.canonical
-        if entity.canonical in relations and target is None:
-            update["relation"] = relations[entity.canonical]
-        entity = entity.model_copy(update=update) if update else entity
+            rule = match_rule(entity.name, target)
+            if entity.canonical in relations:
+                rule += " (relation)"
+            match = _match_record(entity, entry, rule)
+            entity = entity.model_copy(update={"canonical": target.canonical, "matches": [match]})
         resolved.append(entity)
         if target is None:
             seen.append(entity)
@@ -308,10 +314,70 @@ def resolve_entities(store: Store, entry: Entry, batch: MemoryBatch, known: list
     extracted = {canonical_name(n) for e in resolved for n in (e.name, *e.name.split())}
     episode = batch.episodes[0]
     for word, target in known_mentions(entry.text, seen, extracted):
-        mention = Entity(user_id=entry.user_id, name=word, kind=EntityKind.PERSON, canonical=target.canonical)
+        mention = Entity(user_id=entry.user_id, name=word, kind=EntityKind.PERSON)
+        if mention.canonical != target.canonical:
+            record = _match_record(mention, entry, match_rule(word, target))
+            mention = mention.model_copy(update={"canonical": target.canonical, "matches": [record]})
         batch.entities.append(mention)
         batch.links.append(Link(type=LinkType.MENTIONS, source_id=episode.id, target_id=mention.id))
+    _record_sources(batch)
     return seen
+
+
+def _match_record(entity: Entity, entry: Entry, rule: str) -> dict[str, Any]:
+    """What undoing a name match needs: the mention as its own entity (its own name and facts), the rule, the
+    entry that caused it (the store adds what the matched entity was before)."""
+    return {
+        "id": new_id(),
+        "name": entity.name,
+        "rule": rule,
+        "entry_id": entry.id,
+        "at": entry.occurred_at.isoformat(),
+        "learned_at": utc_now().isoformat(),
+        "entity": entity.model_dump(mode="json", exclude={"embedding", "matches"}),
+    }
+
+
+def _record_sources(batch: MemoryBatch) -> None:
+    """Add to each name match the batch's nodes that mention it (``sources``), and those an undo takes away from
+    the matched entity (``moved``: not also mentioning it by another name in this batch)."""
+    mentions = [lk for lk in batch.links if lk.type is LinkType.MENTIONS]
+    by_canonical: dict[str, set[str]] = {}
+    for entity in batch.entities:
+        by_canonical.setdefault(entity.canonical, set()).add(entity.id)
+    for entity in batch.entities:
+        if not entity.matches:
+            continue
+        others = by_canonical[entity.canonical] - {entity.id}
+        sources = {lk.source_id for lk in mentions if lk.target_id == entity.id}
+        shared = {lk.source_id for lk in mentions if lk.target_id in others}
+        entity.matches[-1] |= {"sources": sorted(sources), "moved": sorted(sources - shared)}
+
+
+def name_matches(store: Store, user_id: str) -> list[tuple[Entity, dict[str, Any]]]:
+    """The user's automatic name matches, newest first: (the entity the mention landed on, the match's record: the
+    name as written, the rule, the entry, when)."""
+    found = [
+        (entity, match)
+        for entity in store.list_nodes(user_id, NodeType.ENTITY, limit=ALL)
+        if isinstance(entity, Entity)
+        for match in entity.matches
+    ]
+    found.sort(key=lambda pair: (pair[1]["at"], pair[1]["learned_at"]), reverse=True)
+    return found
+
+
+def undo_name_match(
+    store: Store, embedder: Embedder | None, user_id: str, entity_id: str, match_id: str
+) -> tuple[Entity, Entity]:
+    """Undo an automatic name match exactly (``Store.unmatch_entity``): the mention is its own entity again, with
+    the matching entry's mentions and a vector of its name. Returns (matched, restored)."""
+    entity = store.get_node(user_id, entity_id)
+    match = next((m for m in getattr(entity, "matches", []) if m.get("id") == match_id), None)
+    embedding = None
+    if match is not None and embedder is not None:
+        embedding = embedder.embed([match["entity"]["name"]])[0]
+    return store.unmatch_entity(user_id, entity_id, match_id, embedding=embedding)
 
 
 USER_CONTEXT_ITEMS = 30
