@@ -407,13 +407,32 @@ def overdue_goals(goals: Sequence[Goal], today: date) -> list[Goal]:
 def undo_changes_of_entry(store: Store, user_id: str, entry_id: str) -> int:
     """Before an entry is deleted: undo the changes it caused (a goal it marked done is active again, a belief it
     replaced is current again), so deleting what the user wrote never leaves a change without its reason. A change
-    that later changes build on is left as it is. Returns how many were undone."""
+    that later changes build on is left as it is; so are the name matches it made. Returns how many were undone."""
     undone = 0
     for node, revision in changes_of(store, user_id, limit=ALL):
         if revision.entry_id == entry_id and node.revisions[-1].id == revision.id:
             undo_change(store, user_id, node.id, revision.id)
             undone += 1
-    return undone
+    return undone + _undo_matches_of_entry(store, user_id, entry_id)
+
+
+def _undo_matches_of_entry(store: Store, user_id: str, entry_id: str) -> int:
+    """Undo the name matches an entry made (latest first), so the entities it landed on lose the aliases and facts
+    it gave them; the mentions made their own entities again go with the entry. A match later ones build on stays."""
+    undone = 0
+    while True:
+        undoable = [
+            (entity, match)
+            for entity, match in name_matches(store, user_id)
+            if match["entry_id"] == entry_id
+            and entity.matches[-1]["id"] == match["id"]
+            and len(entity.merges) == match["before"]["merges"]
+        ]
+        if not undoable:
+            return undone
+        entity, match = undoable[0]
+        store.unmatch_entity(user_id, entity.id, match["id"])
+        undone += 1
 
 
 def delete_with_changes(store: Store, user_id: str, node_id: str) -> int:

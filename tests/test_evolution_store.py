@@ -275,3 +275,12 @@ def test_a_changed_relation_closes_the_old_fact_and_keeps_it(store: Store, user:
     _ingest(store, provider, user, "Saw my ex-boss Tom Baker again.", 40)  # the same relation again: kept once
     [tom] = [e for e in store.list_nodes(user, NodeType.ENTITY) if e.name == "Tom Baker"]
     assert [f.value for f in tom.facts] == ["boss", "ex-boss"]
+
+
+def test_deleting_an_entry_undoes_its_name_matches_exactly(store: Store, user: str, provider):
+    _ingest(store, provider, user, "Lunch with Dr. Amir Haddad and my boss Tom Baker.", 1)
+    before = _export(store, user)
+    second = _ingest(store, provider, user, "Amir called. My ex-boss Tom wrote too.", 5)
+    assert _export(store, user) != before
+    delete_node(store, user, second.entry.id)
+    assert _export(store, user) == before  # no alias, fact or match of the deleted entry is left behind
