@@ -23,7 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from persona.entities import known_mentions, merge_facts, relation_fact, relations_in, resolve
+from persona.entities import (
+    described_as_other,
+    known_mentions,
+    merge_facts,
+    relation_fact,
+    relations_in,
+    resolve,
+    stated_nicknames,
+)
 from persona.evolution import POSTPONED, Similarity, detect_belief_changes, detect_goal_changes
 from persona.llm.base import Embedder
 from persona.llm.offline import extract_offline
@@ -94,7 +102,10 @@ def run_case(case: dict[str, Any], similarity: Similarity | None) -> _Journal:
         when = _when(step["date"])
         extraction = extract_offline(step["text"], occurred_at=when)
         for entity in extraction.entities:
-            _mention(journal, entity.name, entity.kind)
+            _mention(journal, entity.name, entity.kind, other=described_as_other(step["text"], entity.name))
+        people = [e.name for e in extraction.entities if e.kind in (EntityKind.PERSON, EntityKind.THING)]
+        for nick, full in stated_nicknames(step["text"], people).items():
+            _nickname(journal, nick, full)
         extracted = {canonical_name(n) for e in extraction.entities for n in (e.name, *e.name.split())}
         for word, _entity in known_mentions(step["text"], journal.entities, extracted):
             _mention(journal, word, EntityKind.PERSON)
@@ -117,9 +128,9 @@ def run_case(case: dict[str, Any], similarity: Similarity | None) -> _Journal:
     return journal
 
 
-def _mention(journal: _Journal, name: str, kind: Any) -> None:
+def _mention(journal: _Journal, name: str, kind: Any, *, other: bool = False) -> None:
     key = canonical_name(name)
-    found = resolve(name, kind, journal.entities)
+    found = resolve(name, kind, journal.entities, introduced_as_other=other)
     if found is None:
         found = Entity(user_id="eval", name=name, kind=kind)
         journal.entities.append(found)
@@ -138,6 +149,20 @@ def _relations(journal: _Journal, text: str, when: datetime, number: int) -> Non
         if len(facts) > len(entity.facts):
             journal.relation_facts.append((entity.id, relation, number))
         entity.facts = facts
+
+
+def _nickname(journal: _Journal, nick: str, full: str) -> None:
+    """A nickname the entry states joins the full name's entity (as ``resolve_entities`` points it there)."""
+    if canonical_name(full) not in journal.mentions:  # "Robert, or Bobby as ...": named by the statement itself
+        _mention(journal, full, EntityKind.PERSON)
+    full_id = journal.mentions.get(canonical_name(full))
+    holder = next((e for e in journal.entities if e.id == full_id), None)
+    if holder is None:
+        return
+    journal.mentions[canonical_name(nick)] = holder.id
+    holder.aliases = [*holder.aliases, nick]
+    used = set(journal.mentions.values())
+    journal.entities = [e for e in journal.entities if e.id in used]  # the nickname's own entity, if one was made
 
 
 def _merge(journal: _Journal, keep_name: str, drop_name: str) -> None:

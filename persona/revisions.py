@@ -23,7 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from persona.entities import known_mentions, match_rule, relation_fact, relations_in, resolve
+from persona.entities import (
+    described_as_other,
+    known_mentions,
+    match_rule,
+    relation_fact,
+    relations_in,
+    resolve,
+    stated_nicknames,
+)
 from persona.errors import ValidationError
 from persona.evolution import (
     POSTPONED,
@@ -294,10 +302,18 @@ def resolve_entities(store: Store, entry: Entry, batch: MemoryBatch, known: list
     if known is None:
         known = [e for e in store.list_nodes(entry.user_id, NodeType.ENTITY, limit=ALL) if isinstance(e, Entity)]
     relations = relations_in(entry.text)
+    people = [e.name for e in batch.entities if e.kind in (EntityKind.PERSON, EntityKind.THING)]
+    nicknames = {canonical_name(nick): (nick, full) for nick, full in stated_nicknames(entry.text, people).items()}
     seen: list[Entity] = list(known)
     resolved: list[Entity] = []
+    named: list[Entity] = []  # nicknames the entry states: resolved once the full names are
     for entity in batch.entities:
-        target = resolve(entity.name, entity.kind, seen)
+        if entity.canonical in nicknames:
+            named.append(entity)
+            continue
+        target = resolve(
+            entity.name, entity.kind, seen, introduced_as_other=described_as_other(entry.text, entity.name)
+        )
         if entity.canonical in relations:
             fact = relation_fact(relations[entity.canonical], entry.occurred_at, entry.id)
             entity = entity.model_copy(update={"relation": fact.value, "facts": [fact]})
@@ -310,9 +326,16 @@ def resolve_entities(store: Store, entry: Entry, batch: MemoryBatch, known: list
         resolved.append(entity)
         if target is None:
             seen.append(entity)
+    given = {e.id for e in batch.entities}
+    resolved += _stated_nicknames(entry, resolved, named, nicknames)
+    _learn_nicknames(seen, resolved)
     batch.entities[:] = resolved
     extracted = {canonical_name(n) for e in resolved for n in (e.name, *e.name.split())}
     episode = batch.episodes[0]
+    for entity in resolved:
+        if entity.id not in given:  # a full name only the nickname statement named
+            batch.links.append(Link(type=LinkType.MENTIONS, source_id=episode.id, target_id=entity.id))
+            seen.append(entity)
     for word, target in known_mentions(entry.text, seen, extracted):
         mention = Entity(user_id=entry.user_id, name=word, kind=EntityKind.PERSON)
         if mention.canonical != target.canonical:
@@ -322,6 +345,46 @@ def resolve_entities(store: Store, entry: Entry, batch: MemoryBatch, known: list
         batch.links.append(Link(type=LinkType.MENTIONS, source_id=episode.id, target_id=mention.id))
     _record_sources(batch)
     return seen
+
+
+def _stated_nicknames(
+    entry: Entry, resolved: list[Entity], named: list[Entity], nicknames: dict[str, tuple[str, str]]
+) -> list[Entity]:
+    """The entry's nickname mentions pointed at the person it says they name ("Sasha" at Alexander Petrov), each a
+    recorded match; they come after the full names, so the store merges them into the full name's entity. A stated
+    nickname the extractor did not take as a mention becomes an alias of the full name."""
+    by_name = {canonical_name(e.name): i for i, e in enumerate(resolved)}
+    for _nick, full in nicknames.values():
+        if canonical_name(full) not in by_name:  # "Robert, or Bobby as ...": a name the extractor did not take
+            by_name[canonical_name(full)] = len(resolved)
+            resolved.append(Entity(user_id=entry.user_id, name=full, kind=EntityKind.PERSON))
+    for key, (nick, full) in nicknames.items():
+        index = by_name.get(canonical_name(full))
+        if index is not None and not any(e.canonical == key for e in named):
+            holder = resolved[index]
+            resolved[index] = holder.model_copy(update={"aliases": sorted({*holder.aliases, nick})})
+    pointed = []
+    for entity in named:
+        index = by_name.get(canonical_name(nicknames[entity.canonical][1]))
+        if index is None:
+            pointed.append(entity)  # the full name is not a mention of this entry: the nickname stands alone
+            continue
+        match = _match_record(entity, entry, "stated nickname")
+        pointed.append(entity.model_copy(update={"canonical": resolved[index].canonical, "matches": [match]}))
+    return pointed
+
+
+def _learn_nicknames(seen: list[Entity], resolved: list[Entity]) -> None:
+    """Give the known entities (the ones later entries of an import chunk resolve against) the names this batch
+    lands on them, so a nickname stated in one entry is known in the next."""
+    index = {e.canonical: i for i, e in enumerate(seen)}
+    for entity in resolved:
+        i = index.get(entity.canonical)
+        if i is None:
+            continue
+        names = {*entity.aliases, entity.name} - {seen[i].name}
+        if not names <= set(seen[i].aliases):
+            seen[i] = seen[i].model_copy(update={"aliases": sorted({*seen[i].aliases, *names})})
 
 
 def _match_record(entity: Entity, entry: Entry, rule: str) -> dict[str, Any]:

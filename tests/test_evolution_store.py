@@ -284,3 +284,33 @@ def test_deleting_an_entry_undoes_its_name_matches_exactly(store: Store, user: s
     assert _export(store, user) != before
     delete_node(store, user, second.entry.id)
     assert _export(store, user) == before  # no alias, fact or match of the deleted entry is left behind
+
+
+def test_a_stated_nickname_lands_later_mentions_on_the_person_and_can_be_undone(store: Store, user: str, provider):
+    _ingest(store, provider, user, "Met Ines Duarte at the fair; everyone calls her Nessa.", 1)
+    _ingest(store, provider, user, "Nessa sent me the photos from the fair.", 3)
+    _ingest(store, provider, user, "Margaret, or Peggy as the choir calls her, sang the solo.", 5)
+    _ingest(store, provider, user, "Peggy brought cake to rehearsal.", 7)
+    people = {e.name: e for e in store.list_nodes(user, NodeType.ENTITY)}
+    assert not {"Nessa", "Peggy"} & set(people)
+    for full, nick in (("Ines Duarte", "Nessa"), ("Margaret", "Peggy")):
+        assert nick in people[full].aliases
+        mentions = store.neighbours(user, [people[full].id], link_types=[LinkType.MENTIONS])
+        assert len({lk.source_id for lk in mentions}) == 2  # both entries' episodes
+    ines = people["Ines Duarte"]
+    assert [(m["name"], m["rule"]) for m in ines.matches] == [("Nessa", "stated nickname"), ("Nessa", "alias")]
+    for match in reversed(ines.matches):  # the latest first
+        undo_name_match(store, provider.embedder, user, ines.id, match["id"])
+    people = {e.name: e for e in store.list_nodes(user, NodeType.ENTITY)}
+    assert "Nessa" in people and "Nessa" not in people["Ines Duarte"].aliases
+
+
+def test_a_first_name_sister_is_not_joined_with_a_stranger_of_that_name(store: Store, user: str, provider):
+    _ingest(store, provider, user, "My sister Emma is starting uni next week.", 1)
+    _ingest(store, provider, user, "Emma Clarke, the new intern at work, seems nervous but bright.", 4)
+    _ingest(store, provider, user, "Phoned my sister Anna tonight.", 6)
+    _ingest(store, provider, user, "Anna Whitfield is officially a doctor! So proud of my little sister.", 9)
+    people = {e.name: e for e in store.list_nodes(user, NodeType.ENTITY)}
+    assert {"Emma", "Emma Clarke", "Anna"} <= set(people) and "Anna Whitfield" not in people
+    assert people["Emma"].relation == "sister" and people["Emma Clarke"].relation is None
+    assert "Anna Whitfield" in people["Anna"].aliases

@@ -184,8 +184,8 @@ def unmatched(
     tx: StoreTransaction, user_id: str, entity_id: str, match_id: str
 ) -> tuple[Entity, Entity, dict[str, Any]]:
     """For undoing a name match: the matched entity as it was before the match, the mention as its own entity, and
-    the match's record. Refuses (``ValidationError``) a match that is not the entity's latest, one under a later
-    merge, and a name another entity holds now."""
+    the match's record (the mention's entity is the one of that name when there is one now). Refuses
+    (``ValidationError``) a match that is not the entity's latest, and one under a later merge."""
     keep = get_one(tx, user_id, entity_id)
     if not isinstance(keep, Entity):
         raise ValidationError(f"{entity_id} is not an entity: only entities have name matches")
@@ -198,8 +198,10 @@ def unmatched(
             f"undo the later name matches and merges of {keep.name!r} first: only the latest can be undone"
         )
     restored = Entity.model_validate(record["entity"])
-    if tx.entities_by_canonical(user_id, [restored.canonical]):
-        raise ValidationError(f"there is an entity called {restored.name!r} already: merge it instead")
+    for same in tx.entities_by_canonical(user_id, [restored.canonical]):
+        # The name has its own entity by now (a later mention, undone first): the mention joins it, as a write would.
+        update = merged_update(same, restored)
+        restored = same.model_copy(update=update) if update else same
     facts = [EntityFact.model_validate(f) for f in before["facts"]]
     kept = keep.model_copy(  # a copy keeps the fields a newer release stored
         update={
