@@ -32,6 +32,7 @@ from persona.models import (
 from persona.retrieval import RetrievedMemory
 from persona.revisions import ALL, thread
 from persona.store.base import Store
+from persona.text import content_words, stem, words
 
 MAX_ABOUT_CHARS = 200
 _QUESTION = re.compile(
@@ -118,6 +119,8 @@ def thread_about(store: Store, user_id: str, about: str) -> Thread:
     changes it made to the subject (or, for a person or thing, to the goals and beliefs that mention it)."""
     subject = find_subject(store, user_id, about)
     entries = thread(store, user_id, subject.id)
+    if isinstance(subject, Evolving):
+        entries = _with_entries_about(store, user_id, subject, entries)
     followed = [subject] if isinstance(subject, Evolving) else []
     if isinstance(subject, Entity):
         links = store.neighbours(user_id, [subject.id], link_types=[LinkType.MENTIONS])
@@ -132,6 +135,34 @@ def thread_about(store: Store, user_id: str, about: str) -> Thread:
         changes = [(node, r) for node in followed for r in node.revisions if r.entry_id == entry.id]
         steps.append(ThreadStep(entry, episodes.get(entry.id), changes))
     return Thread(about, subject, steps)
+
+
+TOPIC_HITS = 50
+"""Passages searched for the words of a goal or belief (the entries that speak of it without a change)."""
+
+
+def topic_words(subject: Evolving) -> set[str]:
+    """What a goal or belief is about, as stemmed words: its content words but the first when there are more
+    ("finish", "learn", "love" in "Finish my thesis", "Learn the cello", "I love coffee")."""
+    text = subject.title if isinstance(subject, Goal) else node_text(subject)
+    found = content_words(text)
+    return {stem(w) for w in (found[1:] if len(found) > 1 else found)}
+
+
+def _with_entries_about(store: Store, user_id: str, subject: Evolving, entries: list[Entry]) -> list[Entry]:
+    """``entries`` and the entries whose passages say every topic word of ``subject`` ("Amir read chapter two of
+    the thesis" for "Finish my thesis"), oldest first."""
+    topic = topic_words(subject)
+    if not topic:
+        return entries
+    hits = store.text_search(user_id, " ".join(sorted(topic)), k=TOPIC_HITS, types=[NodeType.PASSAGE])
+    passages = store.get_nodes(user_id, [hit.id for hit in hits])
+    known = {e.id for e in entries}
+    more = [p.entry_id for p in passages if topic <= {stem(w) for w in words(node_text(p))}]
+    found = [
+        e for e in store.get_nodes(user_id, [i for i in dict.fromkeys(more) if i not in known]) if isinstance(e, Entry)
+    ]
+    return sorted([*entries, *found], key=lambda e: (e.occurred_at, e.created_at))
 
 
 def thread_sources(found: Thread) -> list[RetrievedMemory]:

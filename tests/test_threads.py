@@ -27,7 +27,7 @@ from tests.test_api import AUTH, SETTINGS
 
 JOURNAL = [
     (1, "I want to finish my thesis by June. Lunch with Dr. Amir Haddad."),
-    (5, "Amir read chapter two of my draft."),
+    (5, "Amir read chapter two of the thesis draft."),
     (9, "Went hiking alone in the hills."),
     (30, "Finally submitted the thesis today! Amir was thrilled."),
 ]
@@ -62,7 +62,8 @@ def test_chat_answers_what_happened_to_a_goal_and_a_person_offline(store: Store,
     thesis = answer(store, provider, user, "What happened to my thesis?")
     text = thesis.complete()
     assert text.startswith(OFFLINE_LABEL) and "What happened to Finish my thesis, oldest first" in text
-    assert thesis.cited_ids == [episodes[0], episodes[3]]  # the goal's entry, then the one that finished it
+    # the goal's entry, one that speaks of the thesis, the one that finished it; never the hike
+    assert thesis.cited_ids == [episodes[0], episodes[1], episodes[3]]
     assert (
         text.index("I want to finish my thesis")
         < text.index("Finally submitted")
@@ -139,6 +140,6 @@ def test_the_cli_prints_a_thread(app_home, tmp_path):
     assert printed.output.startswith("What happened to Dr. Amir Haddad, oldest first:")
     assert printed.output.index("Lunch with Dr. Amir") < printed.output.index("Finally submitted")
     as_json = json.loads(runner.invoke(cli, ["thread", "-u", "maya", "--json", "my thesis"]).output)
-    assert as_json["subject"]["title"] == "Finish my thesis" and len(as_json["entries"]) == 2
+    assert as_json["subject"]["title"] == "Finish my thesis" and len(as_json["entries"]) == 3
     missing = runner.invoke(cli, ["thread", "-u", "maya", "the moon"])
     assert missing.exit_code != 0 and "nothing in your memories" in str(missing.exception or missing.output)
