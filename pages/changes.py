@@ -16,7 +16,8 @@ st.title("Changes")
 st.caption("Nothing is deleted by a change: the earlier memory is kept, marked no longer true, and linked.")
 
 rows = change_rows(store, user)
-if not rows:
+matches = name_match_rows(store, user)
+if not rows and not matches:
     st.info("No changes yet. When a later entry finishes a goal or changes your mind, it shows here.")
 for row in rows:
     key = f"{row['memory_id']}-{row['revision_id']}"
@@ -34,7 +35,6 @@ for row in rows:
         except PersonaError as exc:
             st.error(str(exc))
 
-matches = name_match_rows(store, user)
 if matches:
     st.subheader("Names taken for someone you know")
     st.caption("Undo makes the name its own person again, with that entry's mentions.")
