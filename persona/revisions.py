@@ -318,11 +318,7 @@ def resolve_entities(store: Store, entry: Entry, batch: MemoryBatch, known: list
             fact = relation_fact(relations[entity.canonical], entry.occurred_at, entry.id)
             entity = entity.model_copy(update={"relation": fact.value, "facts": [fact]})
         if target is not None and target.canonical != entity.canonical:
-            rule = match_rule(entity.name, target)
-            if entity.canonical in relations:
-                rule += " (relation)"
-            match = _match_record(entity, entry, rule)
-            entity = entity.model_copy(update={"canonical": target.canonical, "matches": [match]})
+            entity = _matched(entity, target, entry, relation=entity.canonical in relations)
         resolved.append(entity)
         if target is None:
             seen.append(entity)
@@ -339,12 +335,22 @@ def resolve_entities(store: Store, entry: Entry, batch: MemoryBatch, known: list
     for word, target in known_mentions(entry.text, seen, extracted):
         mention = Entity(user_id=entry.user_id, name=word, kind=EntityKind.PERSON)
         if mention.canonical != target.canonical:
-            record = _match_record(mention, entry, match_rule(word, target))
-            mention = mention.model_copy(update={"canonical": target.canonical, "matches": [record]})
+            mention = _matched(mention, target, entry)
         batch.entities.append(mention)
         batch.links.append(Link(type=LinkType.MENTIONS, source_id=episode.id, target_id=mention.id))
     _record_sources(batch)
     return seen
+
+
+def _matched(entity: Entity, target: Entity, entry: Entry, *, relation: bool = False) -> Entity:
+    """``entity`` pointed at ``target``, with a record of the match. A name already learned as the target's alias
+    is an ordinary mention (recording each would grow the entity with every entry): it is recorded only when it
+    states a fact (a relation) the undo must take back."""
+    rule = match_rule(entity.name, target) + (" (relation)" if relation else "")
+    if rule == "alias":
+        return entity.model_copy(update={"canonical": target.canonical})
+    match = _match_record(entity, entry, rule)
+    return entity.model_copy(update={"canonical": target.canonical, "matches": [match]})
 
 
 def _stated_nicknames(
