@@ -315,3 +315,20 @@ def test_a_first_name_sister_is_not_joined_with_a_stranger_of_that_name(store: S
     assert {"Emma", "Emma Clarke", "Anna"} <= set(people) and "Anna Whitfield" not in people
     assert people["Emma"].relation == "sister" and people["Emma Clarke"].relation is None
     assert "Anna Whitfield" in people["Anna"].aliases
+
+
+def test_a_name_match_restored_into_another_user_is_undone_there_only(store: Store, user: str, provider):
+    _ingest(store, provider, user, "Lunch with Dr. Amir Haddad.", 1)
+    second = _ingest(store, provider, user, "Amir called about the grant.", 4)
+    copy = f"{user}-copy"
+    restore_export(store, provider.embedder, store.export_user(user), user_id=copy)
+    original = _export(store, user)
+    [amir] = [e for e in store.list_nodes(copy, NodeType.ENTITY) if e.name == "Dr. Amir Haddad"]
+    [match] = amir.matches
+    assert match["entry_id"] != second.entry.id  # the copy's own entry
+    restored = undo_name_match(store, provider.embedder, copy, amir.id, match["id"])
+    assert restored.user_id == copy and restored.name == "Amir"
+    [episode] = [n for n in store.list_nodes(copy, NodeType.EPISODE) if n.entry_id == match["entry_id"]]
+    mentions = store.neighbours(copy, [restored.id], link_types=[LinkType.MENTIONS])
+    assert {lk.source_id for lk in mentions} == {episode.id}
+    assert _export(store, user) == original  # the original user is untouched

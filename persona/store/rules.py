@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from persona.entities import current_relation, merge_facts
 from persona.errors import DuplicateError, NodeNotFoundError, ValidationError
-from persona.models import AnyNode, Entity, EntityFact, Entry, EntryStatus, LinkType, NodeType
+from persona.models import AnyNode, Entity, EntityFact, Entry, EntryStatus, LinkType, NodeType, new_id
 from persona.store.common import possible_id
 
 if TYPE_CHECKING:
@@ -192,12 +192,16 @@ def unmatched(
     record = next((m for m in keep.matches if m.get("id") == match_id), None)
     if record is None:
         raise ValidationError(f"{keep.name!r} has no name match {match_id[:80]!r}")
-    before = record["before"]
+    before = record.get("before")
+    if not isinstance(before, dict) or not {"aliases", "relation", "facts", "merges"} <= set(before):
+        raise ValidationError(f"the name match {match_id[:80]!r} of {keep.name!r} has an incomplete record")
     if keep.matches[-1] is not record or len(keep.merges) != before["merges"]:
         raise ValidationError(
             f"undo the later name matches and merges of {keep.name!r} first: only the latest can be undone"
         )
-    restored = Entity.model_validate(record["entity"])
+    restored = Entity.model_validate(record["entity"] | {"user_id": user_id})
+    if tx.taken([restored.id]):  # held by another node (a restored copy of this store, or a crafted file)
+        restored = restored.model_copy(update={"id": new_id()})
     for same in tx.entities_by_canonical(user_id, [restored.canonical]):
         # The name has its own entity by now (a later mention, undone first): the mention joins it, as a write would.
         update = merged_update(same, restored)
