@@ -6,9 +6,10 @@ from __future__ import annotations
 import streamlit as st
 
 import app_support as ui
+from persona.actions import undo_name_match
 from persona.errors import PersonaError
 from persona.revisions import confirm_change, undo_change
-from persona.views import MEMORY_FOCUS_KEY, change_rows, safe_markdown
+from persona.views import MEMORY_FOCUS_KEY, change_rows, name_match_rows, safe_markdown
 
 store, provider, user = ui.context()
 
@@ -23,7 +24,8 @@ st.title("Changes")
 st.caption("Nothing is deleted by a change: the earlier memory is kept, marked no longer true, and linked.")
 
 rows = change_rows(store, user)
-if not rows:
+matches = name_match_rows(store, user)
+if not rows and not matches:
     st.info("No changes yet. When a later entry finishes a goal or changes your mind, it shows here.")
 for row in rows:
     key = f"{row['memory_id']}-{row['revision_id']}"
@@ -45,6 +47,22 @@ for row in rows:
                 st.rerun()
             if right.button("Undo", key=f"chg_undo-{key}"):
                 undo_change(store, user, str(row["memory_id"]), str(row["revision_id"]))
+                st.rerun()
+        except PersonaError as exc:
+            st.error(str(exc))
+
+if matches:
+    st.subheader("Names taken for someone you know")
+    st.caption("Undo makes the name its own person again, with that entry's mentions.")
+for match in matches:
+    with st.container(border=True):
+        st.markdown(
+            f"**{match['date']:%Y-%m-%d}** · “{safe_markdown(str(match['name']))}” → "
+            f"{safe_markdown(str(match['entity']))} ({safe_markdown(str(match['rule']))})"
+        )
+        try:
+            if st.button("Undo", key=f"match_undo-{match['match_id']}", disabled=not match["undoable"]):
+                undo_name_match(store, provider.embedder, user, str(match["entity_id"]), str(match["match_id"]))
                 st.rerun()
         except PersonaError as exc:
             st.error(str(exc))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from persona.llm.base import Embedder
 from persona.models import AnyNode, Entity, User
 from persona.store.base import GRAPH_TYPES, Store
 
@@ -21,6 +22,7 @@ __all__ = [
     "merge_entities",
     "personas",
     "store_summary",
+    "undo_name_match",
 ]
 
 
@@ -56,6 +58,14 @@ def delete_node(store: Store, user_id: str, node_id: str) -> int:
 def merge_entities(store: Store, user_id: str, keep_id: str, drop_id: str) -> Entity:
     """Fold one entity into another (mentions move, names become aliases) and return the one kept."""
     return store.merge_entities(user_id, keep_id, drop_id)
+
+
+def undo_name_match(store: Store, embedder: Embedder | None, user_id: str, entity_id: str, match_id: str) -> Entity:
+    """Undo an automatic name match ("Amir" taken for Dr. Amir Haddad): the mention becomes its own entity again
+    with its entry's mentions, and the matched one is as it was. Returns the restored entity."""
+    from persona.revisions import undo_name_match as undo  # revisions imports ingest: kept out of the module import
+
+    return undo(store, embedder, user_id, entity_id, match_id)[1]
 
 
 def store_summary(store: Store, user_id: str) -> StoreSummary:

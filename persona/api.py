@@ -44,6 +44,7 @@ from persona.errors import (
     PersonaError,
     ProviderError,
     StoreUnavailableError,
+    SubjectNotFoundError,
     UserNotFoundError,
     ValidationError,
 )
@@ -66,6 +67,7 @@ from persona.models import (
 )
 from persona.revisions import delete_with_changes, overdue_goals, user_profile
 from persona.store.base import Store
+from persona.threads import MAX_ABOUT_CHARS, thread_about, thread_dict
 
 log = logging.getLogger(__name__)
 
@@ -393,6 +395,37 @@ class UserContextOut(ApiModel):
     xml: str = Field(description="the same as the <user> XML handed to the model")
 
 
+class ThreadChangeOut(ApiModel):
+    memory_id: str
+    memory: str = Field(description="the changed goal or belief")
+    change: str = Field(description="done, dropped, postponed or superseded")
+    at: datetime
+    sentence: str = Field(description="the sentence of the entry that said so")
+
+
+class ThreadEntryOut(ApiModel):
+    id: str = Field(description="the entry's id")
+    episode_id: str | None
+    occurred_at: datetime
+    text: str
+    changes: list[ThreadChangeOut]
+
+
+class ThreadSubjectOut(ApiModel):
+    id: str
+    type: str = Field(description="Entity, Goal or Psyche")
+    title: str
+
+
+class ThreadOut(ApiModel):
+    """What happened to X: what X was found to mean, and the entries telling its story, oldest first."""
+
+    about: str
+    subject: ThreadSubjectOut
+    entries: list[ThreadEntryOut]
+    text: str = Field(description="the same as plain lines, dated and cited")
+
+
 class ExportOut(ApiModel):
     """The ``persona-export/1`` document that ``persona import`` reads back."""
 
@@ -658,6 +691,8 @@ def _on_persona_error(_: Request, exc: Exception) -> JSONResponse:
             return error_response(422, "invalid_request", str(exc))
         case UserNotFoundError():
             return error_response(404, "user_not_found", f"no user {exc.user_id!r}")
+        case SubjectNotFoundError():
+            return error_response(404, "subject_not_found", str(exc))
         case NodeNotFoundError():
             return error_response(404, "memory_not_found", f"no memory {exc.node_id[:64]!r} for this user")
         case DuplicateError():
@@ -1036,6 +1071,19 @@ def user_context(user_id: KnownUser, store: StoreDep) -> UserContextOut:
         overdue=[g.id for g in overdue_goals(goals, today.date())],
         xml=format_user_context(psyche, goals, today=today),
     )
+
+
+@router.get("/users/{user_id}/thread", response_model=ThreadOut, responses=USER_ROUTES | _errors(422))
+def what_happened(
+    user_id: KnownUser,
+    store: StoreDep,
+    about: Annotated[
+        str, Query(max_length=MAX_ABOUT_CHARS, description="a person, thing, goal or belief: Amir, my thesis")
+    ] = "",
+) -> dict[str, Any]:
+    """What happened to X: the entries that mention it (a person or thing by any of its names, a goal, a belief),
+    oldest first, with the changes each made to it. 404 when nothing the user has matches ``about``."""
+    return thread_dict(thread_about(store, user_id, about))
 
 
 @router.delete("/users/{user_id}/memories/{memory_id}", response_model=DeletedOut, responses=USER_ROUTES | _errors(413))

@@ -19,13 +19,14 @@ from pydantic import ValidationError as PydanticValidationError
 from referencing import Registry
 
 from persona.context import format_context, format_user_context, no_longer_true, xml_safe
-from persona.errors import ModelOutputError, PersonaError, ProviderError, ValidationError
+from persona.errors import ModelOutputError, PersonaError, ProviderError, SubjectNotFoundError, ValidationError
 from persona.example_schema import as_json_schema
 from persona.llm.base import Provider
 from persona.models import Entity, Episode, Goal, Passage, check_user_id, node_text, utc_now
 from persona.retrieval import RetrievalPreset, RetrievalQuery, RetrievedMemory, retrieve
 from persona.revisions import user_profile
 from persona.store.base import Store
+from persona.threads import Thread, asked_about, thread_about, thread_sources, thread_text, thread_xml
 
 MAX_QUESTION_CHARS = 4_000
 OFFLINE_LABEL = "Offline answer: no language model is configured, so here are the memories that match best."
@@ -146,6 +147,9 @@ def answer(
     question = _check_question(user_id, question)
     search = _check_question(user_id, search) if search is not None and search.strip() else question
     today = now or utc_now()
+    found = _thread(store, user_id, question)
+    if found is not None:
+        return _thread_answer(store, provider, found, question, today=today, history=history)
     sources = _sources(
         store,
         provider,
@@ -162,6 +166,38 @@ def answer(
         return Answer(question, sources, True, iter([extractive_answer(sources)]))
     profile = user_context_xml(store, user_id, today=today)
     messages = build_messages(question, sources, today=today, history=history, user_context=profile)
+    return Answer(question, sources, False, provider.chat_stream(messages))
+
+
+def _thread(store: Store, user_id: str, question: str) -> Thread | None:
+    """The thread a "what happened to X?" question asks for, or ``None`` (another question, or an X that is not
+    known: then it is answered from the memories that match, like any question)."""
+    about = asked_about(question)
+    if about is None:
+        return None
+    try:
+        return thread_about(store, user_id, about)
+    except (SubjectNotFoundError, ValidationError):
+        return None
+
+
+def _thread_answer(
+    store: Store,
+    provider: Provider,
+    found: Thread,
+    question: str,
+    *,
+    today: datetime,
+    history: list[dict[str, str]] | None,
+) -> Answer:
+    """Answer "what happened to X?" from X's thread: offline, the entries in time order with their changes; with a
+    model, the thread (and the user context) given as context, its episodes as the memories to cite."""
+    sources = thread_sources(found)
+    if provider.offline:
+        return Answer(question, sources, True, iter([f"{OFFLINE_LABEL}\n\n{thread_text(found)}"]))
+    profile = user_context_xml(store, found.subject.user_id, today=today)
+    context = f"{profile}\n{thread_xml(found)}"
+    messages = build_messages(question, sources, today=today, history=history, user_context=context)
     return Answer(question, sources, False, provider.chat_stream(messages))
 
 

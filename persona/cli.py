@@ -436,6 +436,21 @@ def context_command(user_id: str | None, as_json: bool) -> None:
         click.echo()
 
 
+@cli.command("thread")
+@click.argument("about")
+@USER_OPTION
+@JSON_OPTION
+def thread_command(about: str, user_id: str | None, as_json: bool) -> None:
+    """What happened to ABOUT (a person, thing, goal or belief: "Amir", "my thesis"): the entries that mention it,
+    oldest first, with the changes each made."""
+    from persona.threads import thread_about, thread_dict, thread_text
+
+    store, _ = _clients()
+    with store:
+        found = thread_about(store, require_user(store, _user(user_id)), about)
+    click.echo(json.dumps(thread_dict(found), ensure_ascii=False, indent=1) if as_json else thread_text(found))
+
+
 @cli.command("mcp")
 @USER_OPTION
 def mcp_command(user_id: str | None) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 
-from persona.models import Entity, EntityKind, canonical_name
+from persona.models import Entity, EntityFact, EntityKind, canonical_name
 
 TITLES = frozenset(
     {"mr", "mrs", "ms", "miss", "mx", "dr", "doctor", "prof", "professor", "sir", "dame", "lady", "lord", "coach",
@@ -28,8 +29,10 @@ RELATIONS = (
     "boss", "manager", "colleague", "neighbour", "neighbor", "girlfriend", "boyfriend", "flatmate", "roommate",
 )  # fmt: skip
 _RELATION = re.compile(
-    r"\bmy (?:(?:best|old|little|big|older|younger) )?(" + "|".join(RELATIONS) + r"),? ([A-Z][\w'-]+(?: [A-Z][\w'-]+)?)"
+    r"\b[Mm]y (?:(?:best|old|little|big|older|younger) )?((?:ex-|ex |former )?(?:" + "|".join(RELATIONS) + r")),? "
+    r"([A-Z][\w'-]+(?: [A-Z][\w'-]+)?)"
 )
+_FORMER = re.compile(r"^(?:ex |former )")
 
 
 def _tokens(name: str) -> list[str]:
@@ -80,10 +83,39 @@ def _matches(key: tuple[str, ...], other: tuple[str, ...]) -> bool:
     return False
 
 
-def resolve(name: str, kind: EntityKind, known: Sequence[Entity]) -> Entity | None:
+KIN = frozenset(
+    {"sister", "brother", "mother", "father", "mum", "mom", "dad", "son", "daughter", "aunt", "uncle", "cousin",
+     "niece", "nephew", "grandmother", "grandfather", "grandma", "grandpa", "wife", "husband"}
+)  # fmt: skip
+"""Relations that make someone family (known by a first name and this, a full name introduced by another role is
+someone else)."""
+_FAMILY_CONTEXT = re.compile(r"\b(?:family|families|sis|bro|" + "|".join(sorted(KIN)) + r")\b", re.IGNORECASE)
+
+
+def described_as_other(text: str, name: str) -> bool:
+    """Whether ``text`` introduces ``name`` by a role that is not family: "Emma Clarke, the new intern", "Sarah Lowe
+    from the climbing gym" (not "Tomasz Nowak, the family's only engineer")."""
+    described = re.search(
+        re.escape(name) + r"(?:'s)?(?:,\s*(?:the|a|an|our|my|his|her|their)\s+|\s+(?:from|at)\s+)(?P<role>[^,.;!?()]+)",
+        text,
+    )
+    return described is not None and not _FAMILY_CONTEXT.search(described.group("role"))
+
+
+def _family_by_first_name(entity: Entity) -> bool:
+    """Known only by a one-word name and a family relation ("my sister Emma")."""
+    relation = current_relation(entity.facts) or entity.relation or ""
+    return relation.removeprefix("ex-") in KIN and all(len(person_key(n)) == 1 for n in _names(entity))
+
+
+def resolve(
+    name: str, kind: EntityKind, known: Sequence[Entity], *, introduced_as_other: bool = False
+) -> Entity | None:
     """The one known entity ``name`` means, or ``None`` (new, or ambiguous). Exact names and aliases (including
     those learned from the user's merges) first; then, for people, the same name under other titles, and a first
-    or last name alone when exactly one known person has it."""
+    or last name alone when exactly one known person has it. A family member known by a first name only ("my
+    sister Emma") does not take a full name the text introduces as someone else (``introduced_as_other``: "Emma
+    Clarke, the new intern")."""
     wanted = canonical_name(name)
     exact = [e for e in known if wanted in {canonical_name(n) for n in _names(e)}]
     if exact:
@@ -96,7 +128,10 @@ def resolve(name: str, kind: EntityKind, known: Sequence[Entity]) -> Entity | No
     candidates = [
         e
         for e in known
-        if e.kind is EntityKind.PERSON and _compatible(name, e) and any(_matches(key, person_key(n)) for n in _names(e))
+        if e.kind is EntityKind.PERSON
+        and _compatible(name, e)
+        and any(_matches(key, person_key(n)) for n in _names(e))
+        and not (introduced_as_other and len(key) > 1 and _family_by_first_name(e))
     ]
     if len(candidates) == 1:
         return candidates[0]
@@ -105,8 +140,52 @@ def resolve(name: str, kind: EntityKind, known: Sequence[Entity]) -> Entity | No
 
 
 def relations_in(text: str) -> dict[str, str]:
-    """Who the writer names by relation: "my sister Layla" -> {"layla": "sister"} (keys are canonical names)."""
-    return {canonical_name(m.group(2)): m.group(1) for m in _RELATION.finditer(text)}
+    """Who the writer names by relation: "my sister Layla" -> {"layla": "sister"}, "my former boss Tom" ->
+    {"tom": "ex-boss"} (keys are canonical names)."""
+    return {canonical_name(m.group(2)): _FORMER.sub("ex-", m.group(1)) for m in _RELATION.finditer(text)}
+
+
+def match_rule(name: str, target: Entity) -> str:
+    """Which rule made ``name`` mean ``target`` (for the user to see): a learned "alias", the same name under
+    another "title", or a "first name" / "surname" alone."""
+    wanted = canonical_name(name)
+    if wanted in {canonical_name(a) for a in target.aliases}:
+        return "alias"
+    key = person_key(name)
+    others = [person_key(n) for n in _names(target)]
+    if key in others:
+        return "title"
+    if len(key) == 1 and any(len(o) > 1 and o[0] == key[0] for o in others):
+        return "first name"
+    if len(key) == 1 and any(len(o) > 1 and o[-1] == key[0] for o in others):
+        return "surname"
+    return "name"
+
+
+def merge_facts(kept: Sequence[EntityFact], new: Sequence[EntityFact]) -> list[EntityFact]:
+    """An entity's facts after new ones are stated, oldest first: a fact that says what the latest one of its kind
+    says already is not repeated; one that says something else closes it (``valid_until`` = the new one's start)
+    and follows it. Nothing is removed: "my ex-boss Tom" after "my boss Tom" keeps "boss", closed."""
+    merged: list[EntityFact] = []
+    for fact in sorted([*kept, *new], key=lambda f: (f.valid_from, f.learned_at)):
+        latest = next((i for i in range(len(merged) - 1, -1, -1) if merged[i].kind == fact.kind), None)
+        if latest is not None and merged[latest].value == fact.value:
+            continue
+        if latest is not None and merged[latest].valid_until is None:
+            merged[latest] = merged[latest].model_copy(update={"valid_until": fact.valid_from})
+        merged.append(fact)
+    return merged
+
+
+def current_relation(facts: Sequence[EntityFact]) -> str | None:
+    """The latest relation among ``facts`` (how the writer names them now), or ``None``."""
+    relations = [f for f in facts if f.kind == "relation"]
+    return relations[-1].value if relations else None
+
+
+def relation_fact(value: str, when: datetime, entry_id: str | None) -> EntityFact:
+    """A relation stated by an entry: true from the entry's date, current."""
+    return EntityFact(kind="relation", value=value, valid_from=when, entry_id=entry_id)
 
 
 _CAPITALISED = re.compile(r"\b[A-Z][\w'-]*\b")
@@ -136,3 +215,32 @@ def known_mentions(text: str, known: Sequence[Entity], found: set[str]) -> list[
         if entity is not None:
             mentions.append((word, entity))
     return mentions
+
+
+_NICKNAME_CUE = re.compile(
+    r"(?:\b(?:calls?|called) (?:him|her|them)|\bgoes by|\bgo by|\bgoing by|\bknown as|\bnicknamed|\baka)\s+"
+    r"(?P<nick>[A-Z][\w'-]+)"
+)
+_OR_AS = re.compile(r"(?P<full>\b[A-Z][\w'-]+(?: [A-Z][\w'-]+)*), or (?P<nick>[A-Z][\w'-]+) as\b")
+_SHORT_FOR = re.compile(r"(?P<nick>\b[A-Z][\w'-]+) \((?:short for|for) (?P<full>[A-Z][\w'-]+(?: [A-Z][\w'-]+)*)\)")
+
+
+def stated_nicknames(text: str, names: Sequence[str]) -> dict[str, str]:
+    """Nicknames the text states for a named person: "Alexander Petrov; everyone calls him Sasha", "Elizabeth goes
+    by Lizzie", "Robert, or Bobby as the team calls him", "Bobby (short for Robert)". ``names``: the people named in
+    the text; the one a cue speaks of is the nearest named before it in the same sentence (the bracket and the
+    "X, or Y as" forms name both themselves). Returns nickname -> full name."""
+    found: dict[str, str] = {}
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        for match in [*_SHORT_FOR.finditer(sentence), *_OR_AS.finditer(sentence)]:
+            if not {canonical_name(match.group("full")), canonical_name(match.group("nick"))} & _NOT_NAMES:
+                found[match.group("nick")] = match.group("full")
+        for match in _NICKNAME_CUE.finditer(sentence):
+            before = sentence[: match.start()]
+            named = [(before.rfind(n), n) for n in names if n in before]
+            nick = match.group("nick")
+            if named and canonical_name(nick) not in TITLES:
+                full = max(named)[1]
+                if canonical_name(full) != canonical_name(nick):
+                    found[nick] = full
+    return found

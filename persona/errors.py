@@ -28,6 +28,14 @@ class NodeNotFoundError(PersonaError, LookupError):
         super().__init__(f"no node {_short(node_id)}{owner}")
 
 
+class SubjectNotFoundError(PersonaError, LookupError):
+    """Nothing the user has (a person, thing, goal or belief) matches what a "what happened to X?" asks about."""
+
+    def __init__(self, about: str) -> None:
+        self.about = _short(about)
+        super().__init__(f"nothing in your memories is called or about {self.about}: try a name or a goal's words")
+
+
 class UserNotFoundError(PersonaError, LookupError):
     """The user does not exist in the store."""
 

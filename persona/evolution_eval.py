@@ -23,13 +23,21 @@ from typing import Any
 
 import numpy as np
 
-from persona.entities import known_mentions, resolve
+from persona.entities import (
+    described_as_other,
+    known_mentions,
+    merge_facts,
+    relation_fact,
+    relations_in,
+    resolve,
+    stated_nicknames,
+)
 from persona.evolution import POSTPONED, Similarity, detect_belief_changes, detect_goal_changes
 from persona.llm.base import Embedder
 from persona.llm.offline import extract_offline
 from persona.models import Entity, EntityKind, Goal, GoalStatus, Psyche, canonical_name
 
-KINDS = ("goals", "beliefs", "aliases")
+KINDS = ("goals", "beliefs", "aliases", "relations")
 
 
 @dataclass
@@ -60,6 +68,7 @@ class _Journal:
     mentions: dict[str, str] = field(default_factory=dict)  # canonical surface name -> entity id
     goal_changes: list[tuple[str, str, int]] = field(default_factory=list)
     belief_changes: list[tuple[str, int]] = field(default_factory=list)
+    relation_facts: list[tuple[str, str, int]] = field(default_factory=list)  # (entity id, relation, entry)
 
 
 def embedder_similarity(embedder: Embedder) -> Similarity:
@@ -93,10 +102,14 @@ def run_case(case: dict[str, Any], similarity: Similarity | None) -> _Journal:
         when = _when(step["date"])
         extraction = extract_offline(step["text"], occurred_at=when)
         for entity in extraction.entities:
-            _mention(journal, entity.name, entity.kind)
+            _mention(journal, entity.name, entity.kind, other=described_as_other(step["text"], entity.name))
+        people = [e.name for e in extraction.entities if e.kind in (EntityKind.PERSON, EntityKind.THING)]
+        for nick, full in stated_nicknames(step["text"], people).items():
+            _nickname(journal, nick, full)
         extracted = {canonical_name(n) for e in extraction.entities for n in (e.name, *e.name.split())}
         for word, _entity in known_mentions(step["text"], journal.entities, extracted):
             _mention(journal, word, EntityKind.PERSON)
+        _relations(journal, step["text"], when, number)
         active = [g for g in journal.goals if g.status is GoalStatus.ACTIVE]
         for change in detect_goal_changes(step["text"], active, today=when.date(), similarity=similarity):
             goal = next(g for g in journal.goals if g.id == change.goal_id)
@@ -115,15 +128,41 @@ def run_case(case: dict[str, Any], similarity: Similarity | None) -> _Journal:
     return journal
 
 
-def _mention(journal: _Journal, name: str, kind: Any) -> None:
+def _mention(journal: _Journal, name: str, kind: Any, *, other: bool = False) -> None:
     key = canonical_name(name)
-    found = resolve(name, kind, journal.entities)
+    found = resolve(name, kind, journal.entities, introduced_as_other=other)
     if found is None:
         found = Entity(user_id="eval", name=name, kind=kind)
         journal.entities.append(found)
     elif canonical_name(found.name) != key and name not in found.aliases:
         found.aliases = [*found.aliases, name]
     journal.mentions[key] = found.id
+
+
+def _relations(journal: _Journal, text: str, when: datetime, number: int) -> None:
+    """Relations the entry states, kept as the store keeps them (``merge_facts``): a new or changed one is a fact."""
+    for key, relation in relations_in(text).items():
+        entity = next((e for e in journal.entities if e.id == journal.mentions.get(key)), None)
+        if entity is None:
+            continue
+        facts = merge_facts(entity.facts, [relation_fact(relation, when, f"e{number}")])
+        if len(facts) > len(entity.facts):
+            journal.relation_facts.append((entity.id, relation, number))
+        entity.facts = facts
+
+
+def _nickname(journal: _Journal, nick: str, full: str) -> None:
+    """A nickname the entry states joins the full name's entity (as ``resolve_entities`` points it there)."""
+    if canonical_name(full) not in journal.mentions:  # "Robert, or Bobby as ...": named by the statement itself
+        _mention(journal, full, EntityKind.PERSON)
+    full_id = journal.mentions.get(canonical_name(full))
+    holder = next((e for e in journal.entities if e.id == full_id), None)
+    if holder is None:
+        return
+    journal.mentions[canonical_name(nick)] = holder.id
+    holder.aliases = [*holder.aliases, nick]
+    used = set(journal.mentions.values())
+    journal.entities = [e for e in journal.entities if e.id in used]  # the nickname's own entity, if one was made
 
 
 def _merge(journal: _Journal, keep_name: str, drop_name: str) -> None:
@@ -165,6 +204,28 @@ def _score_beliefs(case: dict[str, Any], journal: _Journal, tally: Tally) -> Non
     tally.errors += [f"{case['id']}: missed the change of {b['old']!r}" for b in gold]
 
 
+def _score_relations(case: dict[str, Any], journal: _Journal, tally: Tally) -> None:
+    """Relation facts (who the writer names how, from which entry), scored only in cases that label them."""
+    if "relations" not in case["expect"]:
+        return
+    gold = [
+        (journal.mentions.get(canonical_name(r["name"])), r["relation"], r["entry"])
+        for r in case["expect"]["relations"]
+    ]
+    names = {e.id: e.name for e in journal.entities}
+    for fact in journal.relation_facts:
+        if fact in gold:
+            tally.tp += 1
+            gold.remove(fact)
+        else:
+            tally.fp += 1
+            tally.errors.append(f"{case['id']}: wrongly {fact[1]!r} for {names.get(fact[0])!r} at entry {fact[2]}")
+    tally.fn += len(gold)
+    tally.errors += [
+        f"{case['id']}: missed {r!r} for {names.get(i, 'an unknown name')!r} at entry {n}" for i, r, n in gold
+    ]
+
+
 def _pairs(groups: Iterable[Iterable[str]]) -> set[frozenset[str]]:
     pairs = set()
     for group in groups:
@@ -199,6 +260,7 @@ def evaluate_evolution(path: Path, *, embedder: Embedder | None = None) -> dict[
         _score_goals(case, journal, tallies["goals"])
         _score_beliefs(case, journal, tallies["beliefs"])
         _score_aliases(case, journal, tallies["aliases"])
+        _score_relations(case, journal, tallies["relations"])
     elapsed = time.perf_counter() - started
     return {
         "file": str(path),
@@ -223,7 +285,7 @@ def format_evolution_report(report: dict[str, Any], *, details: bool = False) ->
     ]
     for kind, row in report["kinds"].items():
         lines.append(
-            f"{kind:<8} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['tp']:>4} {row['fp']:>4} {row['fn']:>4}"
+            f"{kind:<9} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['tp']:>4} {row['fp']:>4} {row['fn']:>4}"
         )
     if details:
         lines += ["", *report["errors"]]

@@ -8,7 +8,7 @@ id would hand that choice to whoever wrote the text. So every tool works on the 
 anyway must be that user, or the call is refused with a message saying how to serve another one.
 
 Tools: ``add_entry``, ``search_memories`` (types, dates, ``as_of``), ``read_timeline``, ``get_user_context``,
-``ask``. Resources: ``persona://goals/active`` (the active goals) and ``persona://context``.
+``ask``, ``what_happened``. Resources: ``persona://goals/active`` (the active goals) and ``persona://context``.
 Errors a person can act on (an empty text, a bad date, an unknown type) come back as tool errors with Persona's
 own message; stdout carries only the protocol, so logs go to stderr.
 """
@@ -40,6 +40,7 @@ from persona.errors import PersonaError
 from persona.ingest import ingest_entry
 from persona.llm.base import Provider
 from persona.store.base import Store
+from persona.threads import thread_about, thread_dict
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,14 @@ class MemoryServer:
             instructions=INSTRUCTIONS.format(user=self.user_id),
             version=_version(),
         )
-        for tool in (self.add_entry, self.search_memories, self.read_timeline, self.get_user_context, self.ask):
+        for tool in (
+            self.add_entry,
+            self.search_memories,
+            self.read_timeline,
+            self.get_user_context,
+            self.ask,
+            self.what_happened,
+        ):
             server.add_tool(_persona_errors(tool))
         server.resource("persona://goals/active", name="active-goals", mime_type="application/json")(
             _persona_errors(self.active_goals_resource)
@@ -173,6 +181,17 @@ class MemoryServer:
             "cited_ids": reply.cited_ids,
             "sources": [result_dict(s, rank) for rank, s in enumerate(reply.sources, start=1) if s.id in cited],
         }
+
+    def what_happened(
+        self,
+        about: Annotated[
+            str, Field(description="a person, thing, goal or belief, as the user names it: Amir, my thesis")
+        ],
+        user_id: UserIdArg = None,
+    ) -> dict[str, Any]:
+        """What happened to something: the entries that mention it (a person by any of their names, a goal, a
+        belief), oldest first, each with the changes it made (a goal done or dropped, a belief replaced)."""
+        return thread_dict(thread_about(self.store, self.check_user(user_id), about))
 
     # -- resources -----------------------------------------------------------------------------------------------
     def active_goals_resource(self) -> str:

@@ -309,6 +309,25 @@ class Passage(Memory):
     position: int = Field(ge=0)
 
 
+class EntityFact(Model):
+    """Something kept about an entity (``kind`` "relation": how the writer names them, "sister", "ex-boss"), with
+    when it became true (``valid_from``, the stating entry's date), when it stopped (``valid_until``; empty while
+    current: a later relation closes it, and it is kept) and when Persona learned it."""
+
+    id: str = Field(default_factory=new_id)
+    kind: str = Field(default="relation", max_length=40)
+    value: str = Field(max_length=40)
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime | None = None
+    learned_at: AwareDatetime = Field(default_factory=utc_now)
+    entry_id: str | None = None
+
+    @property
+    def current(self) -> bool:
+        """Whether it is still true."""
+        return self.valid_until is None
+
+
 class Entity(Node):
     """A person, place, organisation, topic or thing. One node per canonical name per user."""
 
@@ -320,6 +339,14 @@ class Entity(Node):
     relation: str | None = Field(default=None, max_length=40, description="how the writer names them: sister, boss")
     merges: list[dict[str, Any]] = Field(
         default_factory=list, description="what each merge into this entity took in, so a split can undo it exactly"
+    )
+    facts: list[EntityFact] = Field(
+        default_factory=list, description="dated facts about it (relations), oldest first; closed ones are kept"
+    )
+    matches: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="each automatic name match that landed a mention on it (rule, entry, what it was before), so "
+        "the match can be seen and undone exactly",
     )
 
     def model_post_init(self, __context: Any) -> None:

@@ -23,7 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from persona.entities import known_mentions, relations_in, resolve
+from persona.entities import (
+    described_as_other,
+    known_mentions,
+    match_rule,
+    relation_fact,
+    relations_in,
+    resolve,
+    stated_nicknames,
+)
 from persona.errors import ValidationError
 from persona.evolution import (
     POSTPONED,
@@ -47,6 +55,8 @@ from persona.models import (
     Psyche,
     Revision,
     canonical_name,
+    new_id,
+    utc_now,
 )
 from persona.store.base import Store
 
@@ -286,32 +296,157 @@ def changes_of(store: Store, user_id: str, *, limit: int = 200) -> list[tuple[Ev
 def resolve_entities(store: Store, entry: Entry, batch: MemoryBatch, known: list[Entity] | None = None) -> list[Entity]:
     """Point the batch's entities at the user's entity each one means (the store then merges them, keeping the new
     name as an alias), add mentions of known people the extractor could not tell from a capitalised word, and keep
-    relations ("my sister Layla"). Reads only. ``known``: the user's entities when the caller has them (entries of
-    one import chunk see each other's); returns them with this batch's new ones added."""
+    relations ("my sister Layla") as dated facts. Each match a rule made is recorded on the entity it lands on (see
+    ``unmatch_entity``), so the user can see it and undo it. Reads only. ``known``: the user's entities when the
+    caller has them (entries of one import chunk see each other's); returns them with this batch's new ones added."""
     if known is None:
         known = [e for e in store.list_nodes(entry.user_id, NodeType.ENTITY, limit=ALL) if isinstance(e, Entity)]
     relations = relations_in(entry.text)
+    people = [e.name for e in batch.entities if e.kind in (EntityKind.PERSON, EntityKind.THING)]
+    nicknames = {canonical_name(nick): (nick, full) for nick, full in stated_nicknames(entry.text, people).items()}
     seen: list[Entity] = list(known)
     resolved: list[Entity] = []
+    named: list[Entity] = []  # nicknames the entry states: resolved once the full names are
     for entity in batch.entities:
-        target = resolve(entity.name, entity.kind, seen)
-        update: dict[str, Any] = {}
+        if entity.canonical in nicknames:
+            named.append(entity)
+            continue
+        target = resolve(
+            entity.name, entity.kind, seen, introduced_as_other=described_as_other(entry.text, entity.name)
+        )
+        if entity.canonical in relations:
+            fact = relation_fact(relations[entity.canonical], entry.occurred_at, entry.id)
+            entity = entity.model_copy(update={"relation": fact.value, "facts": [fact]})
         if target is not None and target.canonical != entity.canonical:
-            update["canonical"] = target.canonical
-        if entity.canonical in relations and target is None:
-            update["relation"] = relations[entity.canonical]
-        entity = entity.model_copy(update=update) if update else entity
+            entity = _matched(entity, target, entry, relation=entity.canonical in relations)
         resolved.append(entity)
         if target is None:
             seen.append(entity)
+    given = {e.id for e in batch.entities}
+    resolved += _stated_nicknames(entry, resolved, named, nicknames)
+    _learn_nicknames(seen, resolved)
     batch.entities[:] = resolved
     extracted = {canonical_name(n) for e in resolved for n in (e.name, *e.name.split())}
     episode = batch.episodes[0]
+    for entity in resolved:
+        if entity.id not in given:  # a full name only the nickname statement named
+            batch.links.append(Link(type=LinkType.MENTIONS, source_id=episode.id, target_id=entity.id))
+            seen.append(entity)
     for word, target in known_mentions(entry.text, seen, extracted):
-        mention = Entity(user_id=entry.user_id, name=word, kind=EntityKind.PERSON, canonical=target.canonical)
+        mention = Entity(user_id=entry.user_id, name=word, kind=EntityKind.PERSON)
+        if mention.canonical != target.canonical:
+            mention = _matched(mention, target, entry)
         batch.entities.append(mention)
         batch.links.append(Link(type=LinkType.MENTIONS, source_id=episode.id, target_id=mention.id))
+    _record_sources(batch)
     return seen
+
+
+def _matched(entity: Entity, target: Entity, entry: Entry, *, relation: bool = False) -> Entity:
+    """``entity`` pointed at ``target``, with a record of the match. A name already learned as the target's alias
+    is an ordinary mention (recording each would grow the entity with every entry): it is recorded only when it
+    states a fact (a relation) the undo must take back."""
+    rule = match_rule(entity.name, target) + (" (relation)" if relation else "")
+    if rule == "alias":
+        return entity.model_copy(update={"canonical": target.canonical})
+    match = _match_record(entity, entry, rule)
+    return entity.model_copy(update={"canonical": target.canonical, "matches": [match]})
+
+
+def _stated_nicknames(
+    entry: Entry, resolved: list[Entity], named: list[Entity], nicknames: dict[str, tuple[str, str]]
+) -> list[Entity]:
+    """The entry's nickname mentions pointed at the person it says they name ("Sasha" at Alexander Petrov), each a
+    recorded match; they come after the full names, so the store merges them into the full name's entity. A stated
+    nickname the extractor did not take as a mention becomes an alias of the full name."""
+    by_name = {canonical_name(e.name): i for i, e in enumerate(resolved)}
+    for _nick, full in nicknames.values():
+        if canonical_name(full) not in by_name:  # "Robert, or Bobby as ...": a name the extractor did not take
+            by_name[canonical_name(full)] = len(resolved)
+            resolved.append(Entity(user_id=entry.user_id, name=full, kind=EntityKind.PERSON))
+    for key, (nick, full) in nicknames.items():
+        index = by_name.get(canonical_name(full))
+        if index is not None and not any(e.canonical == key for e in named):
+            holder = resolved[index]
+            resolved[index] = holder.model_copy(update={"aliases": sorted({*holder.aliases, nick})})
+    pointed = []
+    for entity in named:
+        index = by_name.get(canonical_name(nicknames[entity.canonical][1]))
+        if index is None:
+            pointed.append(entity)  # the full name is not a mention of this entry: the nickname stands alone
+            continue
+        match = _match_record(entity, entry, "stated nickname")
+        pointed.append(entity.model_copy(update={"canonical": resolved[index].canonical, "matches": [match]}))
+    return pointed
+
+
+def _learn_nicknames(seen: list[Entity], resolved: list[Entity]) -> None:
+    """Give the known entities (the ones later entries of an import chunk resolve against) the names this batch
+    lands on them, so a nickname stated in one entry is known in the next."""
+    index = {e.canonical: i for i, e in enumerate(seen)}
+    for entity in resolved:
+        i = index.get(entity.canonical)
+        if i is None:
+            continue
+        names = {*entity.aliases, entity.name} - {seen[i].name}
+        if not names <= set(seen[i].aliases):
+            seen[i] = seen[i].model_copy(update={"aliases": sorted({*seen[i].aliases, *names})})
+
+
+def _match_record(entity: Entity, entry: Entry, rule: str) -> dict[str, Any]:
+    """What undoing a name match needs: the mention as its own entity (its own name and facts), the rule, the
+    entry that caused it (the store adds what the matched entity was before)."""
+    return {
+        "id": new_id(),
+        "name": entity.name,
+        "rule": rule,
+        "entry_id": entry.id,
+        "at": entry.occurred_at.isoformat(),
+        "learned_at": utc_now().isoformat(),
+        "entity": entity.model_dump(mode="json", exclude={"embedding", "matches"}),
+    }
+
+
+def _record_sources(batch: MemoryBatch) -> None:
+    """Add to each name match the batch's nodes that mention it (``sources``), and those an undo takes away from
+    the matched entity (``moved``: not also mentioning it by another name in this batch)."""
+    mentions = [lk for lk in batch.links if lk.type is LinkType.MENTIONS]
+    by_canonical: dict[str, set[str]] = {}
+    for entity in batch.entities:
+        by_canonical.setdefault(entity.canonical, set()).add(entity.id)
+    for entity in batch.entities:
+        if not entity.matches:
+            continue
+        others = by_canonical[entity.canonical] - {entity.id}
+        sources = {lk.source_id for lk in mentions if lk.target_id == entity.id}
+        shared = {lk.source_id for lk in mentions if lk.target_id in others}
+        entity.matches[-1] |= {"sources": sorted(sources), "moved": sorted(sources - shared)}
+
+
+def name_matches(store: Store, user_id: str) -> list[tuple[Entity, dict[str, Any]]]:
+    """The user's automatic name matches, newest first: (the entity the mention landed on, the match's record: the
+    name as written, the rule, the entry, when)."""
+    found = [
+        (entity, match)
+        for entity in store.list_nodes(user_id, NodeType.ENTITY, limit=ALL)
+        if isinstance(entity, Entity)
+        for match in entity.matches
+    ]
+    found.sort(key=lambda pair: (pair[1]["at"], pair[1]["learned_at"]), reverse=True)
+    return found
+
+
+def undo_name_match(
+    store: Store, embedder: Embedder | None, user_id: str, entity_id: str, match_id: str
+) -> tuple[Entity, Entity]:
+    """Undo an automatic name match exactly (``Store.unmatch_entity``): the mention is its own entity again, with
+    the matching entry's mentions and a vector of its name. Returns (matched, restored)."""
+    entity = store.get_node(user_id, entity_id)
+    match = next((m for m in getattr(entity, "matches", []) if m.get("id") == match_id), None)
+    embedding = None
+    if match is not None and embedder is not None:
+        embedding = embedder.embed([match["entity"]["name"]])[0]
+    return store.unmatch_entity(user_id, entity_id, match_id, embedding=embedding)
 
 
 USER_CONTEXT_ITEMS = 30
@@ -341,13 +476,32 @@ def overdue_goals(goals: Sequence[Goal], today: date) -> list[Goal]:
 def undo_changes_of_entry(store: Store, user_id: str, entry_id: str) -> int:
     """Before an entry is deleted: undo the changes it caused (a goal it marked done is active again, a belief it
     replaced is current again), so deleting what the user wrote never leaves a change without its reason. A change
-    that later changes build on is left as it is. Returns how many were undone."""
+    that later changes build on is left as it is; so are the name matches it made. Returns how many were undone."""
     undone = 0
     for node, revision in changes_of(store, user_id, limit=ALL):
         if revision.entry_id == entry_id and node.revisions[-1].id == revision.id:
             undo_change(store, user_id, node.id, revision.id)
             undone += 1
-    return undone
+    return undone + _undo_matches_of_entry(store, user_id, entry_id)
+
+
+def _undo_matches_of_entry(store: Store, user_id: str, entry_id: str) -> int:
+    """Undo the name matches an entry made (latest first), so the entities it landed on lose the aliases and facts
+    it gave them; the mentions made their own entities again go with the entry. A match later ones build on stays."""
+    undone = 0
+    while True:
+        undoable = [
+            (entity, match)
+            for entity, match in name_matches(store, user_id)
+            if match["entry_id"] == entry_id
+            and entity.matches[-1]["id"] == match["id"]
+            and len(entity.merges) == match["before"]["merges"]
+        ]
+        if not undoable:
+            return undone
+        entity, match = undoable[0]
+        store.unmatch_entity(user_id, entity.id, match["id"])
+        undone += 1
 
 
 def delete_with_changes(store: Store, user_id: str, node_id: str) -> int:

@@ -347,6 +347,8 @@ CHANGE_LINKS = (LinkType.SUPERSEDES, LinkType.CHANGED_BY)
 
 def _with_revision_ids(node: AnyNode, ids: dict[str, str]) -> AnyNode:
     """A memory whose revisions name the causing entry and the replacing memory by their ids in the target."""
+    if isinstance(node, Entity):
+        return _with_entity_ids(node, ids)
     revisions = getattr(node, "revisions", None)
     if not revisions:
         return node
@@ -357,6 +359,25 @@ def _with_revision_ids(node: AnyNode, ids: dict[str, str]) -> AnyNode:
         for r in revisions
     ]
     return node.model_copy(update={"revisions": moved})
+
+
+def _with_entity_ids(entity: Entity, ids: dict[str, str]) -> Entity:
+    """An entity whose dated facts and name matches name entries and mentions by their ids in the target (a match
+    the restored user undoes moves the target's mentions)."""
+    if not entity.facts and not entity.matches:
+        return entity
+    facts = [f.model_copy(update={"entry_id": ids.get(f.entry_id or "", f.entry_id)}) for f in entity.facts]
+    matches = [
+        m
+        | {
+            "entry_id": ids.get(m.get("entry_id") or "", m.get("entry_id")),
+            "sources": [ids.get(i, i) for i in m.get("sources", [])],
+            "moved": [ids.get(i, i) for i in m.get("moved", [])],
+            "entity": {**m.get("entity", {}), "user_id": entity.user_id},
+        }
+        for m in entity.matches
+    ]
+    return entity.model_copy(update={"facts": facts, "matches": matches})
 
 
 def _batch(by_type: dict[NodeType, list[AnyNode]], entities: list[Entity], links: list[Link]) -> MemoryBatch:

@@ -610,6 +610,28 @@ def change_rows(store: Store, user_id: str, *, limit: int = 200) -> list[dict[st
     return rows
 
 
+def name_match_rows(store: Store, user_id: str) -> list[dict[str, object]]:
+    """The automatic name matches, newest first, as the Changes page lists them: the name as written, who it was
+    taken for, by which rule, when, and whether it can be undone now (only an entity's latest match can)."""
+    from persona.revisions import name_matches  # imported here: revisions imports ingest, which views imports too
+
+    rows: list[dict[str, object]] = []
+    for entity, match in name_matches(store, user_id):
+        rows.append(
+            {
+                "entity_id": entity.id,
+                "match_id": match["id"],
+                "date": datetime.fromisoformat(match["at"]),
+                "name": match["name"],
+                "entity": entity.name,
+                "rule": match["rule"],
+                "entry_id": match["entry_id"],
+                "undoable": entity.matches[-1]["id"] == match["id"] and len(entity.merges) == match["before"]["merges"],
+            }
+        )
+    return rows
+
+
 def _memory_words(node: AnyNode) -> str:
     return node.title if isinstance(node, Goal) else node_text(node)
 

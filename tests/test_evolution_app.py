@@ -60,3 +60,18 @@ def test_home_lists_what_changed_lately(sqlite_store: SqliteStore, provider: Off
     assert "What changed lately" in [h.value for h in at.subheader]
     shown = texts(at)
     assert "I love coffee → I quit coffee" in shown and "changed your mind on" in shown and "dropped on" in shown
+
+
+def test_changes_page_lists_a_name_match_and_undoes_it(sqlite_store: SqliteStore, provider: OfflineProvider) -> None:
+    for n, text in ((1, "Lunch with Dr. Amir Haddad."), (4, "Amir called about the grant.")):
+        assert ingest_entry(sqlite_store, provider, "demo", text, occurred_at=day(n)).ok
+    at = run(page_test("changes"))
+    assert "Names taken for someone you know" in [h.value for h in at.subheader]
+    shown = texts(at)
+    assert "“Amir” → Dr\\. Amir Haddad (first name)" in shown and "No changes yet" not in shown
+    [amir] = [e for e in sqlite_store.list_nodes("demo", NodeType.ENTITY) if e.name == "Dr. Amir Haddad"]
+    at.button(key=f"match_undo-{amir.matches[0]['id']}").click()
+    run(at)
+    names = {e.name for e in sqlite_store.list_nodes("demo", NodeType.ENTITY)}
+    assert "Amir" in names and sqlite_store.get_node("demo", amir.id).matches == []
+    assert "Names taken for someone you know" not in [h.value for h in run(page_test("changes")).subheader]

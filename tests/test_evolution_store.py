@@ -7,13 +7,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
-from persona.actions import delete_node
+from persona.actions import delete_node, undo_name_match
 from persona.api import create_app
 from persona.chat import build_messages, user_context_xml
 from persona.context import format_context
 from persona.dates import day_text
+from persona.errors import ValidationError
 from persona.ingest import ingest_entry
 from persona.llm.offline import OfflineProvider
 from persona.models import Goal, GoalStatus, LinkType, NodeType, Psyche
@@ -21,6 +23,7 @@ from persona.retrieval import RetrievalQuery, retrieve
 from persona.revisions import changes_of, confirm_change, evolve, thread, undo_change
 from persona.store.base import Store
 from persona.transfer import restore_export
+from persona.views import name_match_rows
 from tests.factories import day
 from tests.test_api import AUTH, SETTINGS
 
@@ -201,3 +204,131 @@ def test_what_happened_to_a_goal_or_a_person_in_time_order(store: Store, user: s
     two = _ingest(store, provider, user, "Prof. Okonkwo approved my plan.", 52)
     [okonkwo] = [e for e in store.list_nodes(user, NodeType.ENTITY) if e.name == "Professor Okonkwo"]
     assert [e.id for e in thread(store, user, okonkwo.id)] == [one.entry.id, two.entry.id]
+
+
+def _without_entry(export: dict[str, Any], entry_id: str, extra_ids: set[str]) -> dict[str, Any]:
+    """An export without one entry's nodes (and ``extra_ids``) and the links touching them."""
+    gone = {n["id"] for n in export["nodes"] if n["id"] == entry_id or n.get("entry_id") == entry_id} | extra_ids
+    return export | {
+        "nodes": [n for n in export["nodes"] if n["id"] not in gone],
+        "links": [lk for lk in export["links"] if lk["source_id"] not in gone and lk["target_id"] not in gone],
+    }
+
+
+def test_an_automatic_name_match_is_recorded_and_undone_exactly(store: Store, user: str, provider):
+    _ingest(store, provider, user, "Lunch with Dr. Amir Haddad and my boss Tom Baker.", 1)
+    before = _export(store, user)
+    second = _ingest(store, provider, user, "Amir called about the grant. My ex-boss Tom wrote too.", 5)
+    people = {e.name: e for e in store.list_nodes(user, NodeType.ENTITY)}
+    assert not {"Amir", "Tom"} & set(people)
+    amir, tom = people["Dr. Amir Haddad"], people["Tom Baker"]
+    [match] = amir.matches
+    assert (match["name"], match["rule"], match["entry_id"]) == ("Amir", "first name", second.entry.id)
+    assert tom.matches[0]["rule"] == "first name (relation)" and tom.relation == "ex-boss"
+    episode = second.batch.episodes[0].id
+    rows = {row["name"]: row for row in name_match_rows(store, user)}
+    assert rows["Amir"]["entity"] == "Dr. Amir Haddad" and rows["Amir"]["undoable"] is True
+
+    restored = undo_name_match(store, provider.embedder, user, amir.id, match["id"])
+    restored_tom = undo_name_match(store, provider.embedder, user, tom.id, tom.matches[0]["id"])
+    assert (restored.name, restored_tom.name, restored_tom.relation) == ("Amir", "Tom", "ex-boss")
+    for entity in (restored, restored_tom):
+        mentions = store.neighbours(user, [entity.id], link_types=[LinkType.MENTIONS])
+        assert {lk.source_id for lk in mentions} == {episode}
+    assert not [
+        lk
+        for lk in store.neighbours(user, [amir.id, tom.id], link_types=[LinkType.MENTIONS])
+        if lk.source_id == episode
+    ]
+    after = _export(store, user)
+    # The export before the entry's match == the export after the undo, but for the entry and the mentions it made.
+    assert _without_entry(after, second.entry.id, {restored.id, restored_tom.id}) == before
+    assert name_match_rows(store, user) == []
+
+
+def test_only_the_latest_name_match_can_be_undone_and_a_refusal_changes_nothing(store: Store, user: str, provider):
+    _ingest(store, provider, user, "Lunch with Dr. Amir Haddad.", 1)
+    _ingest(store, provider, user, "Haddad called.", 2)
+    _ingest(store, provider, user, "Amir wrote back.", 3)
+    [amir] = [e for e in store.list_nodes(user, NodeType.ENTITY) if e.name == "Dr. Amir Haddad"]
+    assert [m["name"] for m in amir.matches] == ["Haddad", "Amir"]
+    before = _export(store, user)
+    with pytest.raises(ValidationError, match="only the latest"):
+        undo_name_match(store, provider.embedder, user, amir.id, amir.matches[0]["id"])
+    with pytest.raises(ValidationError, match="no name match"):
+        undo_name_match(store, provider.embedder, user, amir.id, "not-a-match")
+    assert _export(store, user) == before
+    rows = {row["name"]: row["undoable"] for row in name_match_rows(store, user)}
+    assert rows == {"Haddad": False, "Amir": True}
+
+
+def test_a_changed_relation_closes_the_old_fact_and_keeps_it(store: Store, user: str, provider):
+    first = _ingest(store, provider, user, "Dinner with my boss Tom Baker.", 1)
+    second = _ingest(store, provider, user, "My ex-boss Tom Baker called today.", 30)
+    [tom] = [e for e in store.list_nodes(user, NodeType.ENTITY) if e.name == "Tom Baker"]
+    boss, ex_boss = tom.facts
+    assert (boss.value, boss.valid_from, boss.valid_until, boss.entry_id) == ("boss", day(1), day(30), first.entry.id)
+    assert (ex_boss.value, ex_boss.valid_from, ex_boss.current, ex_boss.entry_id) == (
+        "ex-boss", day(30), True, second.entry.id
+    )  # fmt: skip
+    assert boss.learned_at <= ex_boss.learned_at and tom.relation == "ex-boss"
+    _ingest(store, provider, user, "Saw my ex-boss Tom Baker again.", 40)  # the same relation again: kept once
+    [tom] = [e for e in store.list_nodes(user, NodeType.ENTITY) if e.name == "Tom Baker"]
+    assert [f.value for f in tom.facts] == ["boss", "ex-boss"]
+
+
+def test_deleting_an_entry_undoes_its_name_matches_exactly(store: Store, user: str, provider):
+    _ingest(store, provider, user, "Lunch with Dr. Amir Haddad and my boss Tom Baker.", 1)
+    before = _export(store, user)
+    second = _ingest(store, provider, user, "Amir called. My ex-boss Tom wrote too.", 5)
+    assert _export(store, user) != before
+    delete_node(store, user, second.entry.id)
+    assert _export(store, user) == before  # no alias, fact or match of the deleted entry is left behind
+
+
+def test_a_stated_nickname_lands_later_mentions_on_the_person_and_can_be_undone(store: Store, user: str, provider):
+    _ingest(store, provider, user, "Met Ines Duarte at the fair; everyone calls her Nessa.", 1)
+    _ingest(store, provider, user, "Nessa sent me the photos from the fair.", 3)
+    _ingest(store, provider, user, "Margaret, or Peggy as the choir calls her, sang the solo.", 5)
+    _ingest(store, provider, user, "Peggy brought cake to rehearsal.", 7)
+    people = {e.name: e for e in store.list_nodes(user, NodeType.ENTITY)}
+    assert not {"Nessa", "Peggy"} & set(people)
+    for full, nick in (("Ines Duarte", "Nessa"), ("Margaret", "Peggy")):
+        assert nick in people[full].aliases
+        mentions = store.neighbours(user, [people[full].id], link_types=[LinkType.MENTIONS])
+        assert len({lk.source_id for lk in mentions}) == 2  # both entries' episodes
+    ines = people["Ines Duarte"]
+    # The statement is the match; the later "Nessa" is an ordinary mention of a known name (not recorded again).
+    [match] = ines.matches
+    assert (match["name"], match["rule"]) == ("Nessa", "stated nickname")
+    undo_name_match(store, provider.embedder, user, ines.id, match["id"])
+    people = {e.name: e for e in store.list_nodes(user, NodeType.ENTITY)}
+    assert "Nessa" in people and "Nessa" not in people["Ines Duarte"].aliases
+
+
+def test_a_first_name_sister_is_not_joined_with_a_stranger_of_that_name(store: Store, user: str, provider):
+    _ingest(store, provider, user, "My sister Emma is starting uni next week.", 1)
+    _ingest(store, provider, user, "Emma Clarke, the new intern at work, seems nervous but bright.", 4)
+    _ingest(store, provider, user, "Phoned my sister Anna tonight.", 6)
+    _ingest(store, provider, user, "Anna Whitfield is officially a doctor! So proud of my little sister.", 9)
+    people = {e.name: e for e in store.list_nodes(user, NodeType.ENTITY)}
+    assert {"Emma", "Emma Clarke", "Anna"} <= set(people) and "Anna Whitfield" not in people
+    assert people["Emma"].relation == "sister" and people["Emma Clarke"].relation is None
+    assert "Anna Whitfield" in people["Anna"].aliases
+
+
+def test_a_name_match_restored_into_another_user_is_undone_there_only(store: Store, user: str, provider):
+    _ingest(store, provider, user, "Lunch with Dr. Amir Haddad.", 1)
+    second = _ingest(store, provider, user, "Amir called about the grant.", 4)
+    copy = f"{user}-copy"
+    restore_export(store, provider.embedder, store.export_user(user), user_id=copy)
+    original = _export(store, user)
+    [amir] = [e for e in store.list_nodes(copy, NodeType.ENTITY) if e.name == "Dr. Amir Haddad"]
+    [match] = amir.matches
+    assert match["entry_id"] != second.entry.id  # the copy's own entry
+    restored = undo_name_match(store, provider.embedder, copy, amir.id, match["id"])
+    assert restored.user_id == copy and restored.name == "Amir"
+    [episode] = [n for n in store.list_nodes(copy, NodeType.EPISODE) if n.entry_id == match["entry_id"]]
+    mentions = store.neighbours(copy, [restored.id], link_types=[LinkType.MENTIONS])
+    assert {lk.source_id for lk in mentions} == {episode.id}
+    assert _export(store, user) == original  # the original user is untouched

@@ -24,7 +24,7 @@ from persona.models import NodeType
 from persona.store.sqlite import SqliteStore
 from tests.factories import day
 
-TOOLS = {"add_entry", "search_memories", "read_timeline", "get_user_context", "ask"}
+TOOLS = {"add_entry", "search_memories", "read_timeline", "get_user_context", "ask", "what_happened"}
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -196,3 +196,19 @@ def test_an_unknown_user_is_refused_before_serving(home):
         timeout=60,
     )
     assert result.returncode == 2 and result.stderr.startswith("error: no user 'nobody'") and result.stdout == ""
+
+
+def test_what_happened_tells_a_thread_of_the_servers_user_only(home):
+    async def scenario(session: ClientSession):
+        return {
+            "sarah": await call(session, "what_happened", about="Sarah"),
+            "bobs": await error(session, "what_happened", about="xylophone recital"),
+            "empty": await error(session, "what_happened", about=" "),
+        }
+
+    out = run(home, scenario)
+    assert out["sarah"]["subject"]["title"] == "Sarah" and out["sarah"]["subject"]["type"] == "Entity"
+    assert [e["occurred_at"][:10] for e in out["sarah"]["entries"]] == ["2024-03-01"]
+    assert "Sintra" in out["sarah"]["entries"][0]["text"] and "[" in out["sarah"]["text"]
+    assert "nothing in your memories" in out["bobs"]  # Bob's recital is not Maya's
+    assert "empty" in out["empty"]

@@ -59,14 +59,14 @@ def _as_this_release(export: dict[str, Any]) -> dict[str, Any]:
         if node["type"] in ("Psyche", "Goal"):
             node = migrations.with_validity(node)
         elif node["type"] == "Entity":
-            node = node | {"relation": None, "merges": []}
+            node = node | {"relation": None, "merges": [], "facts": [], "matches": []}
         nodes.append(node)
     return _sorted_export(export | {"nodes": nodes})
 
 
 def _validity_removed(nodes: dict[str, Any]) -> dict[str, Any]:
     """Raw node rows with the fields migration 002 added taken out of the bodies (compared as data, not bytes)."""
-    added = ("valid_from", "valid_until", "learned_at", "revisions")
+    added = ("valid_from", "valid_until", "learned_at", "revisions", "facts", "matches")
     rows = {}
     for node_id, (kind, user_id, body, embedding) in nodes.items():
         data = json.loads(body)
@@ -102,11 +102,11 @@ def test_release_fixture_opens_migrated_with_nothing_lost(release_copy: Path):
     finally:
         store.close()
     after = _raw_rows(release_copy)
-    changed = {i for i, row in before["nodes"].items() if row[0] in ("Psyche", "Goal")}
+    changed = {i for i, row in before["nodes"].items() if row[0] in ("Psyche", "Goal", "Entity")}
     assert {i: r for i, r in after["nodes"].items() if i not in changed} == {
         i: r for i, r in before["nodes"].items() if i not in changed
     }  # every other body and every vector byte for byte
-    assert _validity_removed(after["nodes"]) == _validity_removed(before["nodes"])  # Psyche/Goal: only fields added
+    assert _validity_removed(after["nodes"]) == _validity_removed(before["nodes"])  # only fields added
     assert after["links"] == before["links"] and after["users"] == before["users"]
     assert after["state"] == ([s.name for s in migrations.SQLITE.steps], migrations.SQLITE.version, True)
     reopened = SqliteStore(release_copy, embedder=HashEmbedder().info)
@@ -355,11 +355,69 @@ def test_release_fixture_memories_gain_their_time_fields_on_both_stores(release_
                 for r in session.run("MATCH (n:Goal {user_id: $u}) RETURN n.body AS body", u=user_id).data()
             )
             assert "002_memory_validity" in migrations.neo4j_state(session)[0]
-            migrations.NEO4J.steps[-1].apply(session)
+            [validity] = [step for step in migrations.NEO4J.steps if step.name == "002_memory_validity"]
+            validity.apply(session)
             bodies = [
                 json.loads(r["body"])
                 for r in session.run("MATCH (n:Goal {user_id: $u}) RETURN n.body AS body", u=user_id).data()
             ]
         assert bodies and all(b["valid_from"] == b["occurred_at"] and b["valid_until"] is None for b in bodies)
+    finally:
+        neo4j.delete_user(user_id)
+
+
+def test_release_fixture_entities_gain_dated_facts_on_both_stores(release_copy: Path, neo4j_store_factory):
+    """SQLite 004 / Neo4j 003: every Entity body gains ``facts`` and ``matches``; a relation kept undated (as the
+    release after 003 stored "my sister Layla") becomes a current fact, true and learned since the entity was
+    stored."""
+    with sqlite3.connect(release_copy) as conn:
+        entity_id, body = conn.execute("SELECT id, body FROM nodes WHERE type = 'Entity' ORDER BY id").fetchone()
+        conn.execute(
+            "UPDATE nodes SET body = ? WHERE id = ?", (json.dumps(json.loads(body) | {"relation": "sister"}), entity_id)
+        )
+    conn.close()
+    SqliteStore(release_copy, embedder=HashEmbedder().info).close()
+    with sqlite3.connect(release_copy) as conn:
+        bodies = {i: json.loads(b) for i, b in conn.execute("SELECT id, body FROM nodes WHERE type = 'Entity'")}
+    conn.close()
+    assert len(bodies) == 10 and all(b["matches"] == [] for b in bodies.values())
+    [fact] = bodies[entity_id]["facts"]
+    created = bodies[entity_id]["created_at"]
+    assert (fact["kind"], fact["value"], fact["valid_from"], fact["valid_until"], fact["learned_at"]) == (
+        "relation", "sister", created, None, created
+    )  # fmt: skip
+    assert all(b["facts"] == [] for i, b in bodies.items() if i != entity_id)
+    store = SqliteStore(release_copy, embedder=HashEmbedder().info)
+    try:
+        [entity] = store.get_nodes(bodies[entity_id]["user_id"], [entity_id])
+        assert entity.relation == "sister" and entity.facts[0].current
+    finally:
+        store.close()
+
+    neo4j = neo4j_store_factory()
+    user_id = "ada"
+    neo4j.delete_user(user_id)
+    try:
+        restore_export(neo4j, HashEmbedder(), FIXTURE_EXPORT["users"][user_id])
+        entity_ids = [e.id for e in neo4j.list_nodes(user_id, NodeType.ENTITY)]
+        release = {n["id"]: n for n in FIXTURE_EXPORT["users"][user_id]["nodes"]}
+        with neo4j._driver.session(database=neo4j.database) as session:
+            # Put back bodies as the release before this migration held them (a relation, no facts), then migrate.
+            rows = [
+                {
+                    "id": i,
+                    "body": json.dumps({k: v for k, v in release[i].items() if k != "type"} | {"relation": "boss"}),
+                }
+                for i in entity_ids
+            ]
+            session.run("UNWIND $rows AS row MATCH (n:Node {id: row.id}) SET n.body = row.body", rows=rows).consume()
+            assert "003_entity_facts" in migrations.neo4j_state(session)[0]
+            [step] = [s for s in migrations.NEO4J.steps if s.name == "003_entity_facts"]
+            step.apply(session)
+            step.apply(session)  # idempotent: facts already there are kept as they are
+        entities = neo4j.list_nodes(user_id, NodeType.ENTITY)
+        assert entities and all(
+            [(f.value, f.valid_from, f.current) for f in e.facts] == [("boss", e.created_at, True)] for e in entities
+        )
     finally:
         neo4j.delete_user(user_id)

@@ -354,9 +354,18 @@ def _is_capitalised(token: str) -> bool:
     return not (len(token) > 1 and token.isupper() and len(token) > 6)  # SHOUTING, not an acronym
 
 
+# Irregular past forms that open journal sentences ("Gave Ruth the blanket"): no suffix gives them away.
+_IRREGULAR_PAST = _words(
+    "gave brought bought caught taught sent lent built fed paid sold wrote rode broke chose spoke hid drank swam "
+    "began knew grew threw wore tore forgot forgave heard held kept lost meant put shut stood struck swept "
+    "understood found fought laid sought shot showed hugged kissed helped thanked invited joined phoned emailed "
+    "messaged hosted picked dropped drove took"
+)  # not "Drew", "Sang", "Won", "Hung", "Led": first names and surnames too
+
+
 def _looks_like_verb(token: str) -> bool:
     lower = token.lower()
-    return lower in _COMMON_STARTERS or (len(lower) > 5 and lower.endswith(("ed", "ing")))
+    return lower in _COMMON_STARTERS or lower in _IRREGULAR_PAST or (len(lower) > 5 and lower.endswith(("ed", "ing")))
 
 
 _OPENERS = frozenset('"“:(')  # after these, a capital letter opens a sentence-like unit

@@ -64,6 +64,7 @@ from persona.store.rules import (
     mark_for_reextraction,
     merge_batch_entities,
     merged_aliases,
+    unmatched,
     walk_chain,
     without_embedding,
 )
@@ -430,6 +431,36 @@ class Store(ABC):
                 tx.set_embedding(user_id, restored.id, list(embedding))
             tx.unlink(user_id, [(LinkType.MENTIONS, source, keep.id) for source in record["moved"]])
             tx.link(user_id, [(LinkType.MENTIONS, source, restored.id) for source in record["sources"]])
+            return kept, restored
+
+        kept, restored = self._run_write(work)
+        return without_embedding(kept), without_embedding(restored)
+
+    def unmatch_entity(
+        self, user_id: str, entity_id: str, match_id: str, *, embedding: Sequence[float] | None = None
+    ) -> tuple[Entity, Entity]:
+        """Undo an automatic name match exactly: the mention becomes its own entity again (its own name, facts and
+        the id it was given; or the entity that has its name by now), the mentions made by the matching entry move
+        to it, and the matched entity gets back its aliases, relation and facts as they were before. Only an
+        entity's latest match can be undone, and not under a later merge. ``embedding``: the restored entity's
+        vector. Returns (matched, restored)."""
+        check_user_id(user_id)
+        if embedding is not None:
+            check_embedding(embedding, self.embedder.dimension, what="the restored entity's embedding")
+
+        def work(tx: StoreTransaction) -> tuple[Entity, Entity]:
+            tx.lock_user(user_id)
+            kept, restored, record = unmatched(tx, user_id, entity_id, match_id)
+            tx.rewrite(user_id, [kept])
+            if tx.get(user_id, [restored.id]):
+                tx.rewrite(user_id, [restored])
+            else:
+                tx.create_entities([restored])
+                if embedding is not None:
+                    tx.set_embedding(user_id, restored.id, list(embedding))
+            present = {n.id for n in get_batched(tx, user_id, record.get("sources", []))}
+            tx.unlink(user_id, [(LinkType.MENTIONS, source, kept.id) for source in record.get("moved", [])])
+            tx.link(user_id, [(LinkType.MENTIONS, s, restored.id) for s in record.get("sources", []) if s in present])
             return kept, restored
 
         kept, restored = self._run_write(work)

@@ -252,6 +252,10 @@ EVOLVING_BODIES = """
 MATCH (n:Node) WHERE (n:Psyche OR n:Goal) AND n.id > $after
 RETURN n.id AS id, n.body AS body ORDER BY n.id LIMIT $limit
 """
+ENTITY_BODIES = """
+MATCH (n:Node) WHERE n:Entity AND n.id > $after
+RETURN n.id AS id, n.body AS body ORDER BY n.id LIMIT $limit
+"""
 SET_BODIES = "UNWIND $rows AS row MATCH (n:Node {id: row.id}) SET n.body = row.body"
 
 NEIGHBOURS = """

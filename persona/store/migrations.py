@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -309,6 +310,51 @@ def _neo4j_validity(session: Any) -> None:
             return
         updates = [
             {"id": r["id"], "body": json.dumps(with_validity(json.loads(r["body"])), ensure_ascii=False)} for r in rows
+        ]
+        session.execute_write(lambda tx, u=updates: tx.run(cypher.SET_BODIES, rows=u).consume())
+        after = rows[-1]["id"]
+
+
+# -- SQLite 004 / Neo4j 003: dated facts about entities (issue 12) ----------------------------------------------------
+def with_facts(body: dict[str, Any]) -> dict[str, Any]:
+    """A stored Entity body with its dated facts written out: a relation it had ("sister") becomes a current fact,
+    true and learned since the entity was stored (the release kept no date for it); no name matches recorded."""
+    if "facts" in body:
+        return {**body, "matches": body.get("matches") or []}
+    relation = body.get("relation")
+    facts = []
+    if relation:
+        since = body.get("created_at")
+        facts = [
+            {"id": str(uuid.uuid4()), "kind": "relation", "value": relation, "valid_from": since,
+             "valid_until": None, "learned_at": since, "entry_id": None}
+        ]  # fmt: skip
+    return {**body, "facts": facts, "matches": body.get("matches") or []}
+
+
+@SQLITE.migration("004_entity_facts")
+def _sqlite_entity_facts(conn: sqlite3.Connection) -> None:
+    """Entity bodies gain ``facts`` (their relation, dated) and an empty ``matches`` list."""
+    rows = conn.execute("SELECT pk, body FROM nodes WHERE type = 'Entity'").fetchall()
+    conn.executemany(
+        "UPDATE nodes SET body = ? WHERE pk = ?",
+        [
+            (json.dumps(with_facts(json.loads(body)), ensure_ascii=False, separators=(",", ":")), pk)
+            for pk, body in rows
+        ],
+    )
+
+
+@NEO4J.migration("003_entity_facts")
+def _neo4j_entity_facts(session: Any) -> None:
+    """The same as SQLite's, a page of bodies per transaction (idempotent: a body with facts keeps them)."""
+    after = ""
+    while True:
+        rows = session.run(cypher.ENTITY_BODIES, after=after, limit=1000).data()
+        if not rows:
+            return
+        updates = [
+            {"id": r["id"], "body": json.dumps(with_facts(json.loads(r["body"])), ensure_ascii=False)} for r in rows
         ]
         session.execute_write(lambda tx, u=updates: tx.run(cypher.SET_BODIES, rows=u).consume())
         after = rows[-1]["id"]

@@ -4,10 +4,11 @@ what a caller named, the cascade plan of a delete, alias merging, marking entrie
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from persona.entities import current_relation, merge_facts
 from persona.errors import DuplicateError, NodeNotFoundError, ValidationError
-from persona.models import AnyNode, Entity, Entry, EntryStatus, LinkType, NodeType
+from persona.models import AnyNode, Entity, EntityFact, Entry, EntryStatus, LinkType, NodeType, new_id
 from persona.store.common import possible_id
 
 if TYPE_CHECKING:
@@ -69,6 +70,29 @@ def merged_aliases(keep: Entity, name: str, aliases: Iterable[str]) -> list[str]
     return sorted({*keep.aliases, *aliases, name} - {keep.name})
 
 
+def merged_update(stored: Entity, entity: Entity) -> dict[str, Any]:
+    """What changes on ``stored`` when ``entity`` (a new mention of it) is written: its name as an alias, the facts
+    it states (a changed relation closes the old one, kept), and the name matches that landed it here, each with
+    what ``stored`` was before it so it can be undone exactly. Empty when nothing changes."""
+    update: dict[str, Any] = {}
+    names = set(stored.aliases) | set(entity.aliases) | ({entity.name} - {stored.name})
+    if names != set(stored.aliases):
+        update["aliases"] = sorted(names)
+    facts = merge_facts(stored.facts, entity.facts) if entity.facts else stored.facts
+    if facts != stored.facts:
+        update["facts"] = facts
+        update["relation"] = current_relation(facts) or stored.relation
+    if entity.matches:
+        before = {
+            "aliases": list(stored.aliases),
+            "relation": stored.relation,
+            "facts": [f.model_dump(mode="json") for f in stored.facts],
+            "merges": len(stored.merges),
+        }
+        update["matches"] = [*stored.matches, *({**m, "before": before} for m in entity.matches)]
+    return update
+
+
 def merge_batch_entities(tx: StoreTransaction, user_id: str, entities: Sequence[Entity]) -> dict[str, str]:
     """Store a batch's entities: a canonical name the user already has (stored, or earlier in this batch) keeps
     its node and gains the new names as aliases. Returns given id -> stored id."""
@@ -82,12 +106,14 @@ def merge_batch_entities(tx: StoreTransaction, user_id: str, entities: Sequence[
     for entity in entities:
         stored = known.get(entity.canonical)
         if stored is None:
+            # A name match recorded against an entity that is not there (yet) has nothing to undo.
+            entity = entity.model_copy(update={"matches": []}) if entity.matches else entity
             known[entity.canonical] = created[entity.id] = entity
             mapping[entity.id] = entity.id
             continue
-        names = set(stored.aliases) | set(entity.aliases) | ({entity.name} - {stored.name})
-        if names != set(stored.aliases):
-            stored = stored.model_copy(update={"aliases": sorted(names)})
+        update = merged_update(stored, entity)
+        if update:
+            stored = stored.model_copy(update=update)
             known[entity.canonical] = stored
             (created if stored.id in created else updated)[stored.id] = stored
         mapping[entity.id] = stored.id
@@ -152,3 +178,41 @@ def walk_chain(following: dict[str, str]) -> list[str]:
 def without_embedding(node: N) -> N:
     """A node as write methods return it: the vector stays in the store."""
     return node.model_copy(update={"embedding": None}) if hasattr(node, "embedding") else node  # type: ignore[attr-defined]
+
+
+def unmatched(
+    tx: StoreTransaction, user_id: str, entity_id: str, match_id: str
+) -> tuple[Entity, Entity, dict[str, Any]]:
+    """For undoing a name match: the matched entity as it was before the match, the mention as its own entity, and
+    the match's record (the mention's entity is the one of that name when there is one now). Refuses
+    (``ValidationError``) a match that is not the entity's latest, and one under a later merge."""
+    keep = get_one(tx, user_id, entity_id)
+    if not isinstance(keep, Entity):
+        raise ValidationError(f"{entity_id} is not an entity: only entities have name matches")
+    record = next((m for m in keep.matches if m.get("id") == match_id), None)
+    if record is None:
+        raise ValidationError(f"{keep.name!r} has no name match {match_id[:80]!r}")
+    before = record.get("before")
+    if not isinstance(before, dict) or not {"aliases", "relation", "facts", "merges"} <= set(before):
+        raise ValidationError(f"the name match {match_id[:80]!r} of {keep.name!r} has an incomplete record")
+    if keep.matches[-1] is not record or len(keep.merges) != before["merges"]:
+        raise ValidationError(
+            f"undo the later name matches and merges of {keep.name!r} first: only the latest can be undone"
+        )
+    restored = Entity.model_validate(record["entity"] | {"user_id": user_id})
+    if tx.taken([restored.id]):  # held by another node (a restored copy of this store, or a crafted file)
+        restored = restored.model_copy(update={"id": new_id()})
+    for same in tx.entities_by_canonical(user_id, [restored.canonical]):
+        # The name has its own entity by now (a later mention, undone first): the mention joins it, as a write would.
+        update = merged_update(same, restored)
+        restored = same.model_copy(update=update) if update else same
+    facts = [EntityFact.model_validate(f) for f in before["facts"]]
+    kept = keep.model_copy(  # a copy keeps the fields a newer release stored
+        update={
+            "aliases": before["aliases"],
+            "relation": before["relation"],
+            "facts": facts,
+            "matches": keep.matches[:-1],
+        }
+    )
+    return kept, restored, record
