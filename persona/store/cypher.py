@@ -356,3 +356,65 @@ COUNT_BY_TYPE = "MATCH (n:Node) RETURN n.type AS type, count(*) AS n"
 COUNT_LINKS = "MATCH (:Node)-[r]->(:Node) RETURN count(r) AS n"
 USER_COUNT_BY_TYPE = "MATCH (n:Node {user_id: $user_id}) RETURN n.type AS type, count(*) AS n"
 USER_COUNT_LINKS = "MATCH (:Node {user_id: $user_id})-[r]->(:Node) RETURN count(r) AS n"
+
+# -- evolution candidates ----------------------------------------------------------------------------------------
+# One round trip for an import chunk: for each probe (an entry), the best full-text matches of its words and the
+# nearest goals / psyche memories to each of its vectors, among those that happened by its date and are not its
+# own; then their bodies. A user with at most $scan_limit goals and psyche memories is scanned exactly (cheaper than
+# the HNSW index, and exact); a bigger one asks the global index for $vector_candidates and scans only when fewer
+# than $k_vector survive the filters. The full-text index is global too: it is asked for enough hits that ~4 x
+# $k_text are likely the user's goals and psyche (their share of all searchable nodes).
+_EVOLVING_SCAN = """
+CALL (p) {
+  MATCH (n:Goal {user_id: $user_id}) WHERE n.sort_time <= p.before AND n.status = 'active' RETURN n
+  UNION
+  MATCH (n:Psyche {user_id: $user_id}) WHERE n.sort_time <= p.before RETURN n
+}
+WITH n, v, p WHERE n.embedding IS NOT NULL AND n.entry_id <> p.entry_id
+"""
+EVOLUTION_CANDIDATES = f"""
+CALL () {{ MATCH (g:Goal {{user_id: $user_id}}) RETURN count(g) AS goals }}
+CALL () {{ MATCH (s:Psyche {{user_id: $user_id}}) RETURN count(s) AS psyche }}
+CALL () {{ MATCH (n:Searchable) RETURN count(n) AS searchable }}
+WITH goals + psyche AS evolving, 4 * $k_text * searchable / (goals + psyche + 1) AS wanted
+WITH evolving, CASE WHEN wanted < $text_floor THEN $text_floor WHEN wanted > $text_ceiling THEN $text_ceiling
+                    ELSE wanted END AS text_ask
+UNWIND range(0, size($probes) - 1) AS i
+WITH i, $probes[i] AS p, evolving, text_ask
+CALL (p, text_ask) {{
+  WITH p WHERE p.query IS NOT NULL
+  CALL db.index.fulltext.queryNodes('{TEXT_INDEX}', p.query, {{limit: text_ask}}) YIELD node, score
+  WHERE node.user_id = $user_id AND node.type IN $types AND node.sort_time <= p.before
+    AND node.entry_id <> p.entry_id AND coalesce(node.status, 'active') = 'active'
+  WITH node, score ORDER BY score DESC, node.sort_time, node.created_at, node.id LIMIT $k_text
+  RETURN collect(node.id) AS text_ids
+}}
+CALL (p, evolving) {{
+  UNWIND p.vectors AS v
+  CALL (p, v, evolving) {{
+    WITH p, v WHERE evolving > $scan_limit
+    CALL db.index.vector.queryNodes('{VECTOR_INDEX}', $vector_candidates, v) YIELD node, score
+    WHERE node.user_id = $user_id AND node.type IN $types AND node.sort_time <= p.before
+      AND node.entry_id <> p.entry_id AND coalesce(node.status, 'active') = 'active'
+    WITH node, score ORDER BY score DESC, node.sort_time, node.created_at, node.id LIMIT $k_vector
+    RETURN collect(node.id) AS indexed
+  }}
+  CALL (p, v, indexed) {{
+    WITH p, v WHERE size(indexed) < $k_vector
+    {_EVOLVING_SCAN}
+    WITH n, vector.similarity.cosine(n.embedding, v) AS score
+    ORDER BY score DESC, n.sort_time, n.created_at, n.id LIMIT $k_vector
+    RETURN collect(n.id) AS scanned
+  }}
+  RETURN collect(CASE WHEN size(indexed) < $k_vector THEN scanned ELSE indexed END) AS per_vector
+}}
+WITH i, text_ids + reduce(acc = [], ids IN per_vector | acc + ids) AS ids
+CALL (ids) {{
+  UNWIND ids AS id
+  WITH DISTINCT id
+  MATCH (n:Node {{id: id, user_id: $user_id}}) USING INDEX n:Node(id)
+  RETURN collect({{id: n.id, type: n.type, body: n.body}}) AS nodes
+}}
+RETURN i, ids, nodes
+ORDER BY i
+"""

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import numpy as np
-from neo4j import READ_ACCESS, GraphDatabase, ManagedTransaction, Record, Session
+from neo4j import READ_ACCESS, GraphDatabase, ManagedTransaction, NotificationDisabledClassification, Record, Session
 from neo4j.exceptions import (
     AuthError,
     ClientError,
@@ -42,7 +42,7 @@ from persona.models import (
     node_text,
 )
 from persona.store import cypher
-from persona.store.base import ListWindow, Store, StoreTransaction
+from persona.store.base import EVOLVING_KINDS, CandidateQuery, ListWindow, Store, StoreTransaction
 from persona.store.common import node_sort_time, parse_node, parse_stored, serialise_node, serialise_stored
 from persona.store.migrations import migrate_neo4j, run_schema_statement
 
@@ -62,6 +62,11 @@ a small share of a big store)."""
 SHARE_SECONDS = 30.0
 """How long a user's share of the stored vectors is reused before it is counted again."""
 TEXT_CANDIDATES = 100
+EVOLVING_SCAN_LIMIT = 5_000
+"""A user with at most this many goals and psyche memories has them scanned exactly for evolution candidates (each
+a cosine over one vector); beyond it the vector index is asked first."""
+TEXT_CANDIDATES_CEILING = 20_000
+"""The most full-text hits an evolution probe asks for (the index is global; the user's goals are a share of it)."""
 _LUCENE_SPECIAL = frozenset('\\+-!():^[]"{}~*?|&/')
 
 
@@ -144,7 +149,14 @@ class Neo4jStore(Store):
         if uri.partition("://")[0] not in BOLT_SCHEMES:
             raise StoreUnavailableError(f"cannot use the Neo4j URI {uri!r}: use one of {', '.join(BOLT_SCHEMES)}://")
         try:
-            self._driver = GraphDatabase.driver(uri, auth=auth, connection_timeout=CONNECTION_TIMEOUT)
+            self._driver = GraphDatabase.driver(
+                uri,
+                auth=auth,
+                connection_timeout=CONNECTION_TIMEOUT,
+                # "Label / property key does not exist" is what every query says of a fresh store (no schema node,
+                # no changes yet): logged as a warning per query, it buried the warnings worth reading.
+                notifications_disabled_classifications=[NotificationDisabledClassification.UNRECOGNIZED],
+            )
         except (ConfigurationError, ValueError) as exc:
             raise StoreUnavailableError(f"cannot use the Neo4j URI {uri!r}: {exc}") from exc
         try:
@@ -297,6 +309,31 @@ class Neo4jStore(Store):
         if len(rows) < k:
             rows = self._read(cypher.TEXT_QUERY_ALL, **params)
         return [SearchHit(id=r["id"], type=NodeType(r["type"]), score=float(r["score"])) for r in rows]
+
+    def _evolution_candidates(
+        self, user_id: str, queries: Sequence[CandidateQuery], k_text: int, k_vector: int
+    ) -> list[list[AnyNode]]:
+        """Every query in ONE round trip (``cypher.EVOLUTION_CANDIDATES``): full-text and vector hits and the nodes."""
+        probes = [
+            {
+                "entry_id": q.entry_id,
+                "before": _utc(q.before),
+                "query": lucene_query(q.words) if q.words and k_text else None,
+                "vectors": q.units,
+            }
+            for q in queries
+        ]
+        ask = min(MAX_VECTOR_CANDIDATES, max(VECTOR_CANDIDATES, 20 * k_vector))
+        rows = self._read(
+            cypher.EVOLUTION_CANDIDATES, probes=probes, user_id=user_id, types=EVOLVING_KINDS, k_text=k_text,
+            k_vector=k_vector, text_floor=TEXT_CANDIDATES, text_ceiling=TEXT_CANDIDATES_CEILING,
+            scan_limit=EVOLVING_SCAN_LIMIT, vector_candidates=ask,
+        )  # fmt: skip
+        found: list[list[AnyNode]] = []
+        for row in rows:
+            nodes = {n["id"]: parse_node(NodeType(n["type"]), n["body"]) for n in row["nodes"]}
+            found.append([nodes[i] for i in dict.fromkeys(row["ids"]) if i in nodes])
+        return found
 
     def adopt_embedder(self) -> None:
         params = {"name": self.embedder.name, "dimension": self.embedder.dimension}
