@@ -132,10 +132,15 @@ def ingest_entry(
     return process_entry(store, provider, saved, on_step=step, fresh=fresh)
 
 
+def _entry(user_id: str, text: str, occurred_at: datetime | None, source: str) -> Entry:
+    """The entry for what the user gave, validated (nothing stored yet)."""
+    cleaned, when = validate_entry_input(user_id, text, occurred_at)
+    return Entry(user_id=user_id, text=cleaned, occurred_at=when, source=source)
+
+
 def _save(store: Store, user_id: str, text: str, occurred_at: datetime | None, source: str) -> tuple[Entry, bool]:
     """Validate and store the entry; return the stored entry and whether it is new (not the same text again)."""
-    cleaned, when = validate_entry_input(user_id, text, occurred_at)
-    entry = Entry(user_id=user_id, text=cleaned, occurred_at=when, source=source)
+    entry = _entry(user_id, text, occurred_at, source)
     saved = store.save_entry(entry)
     return saved, saved.id == entry.id
 
@@ -283,8 +288,9 @@ def _ingest_chunk(
     known: list[Entity] | None = None
     repeats: dict[int, int] = {}  # index of an item repeated within the chunk -> index of its first occurrence
     first: dict[str, int] = {}
-    for index, (text, when) in enumerate(items):
-        entry, fresh = _save(store, user_id, text, when, source)
+    given = [_entry(user_id, text, when, source) for text, when in items]
+    for index, entry in enumerate(store.save_entries(given)):  # every entry saved before any is processed
+        fresh, when = entry.id == given[index].id, given[index].occurred_at
         if entry.id in seen:
             repeats[index] = first[entry.id]
         elif not fresh and entry.status is EntryStatus.DONE:

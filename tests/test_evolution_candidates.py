@@ -8,7 +8,7 @@ import pytest
 
 from persona.errors import ValidationError
 from persona.ingest import ingest_entry, ingest_many, retry_failed
-from persona.models import EntryStatus, Goal, GoalStatus, LinkType, NodeType, Psyche
+from persona.models import Entry, EntryStatus, Goal, GoalStatus, LinkType, NodeType, Psyche
 from persona.store.base import EvolutionProbe, Store
 from tests.factories import EMBEDDER, day, write_entry
 
@@ -120,3 +120,24 @@ def test_probes_are_checked(store: Store, user: str):
     with pytest.raises(ValidationError, match="probe vector"):
         store.evolution_candidates(user, [wrong_size])
     assert store.evolution_candidates(user, []) == []
+
+
+def test_save_entries_stores_a_chunk_at_once_and_finds_the_ones_already_there(store: Store, user: str):
+    before = store.save_entry(Entry(user_id=user, text="already here", occurred_at=day(1)))
+    texts = ("already here", "new one", "new one", "other")
+    given = [Entry(user_id=user, text=t, occurred_at=day(1)) for t in texts]  # same text and date: same entry
+
+    saved = store.save_entries(given)
+
+    assert [s.id for s in saved] == [before.id, given[1].id, given[1].id, given[3].id]
+    assert store.count_nodes(user, NodeType.ENTRY) == 3
+    assert all(s.status is EntryStatus.PENDING for s in saved)
+
+
+def test_save_entries_of_two_users_is_refused_and_stores_nothing(store: Store, user_ids):
+    mixed = [Entry(user_id=user_ids[0], text="mine", occurred_at=day(1))]
+    mixed.append(Entry(user_id=user_ids[1], text="theirs", occurred_at=day(1)))
+    with pytest.raises(ValidationError, match="one user"):
+        store.save_entries(mixed)
+    store.ensure_user(user_ids[0])
+    assert store.count_nodes(user_ids[0], NodeType.ENTRY) == 0

@@ -186,6 +186,11 @@ class StoreTransaction(ABC):
     def entry_by_hash(self, user_id: str, content_hash: str) -> Entry | None:
         """The user's entry with this content hash."""
 
+    def entries_by_hash(self, user_id: str, content_hashes: Sequence[str]) -> dict[str, Entry]:
+        """The user's entries with these content hashes, by hash (a backend that can ask once overrides this)."""
+        found = {h: self.entry_by_hash(user_id, h) for h in dict.fromkeys(content_hashes)}
+        return {h: entry for h, entry in found.items() if entry is not None}
+
     @abstractmethod
     def entities_by_canonical(self, user_id: str, canonicals: Sequence[str]) -> list[Entity]:
         """The user's entities with these canonical names."""
@@ -362,6 +367,31 @@ class Store(ABC):
                 return existing
             tx.create([entry])
             return entry
+
+        return self._run_write(work)
+
+    def save_entries(self, entries: Sequence[Entry]) -> list[Entry]:
+        """``save_entry`` for several entries of one user in ONE transaction (an import chunk): for each, the stored
+        entry (the one already there with the same content hash, or this one, now stored). The same text twice in
+        ``entries`` is stored once."""
+        if not entries:
+            return []
+        user_id = check_user_id(entries[0].user_id)
+        if any(entry.user_id != user_id for entry in entries):
+            raise ValidationError("entries saved together must belong to one user")
+
+        def work(tx: StoreTransaction) -> list[Entry]:
+            if not tx.lock_user(user_id):  # a new user: create it, then hold its lock
+                tx.ensure_user(User(id=user_id))
+                tx.lock_user(user_id)
+            stored = tx.entries_by_hash(user_id, [e.content_hash for e in entries])
+            fresh: list[Entry] = []
+            for entry in entries:
+                if entry.content_hash not in stored:
+                    stored[entry.content_hash] = entry
+                    fresh.append(entry)
+            tx.create(fresh)
+            return [stored[e.content_hash] for e in entries]
 
         return self._run_write(work)
 
