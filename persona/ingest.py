@@ -1,8 +1,9 @@
 """From a journal entry to typed memories in the store.
 
 The order is what makes "nothing the user wrote is ever lost" true: the Entry is saved (status ``pending``) before
-any LLM call; extraction and embedding happen outside the store; all memories, entities, passages and links are
-written in ONE store transaction that also places the episode in the NEXT chain; only then is the entry ``done``.
+any LLM call; extraction, embedding and planning what the entry changes among earlier memories happen outside the
+store; all memories, entities, passages, links and those changes are written in ONE store transaction that also
+places the episode in the NEXT chain and marks the entry ``done``.
 A failure at any step leaves the Entry stored with status ``failed`` and the reason; ``retry_failed`` re-runs them.
 """
 

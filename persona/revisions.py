@@ -1,10 +1,12 @@
 """Applying memory changes to a store, and undoing them exactly.
 
-During ingest, ``plan_changes`` reads the user's current goals and psyche and asks the rules (``persona.evolution``)
-what the new entry changes; a belief that is replaced gets its replacement as a memory of the entry (the extracted
-one, or one made from the sentence). After the entry's memories are written, ``apply_changes`` closes the old
-memories' validity (a goal done or dropped, a belief replaced) or moves a goal's due date, records a ``Revision`` on
-each with what it was before, and links it: ``CHANGED_BY`` to the causing entry, ``SUPERSEDES`` from the new memory.
+During ingest, ``plan_chunk`` reads the candidates of an entry (or of every entry of an import chunk, in one store
+call: the user's current goals and psyche that happened before it) and asks the rules (``persona.evolution``) what
+each entry changes, in date order; a belief that is replaced gets its replacement as a memory of the entry (the
+extracted one, or one made from the sentence). The changes are written in the same transaction as the entries'
+memories: the old memories' validity closed (a goal done or dropped, a belief replaced) or a goal's due date moved, a
+``Revision`` on each with what it was before, and links: ``CHANGED_BY`` to the causing entry, ``SUPERSEDES`` from the
+new memory. (``evolve`` / ``apply_changes`` do the same for memories written already.)
 Nothing is deleted. ``undo_change`` restores the memory exactly as it was and removes the revision and its links;
 ``confirm_change`` marks a detected change as seen and kept.
 
