@@ -50,8 +50,10 @@ from persona.models import (
     Psyche,
     Revision,
     canonical_name,
+    node_text,
 )
 from persona.store.base import EvolutionProbe, Store
+from persona.store.common import fts_words
 
 log = logging.getLogger(__name__)
 
@@ -305,9 +307,10 @@ def plan_chunk(
     found = store.evolution_candidates(ordered[0][0].user_id, probes, k_text=CANDIDATES, k_vector=NEAREST)
     plan = ChunkChanges()
     earlier: list[Evolving] = []  # memories of the chunk's entries planned so far
-    for (entry, batch), stored in zip(ordered, found, strict=True):
+    for (entry, batch), probe, stored in zip(ordered, probes, found, strict=True):
         latest = {**plan.stored, **plan.fresh}
-        candidates = [latest.get(n.id, n) for n in [*stored, *earlier] if n.occurred_at <= entry.occurred_at]
+        nearby = _found_in_chunk([n for n in earlier if n.occurred_at <= entry.occurred_at], probe)
+        candidates = [latest.get(n.id, n) for n in [*stored, *nearby]]
         goals, psyche = _split(_changeable(candidates))
         try:
             planned = decide_changes(embedder, entry, batch, goals, psyche, model=model)
@@ -321,6 +324,24 @@ def plan_chunk(
         plan.by_entry[entry.id] = changed
         earlier += [*batch.goals, *batch.psyche]
     return plan
+
+
+def _found_in_chunk(memories: Sequence[Evolving], probe: EvolutionProbe) -> list[Evolving]:
+    """Among the memories of a chunk's earlier entries (not stored yet), the ones the store's search would find for
+    the probe: those sharing a word with it (the most shared first, at most ``CANDIDATES``) and the ``NEAREST`` to
+    each of its vectors."""
+    words = set(fts_words(probe.text))
+    shared = {m.id: len(words & set(fts_words(node_text(m)))) for m in memories}
+    by_words = sorted((m for m in memories if shared[m.id]), key=lambda m: -shared[m.id])[:CANDIDATES]
+    embedded = [m for m in memories if m.embedding is not None]
+    near: list[Evolving] = []
+    if embedded and probe.vectors:
+        matrix = np.asarray([m.embedding for m in embedded], dtype=np.float32)
+        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        for vector in probe.vectors:
+            scores = matrix @ np.asarray(vector, dtype=np.float32)
+            near += [embedded[i] for i in np.argsort(-scores, kind="stable")[:NEAREST]]
+    return list({m.id: m for m in [*by_words, *near]}.values())
 
 
 def _changeable(nodes: Sequence[Evolving]) -> list[Evolving]:
