@@ -1,8 +1,9 @@
 """From a journal entry to typed memories in the store.
 
 The order is what makes "nothing the user wrote is ever lost" true: the Entry is saved (status ``pending``) before
-any LLM call; extraction and embedding happen outside the store; all memories, entities, passages and links are
-written in ONE store transaction that also places the episode in the NEXT chain; only then is the entry ``done``.
+any LLM call; extraction, embedding and planning what the entry changes among earlier memories happen outside the
+store; all memories, entities, passages, links and those changes are written in ONE store transaction that also
+places the episode in the NEXT chain and marks the entry ``done``.
 A failure at any step leaves the Entry stored with status ``failed`` and the reason; ``retry_failed`` re-runs them.
 """
 
@@ -38,7 +39,7 @@ from persona.models import (
     node_text,
     utc_now,
 )
-from persona.revisions import evolve, resolve_entities
+from persona.revisions import ChunkChanges, plan_chunk, resolve_entities
 from persona.store.base import Store
 from persona.timeref import annotate
 
@@ -132,10 +133,15 @@ def ingest_entry(
     return process_entry(store, provider, saved, on_step=step, fresh=fresh)
 
 
+def _entry(user_id: str, text: str, occurred_at: datetime | None, source: str) -> Entry:
+    """The entry for what the user gave, validated (nothing stored yet)."""
+    cleaned, when = validate_entry_input(user_id, text, occurred_at)
+    return Entry(user_id=user_id, text=cleaned, occurred_at=when, source=source)
+
+
 def _save(store: Store, user_id: str, text: str, occurred_at: datetime | None, source: str) -> tuple[Entry, bool]:
     """Validate and store the entry; return the stored entry and whether it is new (not the same text again)."""
-    cleaned, when = validate_entry_input(user_id, text, occurred_at)
-    entry = Entry(user_id=user_id, text=cleaned, occurred_at=when, source=source)
+    entry = _entry(user_id, text, occurred_at, source)
     saved = store.save_entry(entry)
     return saved, saved.id == entry.id
 
@@ -156,9 +162,10 @@ def process_entry(
         resolve_entities(store, entry, batch)
         step(f"Embedding {len(batch.nodes())} items")
         embed_batch(provider, batch)
+        step("Finding what it changes among earlier memories")
+        changes = _plan(store, provider, [(entry, batch)])
         step("Writing to the graph")
-        entity_ids = write_memories(store, entry.user_id, batch, done_entry_ids=[entry.id])
-        _evolve(store, provider, entry, batch, step)
+        entity_ids = _write_with_changes(store, entry.user_id, batch, changes, [entry.id])
     except DuplicateError:
         step("Already processed elsewhere meanwhile: nothing more to do")
         return IngestResult(entry=_with_status(entry, EntryStatus.DONE), duplicate=True)
@@ -169,21 +176,31 @@ def process_entry(
         # Interrupted (Ctrl-C, a Streamlit rerun): say so on the entry, so it is retried rather than left pending.
         _mark(store, entry, EntryStatus.FAILED, "interrupted before its memories were written")
         raise
+    if changes.by_entry.get(entry.id):
+        step(f"Updated {len(changes.by_entry[entry.id])} earlier memories (see Changes)")
     step("Done")
     return _done(entry, batch, entity_ids)
 
 
-def _evolve(store: Store, provider: Provider, entry: Entry, batch: MemoryBatch, step: StepCallback) -> None:
-    """Apply what the entry changes among earlier memories (goals done, beliefs replaced). Its memories are
-    written already: a failure here is logged and loses nothing (the changes can be found again)."""
+def _plan(store: Store, provider: Provider, items: list[tuple[Entry, MemoryBatch]]) -> ChunkChanges:
+    """What the entries change among earlier memories (goals done, beliefs replaced), planned before they are
+    written. A failure here is logged and changes nothing: the entries are still written (a missed change is not a
+    lost entry, and re-processing the entry finds it again)."""
     try:
-        model = None if provider.offline else provider
-        changed = evolve(store, provider.embedder, entry, batch, model=model)
-    except Exception:  # noqa: BLE001 - the entry and its memories are stored; a missed change is not a lost one
-        log.exception("could not apply the memory changes of entry %s", entry.id)
-        return
-    if changed:
-        step(f"Updated {len(changed)} earlier memories (see Changes)")
+        return plan_chunk(store, provider.embedder, items, model=None if provider.offline else provider)
+    except Exception:  # noqa: BLE001 - see above
+        log.exception("could not plan the memory changes of %d entries", len(items))
+        return ChunkChanges()
+
+
+def _write_with_changes(
+    store: Store, user_id: str, batch: MemoryBatch, changes: ChunkChanges, done_entry_ids: Sequence[str]
+) -> dict[str, str]:
+    """The memories, the done marks and the changes they cause, in one transaction (big entries' early passages
+    excepted, see ``write_memories``): a crash or a failing write leaves all of it or none."""
+    return write_memories(
+        store, user_id, changes.apply_to(batch), done_entry_ids=done_entry_ids, revised=list(changes.stored.values())
+    )
 
 
 def _with_status(entry: Entry, status: EntryStatus, error: str | None = None) -> Entry:
@@ -272,8 +289,9 @@ def _ingest_chunk(
     known: list[Entity] | None = None
     repeats: dict[int, int] = {}  # index of an item repeated within the chunk -> index of its first occurrence
     first: dict[str, int] = {}
-    for index, (text, when) in enumerate(items):
-        entry, fresh = _save(store, user_id, text, when, source)
+    given = [_entry(user_id, text, when, source) for text, when in items]
+    for index, entry in enumerate(store.save_entries(given)):  # every entry saved before any is processed
+        fresh, when = entry.id == given[index].id, given[index].occurred_at
         if entry.id in seen:
             repeats[index] = first[entry.id]
         elif not fresh and entry.status is EntryStatus.DONE:
@@ -304,15 +322,14 @@ def _write_chunk(
 ) -> list[tuple[int, IngestResult]]:
     """Embed and write several entries' memories at once; on failure, fall back to one entry at a time."""
     try:
-        combined = MemoryBatch.combine([b for _, _, b in built])
-        embed_batch(provider, combined)
-        entity_ids = write_memories(store, user_id, combined, done_entry_ids=[e.id for _, e, _ in built])
+        embed_batch(provider, MemoryBatch.combine([b for _, _, b in built]))
+        # In date order, so a change is found against the memories of the entries before it (in the chunk too).
+        changes = _plan(store, provider, [(e, b) for _, e, b in built])
+        combined = MemoryBatch.combine([b for _, _, b in built])  # with the replacements planning added
+        entity_ids = _write_with_changes(store, user_id, combined, changes, [e.id for _, e, _ in built])
     except Exception:  # noqa: BLE001 - one bad entry must not fail its neighbours
         log.warning("a chunk of %d entries failed as a whole; writing them one by one", len(built))
         return [(i, _write_one(store, provider, entry, batch)) for i, entry, batch in built]
-    # In date order, so a change is found against the memories of the entries before it (in the chunk too).
-    for _, entry, batch in sorted(built, key=lambda item: (item[1].occurred_at, item[0])):
-        _evolve(store, provider, entry, batch, lambda _: None)
     return [(i, _done(e, b, entity_ids)) for i, e, b in built]
 
 
@@ -329,8 +346,8 @@ def _done(entry: Entry, batch: MemoryBatch, entity_ids: dict[str, str]) -> Inges
 def _write_one(store: Store, provider: Provider, entry: Entry, batch: MemoryBatch) -> IngestResult:
     try:
         embed_batch(provider, batch)
-        entity_ids = write_memories(store, entry.user_id, batch, done_entry_ids=[entry.id])
-        _evolve(store, provider, entry, batch, lambda _: None)
+        changes = _plan(store, provider, [(entry, batch)])  # planned again: the chunk's earlier entries may be missing
+        entity_ids = _write_with_changes(store, entry.user_id, batch, changes, [entry.id])
     except DuplicateError:
         return IngestResult(entry=_with_status(entry, EntryStatus.DONE), duplicate=True)
     except Exception as exc:  # noqa: BLE001 - recorded on the entry
@@ -378,14 +395,22 @@ def bound_passages(passages: list[str], limit: int | None = None) -> list[str]:
     return ["\n".join(passages[start : start + size]) for start in range(0, len(passages), size)]
 
 
-def write_memories(store: Store, user_id: str, batch: MemoryBatch, *, done_entry_ids: Sequence[str]) -> dict[str, str]:
+def write_memories(
+    store: Store,
+    user_id: str,
+    batch: MemoryBatch,
+    *,
+    done_entry_ids: Sequence[str],
+    revised: Sequence[AnyNode] = (),
+) -> dict[str, str]:
     """``store.write_batch``, with the passages of a big batch written first in transactions of
-    ``PASSAGE_WRITE_CHUNK``: each holds the store's lock briefly. The episodes, memories, the rest of the passages
-    and the ``done`` mark still go in one final transaction, so an entry is never done without its memories; a crash
-    before it leaves the entry pending with some passages, which a retry removes before writing them again."""
+    ``PASSAGE_WRITE_CHUNK``: each holds the store's lock briefly. The episodes, memories, the rest of the passages,
+    the ``done`` mark and the ``revised`` memories (the changes the entries cause) still go in one final transaction,
+    so an entry is never done without its memories and changes; a crash before it leaves the entry pending with some
+    passages, which a retry removes before writing them again."""
     passages = batch.passages
     if len(passages) <= PASSAGE_WRITE_CHUNK:
-        return store.write_batch(user_id, batch, done_entry_ids=done_entry_ids)
+        return store.write_batch(user_id, batch, done_entry_ids=done_entry_ids, revised=revised)
     early, last = passages[:-PASSAGE_WRITE_CHUNK], passages[-PASSAGE_WRITE_CHUNK:]
     part_of = {lk.source_id: lk for lk in batch.links if lk.type is LinkType.PART_OF}
     for start in range(0, len(early), PASSAGE_WRITE_CHUNK):
@@ -395,7 +420,7 @@ def write_memories(store: Store, user_id: str, batch: MemoryBatch, *, done_entry
     rest = batch.model_copy(
         update={"passages": last, "links": [lk for lk in batch.links if lk.source_id not in written]}
     )
-    return store.write_batch(user_id, rest, done_entry_ids=done_entry_ids)
+    return store.write_batch(user_id, rest, done_entry_ids=done_entry_ids, revised=revised)
 
 
 def _split_long(line: str, max_words: int) -> list[str]:

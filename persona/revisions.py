@@ -1,10 +1,12 @@
 """Applying memory changes to a store, and undoing them exactly.
 
-During ingest, ``plan_changes`` reads the user's current goals and psyche and asks the rules (``persona.evolution``)
-what the new entry changes; a belief that is replaced gets its replacement as a memory of the entry (the extracted
-one, or one made from the sentence). After the entry's memories are written, ``apply_changes`` closes the old
-memories' validity (a goal done or dropped, a belief replaced) or moves a goal's due date, records a ``Revision`` on
-each with what it was before, and links it: ``CHANGED_BY`` to the causing entry, ``SUPERSEDES`` from the new memory.
+During ingest, ``plan_chunk`` reads the candidates of an entry (or of every entry of an import chunk, in one store
+call: the user's current goals and psyche that happened before it) and asks the rules (``persona.evolution``) what
+each entry changes, in date order; a belief that is replaced gets its replacement as a memory of the entry (the
+extracted one, or one made from the sentence). The changes are written in the same transaction as the entries'
+memories: the old memories' validity closed (a goal done or dropped, a belief replaced) or a goal's due date moved, a
+``Revision`` on each with what it was before, and links: ``CHANGED_BY`` to the causing entry, ``SUPERSEDES`` from the
+new memory. (``evolve`` / ``apply_changes`` do the same for memories written already.)
 Nothing is deleted. ``undo_change`` restores the memory exactly as it was and removes the revision and its links;
 ``confirm_change`` marks a detected change as seen and kept.
 
@@ -14,10 +16,11 @@ from the user's merges, and relations ("my sister Layla"), so the store merges t
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -56,9 +59,13 @@ from persona.models import (
     Revision,
     canonical_name,
     new_id,
+    node_text,
     utc_now,
 )
-from persona.store.base import Store
+from persona.store.base import EvolutionProbe, Store
+from persona.store.common import fts_words
+
+log = logging.getLogger(__name__)
 
 ALL = 10**9
 
@@ -112,6 +119,15 @@ def batched_similarity(embedder: Embedder, texts: Sequence[str]) -> Similarity:
 CANDIDATES = 40
 """Existing goals and psyche memories an entry is compared with: the best full-text matches of its words, and the
 nearest by meaning to each of its passages (so the cost per entry does not grow with the store)."""
+NEAREST = 5
+"""Candidates per vector of an entry (its episode and first two passages)."""
+
+
+def _probe(entry: Entry, batch: MemoryBatch) -> EvolutionProbe:
+    """What the store is asked for an entry's candidates: its text and the vectors of what it is about (the episode
+    says what the entry is about; two passages add its own words)."""
+    vectors = [n.embedding for n in [*batch.episodes, *batch.passages[:2]] if n.embedding is not None]
+    return EvolutionProbe(entry.id, entry.occurred_at, entry.text[:4000], vectors)
 
 
 def candidate_memories(
@@ -119,17 +135,13 @@ def candidate_memories(
 ) -> tuple[list[Goal], list[Psyche]]:
     """The user's active goals and current psyche memories an entry may change: found by its words and by the
     meaning of its passages, learned from earlier entries (never the entry's own memories, never later ones)."""
-    kinds = [NodeType.GOAL, NodeType.PSYCHE]
-    ids = [hit.id for hit in store.text_search(entry.user_id, entry.text[:4000], k=CANDIDATES, types=kinds)]
-    for vector in vectors:
-        ids += [hit.id for hit in store.vector_search(entry.user_id, vector, k=5, types=kinds)]
-    nodes = store.get_nodes(entry.user_id, list(dict.fromkeys(ids)))
-    earlier = [
-        n for n in nodes
-        if isinstance(n, Evolving) and n.current and n.entry_id != entry.id and n.occurred_at <= entry.occurred_at
-    ]  # fmt: skip
-    goals = [n for n in earlier if isinstance(n, Goal) and n.status is GoalStatus.ACTIVE]
-    return goals, [n for n in earlier if isinstance(n, Psyche)]
+    probe = EvolutionProbe(entry.id, entry.occurred_at, entry.text[:4000], vectors)
+    found = store.evolution_candidates(entry.user_id, [probe], k_text=CANDIDATES, k_vector=NEAREST)[0]
+    return _split(found)
+
+
+def _split(nodes: Sequence[Evolving]) -> tuple[list[Goal], list[Psyche]]:
+    return [n for n in nodes if isinstance(n, Goal)], [n for n in nodes if isinstance(n, Psyche)]
 
 
 def plan_changes(
@@ -148,19 +160,21 @@ def plan_changes(
     return planned
 
 
-def evolve(
-    store: Store, embedder: Embedder | None, entry: Entry, batch: MemoryBatch, *, model: Provider | None = None
-) -> list[Evolving]:
-    """After an entry's memories are written: find what it changes among the user's earlier memories and apply it
-    (a belief's replacement is the entry's own psyche memory saying it, or one made from the sentence and written
-    now). With ``model`` (an LLM provider) it decides in one call; the rules decide offline or when its answer
-    cannot be used. Returns the changed memories."""
-    # The episode says what the entry is about; two passages add its own words. Each is one vector search.
-    vectors = [n.embedding for n in [*batch.episodes, *batch.passages[:2]] if n.embedding is not None]
-    goals, psyche = candidate_memories(store, entry, vectors)
+def decide_changes(
+    embedder: Embedder | None,
+    entry: Entry,
+    batch: MemoryBatch,
+    goals: Sequence[Goal],
+    psyche: Sequence[Psyche],
+    *,
+    model: Provider | None = None,
+) -> list[PlannedChange]:
+    """What ``entry`` changes among these candidates, without writing: with ``model`` (an LLM provider) in one call,
+    by the rules offline or when its answer cannot be used. A replaced belief's replacement is the entry's own psyche
+    memory saying it, or one made from the sentence and added to ``batch`` (written with it)."""
     if not goals and not psyche:
         return []
-    decided = decide_with_model(model, entry, goals, psyche) if model is not None else None
+    decided = decide_with_model(model, entry, list(goals), list(psyche)) if model is not None else None
     if decided is not None:
         found = [PlannedChange(d.goal_id, d.status, d.sentence, d.due) for d in decided.goals]
         found += [PlannedChange(d.old_id, "superseded", d.sentence) for d in decided.beliefs]
@@ -176,14 +190,32 @@ def evolve(
     planned = []
     for plan in found:
         if plan.change == "superseded":
-            new = _replacement(store, embedder, batch, by_id[plan.target_id], plan.sentence)
+            new = _replacement(embedder, batch, by_id[plan.target_id], plan.sentence)
             plan = PlannedChange(plan.target_id, plan.change, plan.sentence, new_id=new.id)
         planned.append(plan)
+    return planned
+
+
+def evolve(
+    store: Store, embedder: Embedder | None, entry: Entry, batch: MemoryBatch, *, model: Provider | None = None
+) -> list[Evolving]:
+    """After an entry's memories are written: find what it changes among the user's earlier memories and apply it
+    (a belief's replacement made from a sentence is written now). Ingest plans the changes before writing instead
+    (``plan_chunk``) and writes them with the memories. Returns the changed memories."""
+    goals, psyche = candidate_memories(store, entry, _probe(entry, batch).vectors)
+    known = {p.id for p in batch.psyche}
+    planned = decide_changes(embedder, entry, batch, goals, psyche, model=model)
+    made = [p for p in batch.psyche if p.id not in known]
+    if made:
+        episode = batch.episodes[0]
+        links = [Link(type=LinkType.DERIVED_FROM, source_id=p.id, target_id=episode.id) for p in made]
+        store.write_batch(entry.user_id, MemoryBatch(psyche=made, links=links))
     return apply_changes(store, entry, planned)
 
 
-def _replacement(store: Store, embedder: Embedder | None, batch: MemoryBatch, old: Psyche, sentence: str) -> Psyche:
-    """The entry's psyche memory that says ``sentence``, or a new one made from it (of the old one's kind)."""
+def _replacement(embedder: Embedder | None, batch: MemoryBatch, old: Psyche, sentence: str) -> Psyche:
+    """The entry's psyche memory that says ``sentence``, or a new one made from it (of the old one's kind), added to
+    the batch with its ``DERIVED_FROM`` link."""
     for node in batch.psyche:
         if node.source_sentence == sentence or node.text in sentence:
             return node
@@ -194,11 +226,8 @@ def _replacement(store: Store, embedder: Embedder | None, batch: MemoryBatch, ol
         confidence=0.6, source_sentence=sentence,
         embedding=embedder.embed([text])[0] if embedder is not None else None,
     )  # fmt: skip
-    store.write_batch(
-        old.user_id,
-        MemoryBatch(psyche=[new], links=[Link(type=LinkType.DERIVED_FROM, source_id=new.id, target_id=episode.id)]),
-    )
     batch.psyche.append(new)
+    batch.links.append(Link(type=LinkType.DERIVED_FROM, source_id=new.id, target_id=episode.id))
     return new
 
 
@@ -210,15 +239,17 @@ def _before(node: Evolving) -> dict[str, Any]:
     return {k: dumped[k] for k in _CHANGED_FIELDS if k in dumped}
 
 
-def apply_changes(store: Store, entry: Entry, planned: Sequence[PlannedChange]) -> list[Evolving]:
-    """Write planned changes in one transaction; return the changed memories (nothing is deleted)."""
-    if not planned:
-        return []
-    found = {n.id: n for n in store.get_nodes(entry.user_id, [p.target_id for p in planned])}
-    changed: list[Evolving] = []
+def changed_versions(
+    entry: Entry, planned: Sequence[PlannedChange], current: Mapping[str, Evolving]
+) -> tuple[list[Evolving], list[Link]]:
+    """The new versions of the memories ``planned`` changes (each with a ``Revision`` saying what it was before) and
+    the links saying why: ``CHANGED_BY`` to the entry, ``SUPERSEDES`` from a belief's replacement. ``current``: the
+    memories as they are now by id (a planned target missing from it is skipped). Writes nothing."""
+    latest = dict(current)
+    changed: dict[str, Evolving] = {}
     links: list[Link] = []
     for plan in planned:
-        old = found.get(plan.target_id)
+        old = latest.get(plan.target_id)
         if not isinstance(old, Evolving):
             continue
         revision = Revision(
@@ -232,12 +263,104 @@ def apply_changes(store: Store, entry: Entry, planned: Sequence[PlannedChange]) 
             update["valid_until"] = entry.occurred_at
         if plan.change in (GoalStatus.DONE.value, GoalStatus.DROPPED.value):
             update["status"] = GoalStatus(plan.change)
-        changed.append(old.model_copy(update=update))
+        latest[old.id] = changed[old.id] = old.model_copy(update=update)
         links.append(Link(type=LinkType.CHANGED_BY, source_id=old.id, target_id=entry.id))
         if plan.new_id:
             links.append(Link(type=LinkType.SUPERSEDES, source_id=plan.new_id, target_id=old.id))
+    return list(changed.values()), links
+
+
+def apply_changes(store: Store, entry: Entry, planned: Sequence[PlannedChange]) -> list[Evolving]:
+    """Write planned changes in one transaction; return the changed memories (nothing is deleted)."""
+    if not planned:
+        return []
+    found = {n.id: n for n in store.get_nodes(entry.user_id, [p.target_id for p in planned]) if isinstance(n, Evolving)}
+    changed, links = changed_versions(entry, planned, found)
     store.revise(entry.user_id, changed, add_links=links)
     return changed
+
+
+@dataclass
+class ChunkChanges:
+    """What the entries of an import chunk change, planned before anything of theirs is written: new versions of
+    stored memories (``stored``), of memories the chunk itself brings (``fresh``), the links saying why, and the
+    memories each entry changed (by entry id)."""
+
+    stored: dict[str, Evolving] = field(default_factory=dict)
+    fresh: dict[str, Evolving] = field(default_factory=dict)
+    links: list[Link] = field(default_factory=list)
+    by_entry: dict[str, list[Evolving]] = field(default_factory=dict)
+
+    def apply_to(self, batch: MemoryBatch) -> MemoryBatch:
+        """The batch with the chunk's own changed memories in their new versions and the change links added."""
+        goals = [self.fresh.get(g.id, g) for g in batch.goals]
+        psyche = [self.fresh.get(p.id, p) for p in batch.psyche]
+        update = {"goals": goals, "psyche": psyche, "links": [*batch.links, *self.links]}
+        return batch.model_copy(update=update)
+
+
+def plan_chunk(
+    store: Store,
+    embedder: Embedder | None,
+    items: Sequence[tuple[Entry, MemoryBatch]],
+    *,
+    model: Provider | None = None,
+) -> ChunkChanges:
+    """Plan what each entry of a chunk (one user's, not yet written, embedded) changes, in date order: candidates
+    are the stored memories that happened by its date (ONE store read for the whole chunk) and the memories of the
+    chunk's earlier entries, as the earlier entries left them. An entry whose planning fails changes nothing (logged;
+    its memories are still written). Writes nothing."""
+    ordered = sorted(items, key=lambda item: item[0].occurred_at)  # stable: same date keeps the chunk's order
+    if not ordered:
+        return ChunkChanges()
+    probes = [_probe(entry, batch) for entry, batch in ordered]
+    found = store.evolution_candidates(ordered[0][0].user_id, probes, k_text=CANDIDATES, k_vector=NEAREST)
+    plan = ChunkChanges()
+    earlier: list[Evolving] = []  # memories of the chunk's entries planned so far
+    for (entry, batch), probe, stored in zip(ordered, probes, found, strict=True):
+        latest = {**plan.stored, **plan.fresh}
+        nearby = _found_in_chunk([n for n in earlier if n.occurred_at <= entry.occurred_at], probe)
+        candidates = [latest.get(n.id, n) for n in [*stored, *nearby]]
+        goals, psyche = _split(_changeable(candidates))
+        try:
+            planned = decide_changes(embedder, entry, batch, goals, psyche, model=model)
+        except Exception:  # noqa: BLE001 - a missed change is not a lost entry: its memories are written all the same
+            log.exception("could not plan the memory changes of entry %s", entry.id)
+            planned = []
+        changed, links = changed_versions(entry, planned, {n.id: n for n in [*goals, *psyche]})
+        for node in changed:
+            (plan.fresh if node.entry_id in plan.by_entry else plan.stored)[node.id] = node
+        plan.links += links
+        plan.by_entry[entry.id] = changed
+        earlier += [*batch.goals, *batch.psyche]
+    return plan
+
+
+def _found_in_chunk(memories: Sequence[Evolving], probe: EvolutionProbe) -> list[Evolving]:
+    """Among the memories of a chunk's earlier entries (not stored yet), the ones the store's search would find for
+    the probe: those sharing a word with it (the most shared first, at most ``CANDIDATES``) and the ``NEAREST`` to
+    each of its vectors."""
+    words = set(fts_words(probe.text))
+    shared = {m.id: len(words & set(fts_words(node_text(m)))) for m in memories}
+    by_words = sorted((m for m in memories if shared[m.id]), key=lambda m: -shared[m.id])[:CANDIDATES]
+    embedded = [m for m in memories if m.embedding is not None]
+    near: list[Evolving] = []
+    if embedded and probe.vectors:
+        matrix = np.asarray([m.embedding for m in embedded], dtype=np.float32)
+        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        for vector in probe.vectors:
+            scores = matrix @ np.asarray(vector, dtype=np.float32)
+            near += [embedded[i] for i in np.argsort(-scores, kind="stable")[:NEAREST]]
+    return list({m.id: m for m in [*by_words, *near]}.values())
+
+
+def _changeable(nodes: Sequence[Evolving]) -> list[Evolving]:
+    """Each current goal (active) or psyche memory once, in order."""
+    kept: dict[str, Evolving] = {}
+    for node in nodes:
+        if node.current and not (isinstance(node, Goal) and node.status is not GoalStatus.ACTIVE):
+            kept.setdefault(node.id, node)
+    return list(kept.values())
 
 
 def _revision(node: Any, revision_id: str) -> Revision:

@@ -96,6 +96,35 @@ def test_vector_search_falls_back_when_other_users_crowd_the_index(neo4j, users)
     assert {h.id for h in hits} <= {n.id for n in batch.nodes()}
 
 
+def test_evolution_candidates_by_the_vector_index_match_the_exact_scan(neo4j, users, monkeypatch):
+    """A user with many goals and psyche memories asks the vector index (crowded by another user's) instead of
+    scanning; both ways give the same candidates here, and the other user's never appear."""
+    from persona.store import neo4j as neo4j_module
+    from persona.store.base import EvolutionProbe
+
+    mine, crowd = users
+    for n in range(25):
+        write_entry(neo4j, crowd, f"sourdough bread baking {n}", day(n))
+    topics = ("cello", "run")
+    written = [write_entry(neo4j, mine, f"{topic} practice {n}", day(n)) for n in range(6) for topic in topics]
+    text = "sourdough bread baking and cello practice"
+    # Near the user's own memories, so the index's answer is used (not the scan it falls back to when crowded out).
+    probe = EvolutionProbe("entry-x", day(40), text, EMBEDDER.embed(["cello practice", "run practice 3"]))
+    scanned = neo4j.evolution_candidates(mine, [probe])[0]
+    monkeypatch.setattr(neo4j_module, "EVOLVING_SCAN_LIMIT", 0)
+    indexed = neo4j.evolution_candidates(mine, [probe])[0]
+    own = {n.id for _, batch in written for n in [*batch.goals, *batch.psyche]}
+    assert {n.id for n in scanned} <= own and len(scanned) >= 10
+    assert {n.id for n in indexed} == {n.id for n in scanned}
+
+
+def test_the_driver_does_not_log_unknown_label_and_property_warnings(neo4j, caplog):
+    """A fresh store's queries name properties no node has yet: the server's notice about each is not logged."""
+    with caplog.at_level("WARNING"):
+        neo4j._read("MATCH (n:NoSuchLabelYet {no_such_key: 1}) RETURN n.no_such_property AS value")
+    assert not [r for r in caplog.records if r.name.startswith("neo4j")]
+
+
 def test_a_stale_vector_share_still_finds_the_nearest(neo4j, users):
     """The user's share of the vectors sizes the index ask and is counted at most every 30 s: counted while the
     user had no vectors, it must still give the exact nearest once they have some (never an empty or partial list)."""

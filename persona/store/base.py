@@ -26,6 +26,9 @@ from persona.models import (
     Entity,
     Entry,
     EntryStatus,
+    Evolving,
+    Goal,
+    GoalStatus,
     Link,
     LinkType,
     MemoryBatch,
@@ -83,6 +86,45 @@ def _shown(node: AnyNode, allowed: set[NodeType], start: datetime | None, end: d
     if when is None:
         return True
     return (start is None or when >= start) and (end is None or when < end)
+
+
+def _unit(vector: Sequence[float]) -> list[float]:
+    """The vector scaled to unit length (empty for a zero vector: it is near nothing)."""
+    array = np.asarray(vector, dtype=np.float64)
+    norm = float(np.linalg.norm(array))
+    return (array / norm).tolist() if norm else []
+
+
+def _check_owner(user_id: str, nodes: Sequence[AnyNode]) -> None:
+    for node in nodes:
+        if node.user_id != user_id:
+            raise ValidationError(f"node {node.id} belongs to {node.user_id!r}, not {user_id!r}")
+
+
+def _rewrite_stored(tx: StoreTransaction, user_id: str, nodes: Sequence[AnyNode]) -> None:
+    """Store new versions of the user's existing nodes (their search text unchanged); a node that is not stored,
+    or is stored as another type, raises ``NodeNotFoundError`` (the transaction then writes nothing)."""
+    if not nodes:
+        return
+    stored = {n.id: n for n in get_batched(tx, user_id, [n.id for n in nodes])}
+    for node in nodes:
+        if node.id not in stored or stored[node.id].type is not node.type:
+            raise NodeNotFoundError(node.id, user_id)
+    tx.rewrite(user_id, [with_extras(n, stored[n.id]) for n in nodes], reindex=False)
+
+
+def _still_changeable(nodes: Sequence[AnyNode], probe: EvolutionProbe) -> list[Evolving]:
+    """The current goals (active) and psyche memories among ``nodes`` an entry may change, each once, in order."""
+    kept: dict[str, Evolving] = {}
+    for node in nodes:
+        if not isinstance(node, Evolving) or not node.current or node.id in kept:
+            continue
+        if node.entry_id == probe.entry_id or node.occurred_at > probe.occurred_at:
+            continue
+        if isinstance(node, Goal) and node.status is not GoalStatus.ACTIVE:
+            continue
+        kept[node.id] = node
+    return list(kept.values())
 
 
 class StoreTransaction(ABC):
@@ -145,6 +187,11 @@ class StoreTransaction(ABC):
     def entry_by_hash(self, user_id: str, content_hash: str) -> Entry | None:
         """The user's entry with this content hash."""
 
+    def entries_by_hash(self, user_id: str, content_hashes: Sequence[str]) -> dict[str, Entry]:
+        """The user's entries with these content hashes, by hash (a backend that can ask once overrides this)."""
+        found = {h: self.entry_by_hash(user_id, h) for h in dict.fromkeys(content_hashes)}
+        return {h: entry for h, entry in found.items() if entry is not None}
+
     @abstractmethod
     def entities_by_canonical(self, user_id: str, canonicals: Sequence[str]) -> list[Entity]:
         """The user's entities with these canonical names."""
@@ -204,6 +251,31 @@ class StoreTransaction(ABC):
 
 
 @dataclass(frozen=True)
+class EvolutionProbe:
+    """One entry asking which earlier memories it may change: its words (full-text matches) and vectors (nearest by
+    meaning). Only memories that happened by ``occurred_at`` qualify, never those of the entry itself."""
+
+    entry_id: str
+    occurred_at: datetime
+    text: str
+    vectors: Sequence[Sequence[float]] = ()
+
+
+@dataclass(frozen=True)
+class CandidateQuery:
+    """An ``EvolutionProbe`` checked for a backend: plain words, unit vectors, the entry and its date."""
+
+    entry_id: str
+    before: datetime
+    words: list[str]
+    units: list[list[float]]
+
+
+EVOLVING_KINDS = [NodeType.GOAL.value, NodeType.PSYCHE.value]
+"""The node types an entry can change (goals and psyche memories)."""
+
+
+@dataclass(frozen=True)
 class ListWindow:
     """What ``list_nodes`` asks for: a date range [start, end), a status, a page, an order."""
 
@@ -252,6 +324,14 @@ class Store(ABC):
         """BM25 over the user's nodes of ``kinds`` matching any of ``words`` (plain words, already cleaned)."""
 
     @abstractmethod
+    def _evolution_candidates(
+        self, user_id: str, queries: Sequence[CandidateQuery], k_text: int, k_vector: int
+    ) -> list[list[AnyNode]]:
+        """For each query: the user's goals and psyche memories that happened by ``before`` and are not of the
+        entry, the ``k_text`` best BM25 matches of its words and the ``k_vector`` nearest to each of its vectors (in
+        that order). A backend answers all the queries in one round trip where it can."""
+
+    @abstractmethod
     def adopt_embedder(self) -> None:
         """Record ``embedder`` as the embedder of every stored vector (after a re-embed) and turn vector search on;
         Neo4j rebuilds its vector index for the new dimension."""
@@ -291,6 +371,31 @@ class Store(ABC):
 
         return self._run_write(work)
 
+    def save_entries(self, entries: Sequence[Entry]) -> list[Entry]:
+        """``save_entry`` for several entries of one user in ONE transaction (an import chunk): for each, the stored
+        entry (the one already there with the same content hash, or this one, now stored). The same text twice in
+        ``entries`` is stored once."""
+        if not entries:
+            return []
+        user_id = check_user_id(entries[0].user_id)
+        if any(entry.user_id != user_id for entry in entries):
+            raise ValidationError("entries saved together must belong to one user")
+
+        def work(tx: StoreTransaction) -> list[Entry]:
+            if not tx.lock_user(user_id):  # a new user: create it, then hold its lock
+                tx.ensure_user(User(id=user_id))
+                tx.lock_user(user_id)
+            stored = tx.entries_by_hash(user_id, [e.content_hash for e in entries])
+            fresh: list[Entry] = []
+            for entry in entries:
+                if entry.content_hash not in stored:
+                    stored[entry.content_hash] = entry
+                    fresh.append(entry)
+            tx.create(fresh)
+            return [stored[e.content_hash] for e in entries]
+
+        return self._run_write(work)
+
     def set_entry_status(self, user_id: str, entry_id: str, status: EntryStatus, *, error: str | None = None) -> None:
         """Record an entry's processing status (and the reason, when it failed)."""
         status = as_entry_status(status)
@@ -303,14 +408,25 @@ class Store(ABC):
 
         self._run_write(work)
 
-    def write_batch(self, user_id: str, batch: MemoryBatch, *, done_entry_ids: Sequence[str] = ()) -> dict[str, str]:
+    def write_batch(
+        self,
+        user_id: str,
+        batch: MemoryBatch,
+        *,
+        done_entry_ids: Sequence[str] = (),
+        revised: Sequence[AnyNode] = (),
+    ) -> dict[str, str]:
         """Write memories, entities, passages and links in one transaction, and place the episodes in the NEXT chain
         by ``occurred_at`` (ties by ``created_at``). Entities merge by canonical name. The entries named in
         ``done_entry_ids`` are marked done in the same transaction, so memories and status never disagree; if one
-        is done already (processed meanwhile elsewhere), nothing is written and ``DuplicateError`` is raised. Returns
-        the map from each entity id given in the batch to the id of the node that holds it."""
+        is done already (processed meanwhile elsewhere), nothing is written and ``DuplicateError`` is raised.
+        ``revised``: new versions of stored memories the entries change (a goal done, a belief replaced), kept in the
+        same transaction as the memories (the batch's links say why); one that is gone raises ``NodeNotFoundError``
+        and nothing is written. Returns the map from each entity id given in the batch to the id of the node that
+        holds it."""
         check_user_id(user_id)
         check_batch(user_id, batch, dimension=self.embedder.dimension)
+        _check_owner(user_id, revised)
 
         def work(tx: StoreTransaction) -> dict[str, str]:
             if not tx.lock_user(user_id):
@@ -319,6 +435,7 @@ class Store(ABC):
             entity_ids = merge_batch_entities(tx, user_id, batch.entities)
             tx.create([n for n in batch.nodes() if n.type not in (NodeType.ENTITY, NodeType.EPISODE)])
             tx.add_episodes(user_id, batch.episodes)
+            _rewrite_stored(tx, user_id, revised)
             tx.link(
                 user_id,
                 [
@@ -480,18 +597,12 @@ class Store(ABC):
         check_user_id(user_id)
         if any(link.type is LinkType.NEXT for link in [*add_links, *remove_links]):
             raise ValidationError("NEXT links are placed by the store")
-        for node in nodes:
-            if node.user_id != user_id:
-                raise ValidationError(f"node {node.id} belongs to {node.user_id!r}, not {user_id!r}")
+        _check_owner(user_id, nodes)
 
         def work(tx: StoreTransaction) -> None:
             if not tx.lock_user(user_id):
                 raise UserNotFoundError(user_id)
-            stored = {n.id: n for n in get_batched(tx, user_id, [n.id for n in nodes])}
-            for node in nodes:
-                if node.id not in stored or stored[node.id].type is not node.type:
-                    raise NodeNotFoundError(node.id, user_id)
-            tx.rewrite(user_id, [with_extras(n, stored[n.id]) for n in nodes], reindex=False)
+            _rewrite_stored(tx, user_id, nodes)
             tx.unlink(user_id, [(lk.type, lk.source_id, lk.target_id) for lk in remove_links])
             tx.link(user_id, [(lk.type, lk.source_id, lk.target_id) for lk in add_links])
 
@@ -625,6 +736,27 @@ class Store(ABC):
             return []
         kinds = [t.value for t in as_node_types(types)] if types is not None else None
         return self._vector_search(user_id, (vector / norm).tolist(), int(k), kinds)
+
+    def evolution_candidates(
+        self, user_id: str, probes: Sequence[EvolutionProbe], *, k_text: int = 40, k_vector: int = 5
+    ) -> list[list[Evolving]]:
+        """For each probe (one entry), the user's current goals (active ones) and psyche memories it may change: the
+        best full-text matches of its text and the nearest by meaning to each of its vectors, among the memories
+        that happened by the entry's date and are not its own. One read for all the probes (an import chunk)."""
+        check_user_id(user_id)
+        queries = []
+        for probe in probes:
+            for vector in probe.vectors:
+                check_embedding(vector, self.embedder.dimension, what="a probe vector")
+            # Stored vectors of another model are meaningless to compare with (vector search is off until a re-embed).
+            searchable = self.stale_embedder is None and k_vector > 0
+            units = [u for u in map(_unit, probe.vectors) if u] if searchable else []
+            words = fts_words(probe.text) if k_text > 0 else []
+            queries.append(CandidateQuery(probe.entry_id, probe.occurred_at, words, units))
+        if not queries:
+            return []
+        found = self._evolution_candidates(user_id, queries, max(0, int(k_text)), max(0, int(k_vector)))
+        return [_still_changeable(nodes, probe) for nodes, probe in zip(found, probes, strict=True)]
 
     def text_search(
         self, user_id: str, query: str, *, k: int = 20, types: Iterable[NodeType] | None = None

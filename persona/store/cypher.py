@@ -70,6 +70,13 @@ def schema_statements() -> list[str]:
     return statements
 
 
+EVOLVING_TEXT_INDEX = "persona_evolving_text"
+CREATE_EVOLVING_TEXT_INDEX = (
+    f"CREATE FULLTEXT INDEX {EVOLVING_TEXT_INDEX} IF NOT EXISTS FOR (n:Goal|Psyche) ON EACH [n.search_text] "
+    f"OPTIONS {{indexConfig: {{`fulltext.analyzer`: '{TEXT_ANALYZER}'}}}}"
+)
+"""The words of goals and psyche memories alone: an entry's evolution candidates are found among them, and in the
+index of every searchable node they are a small share of the hits (passages and episodes crowd them out)."""
 CREATE_VECTOR_INDEX = (
     f"CREATE VECTOR INDEX {VECTOR_INDEX} IF NOT EXISTS FOR (n:Embedded) ON n.embedding "
     "OPTIONS {indexConfig: {`vector.dimensions`: $dimension, `vector.similarity_function`: 'cosine', "
@@ -202,6 +209,11 @@ DETACH DELETE n
 """
 ENTRY_DEPENDANTS = "MATCH (n:Node {user_id: $user_id, entry_id: $id}) RETURN n.id AS id, n.type AS type"
 FIND_ENTRY_BY_HASH = "MATCH (n:Entry {user_id: $user_id, content_hash: $content_hash}) RETURN n.body AS body"
+FIND_ENTRIES_BY_HASH = """
+UNWIND $hashes AS hash
+MATCH (n:Entry {user_id: $user_id, content_hash: hash})
+RETURN hash, n.body AS body
+"""
 
 
 def list_nodes(node_type: NodeType, *, newest_first: bool) -> str:
@@ -360,3 +372,108 @@ COUNT_BY_TYPE = "MATCH (n:Node) RETURN n.type AS type, count(*) AS n"
 COUNT_LINKS = "MATCH (:Node)-[r]->(:Node) RETURN count(r) AS n"
 USER_COUNT_BY_TYPE = "MATCH (n:Node {user_id: $user_id}) RETURN n.type AS type, count(*) AS n"
 USER_COUNT_LINKS = "MATCH (:Node {user_id: $user_id})-[r]->(:Node) RETURN count(r) AS n"
+
+# -- evolution candidates ----------------------------------------------------------------------------------------
+# One round trip for an import chunk: for each probe (an entry), the best full-text matches of its words and the
+# nearest goals / psyche memories to each of its vectors, among those that happened by its date and are not its
+# own; then their bodies. Words are looked up in a full-text index of goals and psyche memories only (every user's):
+# it is asked for enough hits that ~4 x $k_text are likely the user's (the user's share of all goals and psyche).
+# (``sort_time IS NOT NULL``, always true, lets a match seek the
+# (user_id, sort_time) index instead of scanning every user's goals.)
+_EVOLVING_COUNTS = """
+CALL () { MATCH (n:Goal) RETURN count(n) AS all_goals }
+CALL () { MATCH (n:Psyche) RETURN count(n) AS all_psyche }
+CALL () { MATCH (g:Goal {user_id: $user_id}) WHERE g.sort_time IS NOT NULL RETURN count(g) AS goals }
+CALL () { MATCH (s:Psyche {user_id: $user_id}) WHERE s.sort_time IS NOT NULL RETURN count(s) AS psyche }
+"""
+EVOLVING_COUNT = f"{_EVOLVING_COUNTS} RETURN goals + psyche AS evolving"
+# The full-text ask, from the counts as they are now (a new user's first entries must not ask for thousands).
+
+
+def _text_ask(carry: str = "") -> str:
+    """The counts and the full-text ask, keeping the variables named in ``carry`` (e.g. ``"nearest, "``)."""
+    return f"""
+{_EVOLVING_COUNTS}
+WITH {carry}4 * $k_text * (all_goals + all_psyche) / (goals + psyche + 1) AS wanted
+WITH {carry}CASE WHEN wanted < $text_floor THEN $text_floor WHEN wanted > $text_ceiling THEN $text_ceiling
+          ELSE wanted END AS text_ask
+"""
+
+
+_EVOLVING_TEXT = f"""
+CALL (p, text_ask) {{
+  WITH p, text_ask WHERE p.query IS NOT NULL
+  CALL db.index.fulltext.queryNodes('{EVOLVING_TEXT_INDEX}', p.query, {{limit: text_ask}}) YIELD node, score
+  WHERE node.user_id = $user_id AND node.type IN $types AND node.sort_time <= p.before
+    AND node.entry_id <> p.entry_id AND coalesce(node.status, 'active') = 'active'
+  WITH node, score ORDER BY score DESC, node.sort_time, node.created_at, node.id LIMIT $k_text
+  RETURN collect(node.id) AS text_ids
+}}
+"""
+_EVOLVING_NODES = """
+CALL (ids) {
+  UNWIND ids AS id
+  WITH DISTINCT id
+  MATCH (n:Node {id: id, user_id: $user_id}) USING INDEX n:Node(id)
+  RETURN collect({id: n.id, type: n.type, body: n.body}) AS nodes
+}
+RETURN i, ids, nodes
+ORDER BY i
+"""
+_USER_EVOLVING = """
+CALL () {
+  MATCH (n:Goal {user_id: $user_id}) WHERE n.status = 'active' AND n.sort_time IS NOT NULL RETURN n
+  UNION
+  MATCH (n:Psyche {user_id: $user_id}) WHERE n.sort_time IS NOT NULL RETURN n
+}
+"""
+# A user with a few thousand goals and psyche memories: ONE pass over them scores every vector of every probe
+# (exact, and cheaper than an HNSW query per vector).
+EVOLUTION_CANDIDATES_SCAN = f"""
+CALL () {{
+  {_USER_EVOLVING}
+  WITH n, n.embedding AS embedding WHERE embedding IS NOT NULL
+  UNWIND range(0, size($probes) - 1) AS i
+  WITH i, $probes[i] AS p, n, embedding WHERE n.sort_time <= p.before AND n.entry_id <> p.entry_id
+  UNWIND range(0, size(p.vectors) - 1) AS j
+  WITH i, j, n, vector.similarity.cosine(embedding, p.vectors[j]) AS score
+  ORDER BY score DESC, n.sort_time, n.created_at, n.id
+  WITH i, j, collect(n.id)[..$k_vector] AS ids
+  RETURN collect([i, ids]) AS nearest
+}}
+{_text_ask("nearest, ")}
+UNWIND range(0, size($probes) - 1) AS i
+WITH i, $probes[i] AS p, nearest, text_ask
+{_EVOLVING_TEXT}
+WITH i, text_ids + reduce(acc = [], hit IN nearest | acc + CASE WHEN hit[0] = i THEN hit[1] ELSE [] END) AS ids
+{_EVOLVING_NODES}
+"""
+# A bigger user: the global vector index per vector, asked for $vector_candidates; a vector for which fewer than
+# $k_vector survive the filters is answered by a scan of the user's goals and psyche.
+EVOLUTION_CANDIDATES_INDEXED = f"""
+{_text_ask()}
+UNWIND range(0, size($probes) - 1) AS i
+WITH i, $probes[i] AS p, text_ask
+{_EVOLVING_TEXT}
+CALL (p) {{
+  UNWIND p.vectors AS v
+  CALL (p, v) {{
+    CALL db.index.vector.queryNodes('{VECTOR_INDEX}', $vector_candidates, v) YIELD node, score
+    WHERE node.user_id = $user_id AND node.type IN $types AND node.sort_time <= p.before
+      AND node.entry_id <> p.entry_id AND coalesce(node.status, 'active') = 'active'
+    WITH node, score ORDER BY score DESC, node.sort_time, node.created_at, node.id LIMIT $k_vector
+    RETURN collect(node.id) AS indexed
+  }}
+  CALL (p, v, indexed) {{
+    WITH p, v WHERE size(indexed) < $k_vector
+    {_USER_EVOLVING}
+    WITH n, v, p WHERE n.embedding IS NOT NULL AND n.sort_time <= p.before AND n.entry_id <> p.entry_id
+    WITH n, vector.similarity.cosine(n.embedding, v) AS score
+    ORDER BY score DESC, n.sort_time, n.created_at, n.id LIMIT $k_vector
+    RETURN collect(n.id) AS scanned
+  }}
+  RETURN collect(CASE WHEN size(indexed) < $k_vector THEN scanned ELSE indexed END) AS per_vector
+}}
+WITH i, text_ids + reduce(acc = [], ids IN per_vector | acc + ids) AS ids
+{_EVOLVING_NODES}
+"""

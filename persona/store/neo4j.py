@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import numpy as np
-from neo4j import READ_ACCESS, GraphDatabase, ManagedTransaction, Record, Session
+from neo4j import READ_ACCESS, GraphDatabase, ManagedTransaction, NotificationDisabledClassification, Record, Session
 from neo4j.exceptions import (
     AuthError,
     ClientError,
@@ -42,7 +42,7 @@ from persona.models import (
     node_text,
 )
 from persona.store import cypher
-from persona.store.base import ListWindow, Store, StoreTransaction
+from persona.store.base import EVOLVING_KINDS, CandidateQuery, ListWindow, Store, StoreTransaction
 from persona.store.common import node_sort_time, parse_node, parse_stored, serialise_node, serialise_stored
 from persona.store.migrations import migrate_neo4j, run_schema_statement
 
@@ -62,6 +62,11 @@ a small share of a big store)."""
 SHARE_SECONDS = 30.0
 """How long a user's share of the stored vectors is reused before it is counted again."""
 TEXT_CANDIDATES = 100
+EVOLVING_SCAN_LIMIT = 5_000
+"""A user with at most this many goals and psyche memories has them scanned exactly for evolution candidates (one
+pass for a whole import chunk); beyond it the vector index is asked first, per vector."""
+TEXT_CANDIDATES_CEILING = 20_000
+"""The most full-text hits an evolution probe asks for (the index is global; the user's goals are a share of it)."""
 _LUCENE_SPECIAL = frozenset('\\+-!():^[]"{}~*?|&/')
 
 
@@ -140,11 +145,19 @@ class Neo4jStore(Store):
         self.embedder = embedder
         self.description = f"Neo4j · {uri}"
         self._shares: dict[str, tuple[float, float, int]] = {}
+        self._evolving: dict[str, tuple[float, int]] = {}
         # The driver's HTTP mode is a preview that needs extra packages; Persona speaks Bolt only.
         if uri.partition("://")[0] not in BOLT_SCHEMES:
             raise StoreUnavailableError(f"cannot use the Neo4j URI {uri!r}: use one of {', '.join(BOLT_SCHEMES)}://")
         try:
-            self._driver = GraphDatabase.driver(uri, auth=auth, connection_timeout=CONNECTION_TIMEOUT)
+            self._driver = GraphDatabase.driver(
+                uri,
+                auth=auth,
+                connection_timeout=CONNECTION_TIMEOUT,
+                # "Label / property key does not exist" is what every query says of a fresh store (no schema node,
+                # no changes yet): logged as a warning per query, it buried the warnings worth reading.
+                notifications_disabled_classifications=[NotificationDisabledClassification.UNRECOGNIZED],
+            )
         except (ConfigurationError, ValueError) as exc:
             raise StoreUnavailableError(f"cannot use the Neo4j URI {uri!r}: {exc}") from exc
         try:
@@ -202,6 +215,8 @@ class Neo4jStore(Store):
             # Migrations first: a database from a newer release is refused before anything is written.
             self.applied_migrations = migrate_neo4j(session, f"Neo4j at {self.uri}")
             self._check_embedder(session)
+            # Made on open (IF NOT EXISTS) like the vector index: a store from before it gets it here.
+            run_schema_statement(session, cypher.CREATE_EVOLVING_TEXT_INDEX)
             if self.stale_embedder is None:  # a stale store keeps its index until the re-embed replaces it
                 run_schema_statement(session, cypher.CREATE_VECTOR_INDEX, dimension=self.embedder.dimension)
                 self._check_vector_index(session)
@@ -297,6 +312,45 @@ class Neo4jStore(Store):
         if len(rows) < k:
             rows = self._read(cypher.TEXT_QUERY_ALL, **params)
         return [SearchHit(id=r["id"], type=NodeType(r["type"]), score=float(r["score"])) for r in rows]
+
+    def _evolution_candidates(
+        self, user_id: str, queries: Sequence[CandidateQuery], k_text: int, k_vector: int
+    ) -> list[list[AnyNode]]:
+        """Every query in ONE round trip: full-text and vector hits and the nodes (``cypher.EVOLUTION_CANDIDATES_*``:
+        an exact scan for a user with at most ``EVOLVING_SCAN_LIMIT`` goals and psyche memories, else the index)."""
+        evolving = self._evolving_count(user_id)
+        probes = [
+            {
+                "entry_id": q.entry_id,
+                "before": _utc(q.before),
+                "query": lucene_query(q.words) if q.words and k_text else None,
+                "vectors": q.units,
+            }
+            for q in queries
+        ]
+        statement = (
+            cypher.EVOLUTION_CANDIDATES_SCAN if evolving <= EVOLVING_SCAN_LIMIT else cypher.EVOLUTION_CANDIDATES_INDEXED
+        )
+        ask = min(MAX_VECTOR_CANDIDATES, max(VECTOR_CANDIDATES, 20 * k_vector))
+        rows = self._read(
+            statement, probes=probes, user_id=user_id, types=EVOLVING_KINDS, k_text=k_text, k_vector=k_vector,
+            text_floor=TEXT_CANDIDATES, text_ceiling=TEXT_CANDIDATES_CEILING, vector_candidates=ask,
+        )  # fmt: skip
+        found: list[list[AnyNode]] = []
+        for row in rows:
+            nodes = {n["id"]: parse_node(NodeType(n["type"]), n["body"]) for n in row["nodes"]}
+            found.append([nodes[i] for i in dict.fromkeys(row["ids"]) if i in nodes])
+        return found
+
+    def _evolving_count(self, user_id: str) -> int:
+        """How many goals and psyche memories the user has, counted at most every ``SHARE_SECONDS``: it only chooses
+        the plan (a stale count costs time, never a wrong answer)."""
+        now = time.monotonic()
+        cached = self._evolving.get(user_id)
+        if cached is None or now - cached[0] >= SHARE_SECONDS:
+            cached = (now, int(self._read(cypher.EVOLVING_COUNT, user_id=user_id)[0]["evolving"]))
+            self._evolving[user_id] = cached
+        return cached[1]
 
     def adopt_embedder(self) -> None:
         params = {"name": self.embedder.name, "dimension": self.embedder.dimension}
@@ -412,6 +466,10 @@ class _Neo4jTransaction(StoreTransaction):
     def entry_by_hash(self, user_id: str, content_hash: str) -> Entry | None:
         rows = self._rows(cypher.FIND_ENTRY_BY_HASH, user_id=user_id, content_hash=content_hash)
         return parse_stored(Entry, rows[0]["body"]) if rows else None
+
+    def entries_by_hash(self, user_id: str, content_hashes: Sequence[str]) -> dict[str, Entry]:
+        rows = self._rows(cypher.FIND_ENTRIES_BY_HASH, user_id=user_id, hashes=list(dict.fromkeys(content_hashes)))
+        return {row["hash"]: parse_stored(Entry, row["body"]) for row in rows}
 
     def entities_by_canonical(self, user_id: str, canonicals: Sequence[str]) -> list[Entity]:
         rows = self._rows(cypher.FIND_ENTITIES, canonicals=list(canonicals), user_id=user_id)

@@ -30,7 +30,7 @@ from persona.models import (
     User,
     node_text,
 )
-from persona.store.base import ListWindow, Store, StoreTransaction
+from persona.store.base import EVOLVING_KINDS, CandidateQuery, ListWindow, Store, StoreTransaction
 from persona.store.common import node_sort_time, parse_node, parse_stored, serialise_node, serialise_stored
 from persona.store.migrations import migrate_sqlite
 
@@ -215,6 +215,68 @@ class SqliteStore(Store):
             (match, user_id, *kinds, k),
         )
         return [SearchHit(id=i, type=NodeType(t), score=-float(rank)) for i, t, rank in rows]
+
+    def _evolution_candidates(
+        self, user_id: str, queries: Sequence[CandidateQuery], k_text: int, k_vector: int
+    ) -> list[list[AnyNode]]:
+        """Exact, like the searches: BM25 with the date and entry filters in SQL, and the vectors of the user's goals
+        and psyche (read once for all the queries) scored with numpy, filtered before the top k are taken."""
+        with self._lock, _unavailable_on_failure(self.path):
+            vectors = self._evolving_vectors(user_id) if any(q.units for q in queries) else None
+            found: list[list[str]] = []
+            for query in queries:
+                ids = self._evolving_text_hits(user_id, query, k_text) if query.words else []
+                if vectors is not None and query.units:
+                    ids += self._evolving_nearest(vectors, query, k_vector)
+                found.append(list(dict.fromkeys(ids)))
+            wanted = list({i for ids in found for i in ids})
+            rows = self._conn.execute(
+                f"SELECT id, type, body FROM nodes WHERE +user_id = ? AND id IN ({_placeholders(wanted)})",
+                (user_id, *wanted),
+            ).fetchall()
+        nodes = {i: parse_node(NodeType(kind), body) for i, kind, body in rows}
+        return [[nodes[i] for i in ids if i in nodes] for ids in found]
+
+    def _evolving_text_hits(self, user_id: str, query: CandidateQuery, k: int) -> list[str]:
+        match = " OR ".join('"' + w.replace('"', '""') + '"' for w in query.words)
+        rows = self._conn.execute(
+            "SELECT n.id FROM nodes_fts JOIN nodes n ON n.pk = nodes_fts.rowid "
+            f"WHERE nodes_fts MATCH ? AND n.user_id = ? AND n.type IN ({_placeholders(EVOLVING_KINDS)}) "
+            "AND n.sort_time <= ? AND n.entry_id IS NOT ? AND coalesce(n.status, 'active') = 'active' "
+            "ORDER BY bm25(nodes_fts), n.sort_time, n.created_at, n.id LIMIT ?",
+            (match, user_id, *EVOLVING_KINDS, _iso(query.before), query.entry_id, k),
+        ).fetchall()
+        return [i for (i,) in rows]
+
+    def _evolving_vectors(self, user_id: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """The user's active goals and psyche memories with a vector: ids, dates, entry ids and the unit vectors."""
+        rows = self._conn.execute(
+            "SELECT id, sort_time, coalesce(entry_id, ''), embedding FROM nodes "
+            f"WHERE user_id = ? AND type IN ({_placeholders(EVOLVING_KINDS)}) AND embedding IS NOT NULL "
+            "AND coalesce(status, 'active') = 'active' "
+            "ORDER BY sort_time, created_at, id",  # row order breaks score ties, as in the vector search
+            (user_id, *EVOLVING_KINDS),
+        ).fetchall()
+        dim = self.embedder.dimension
+        matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        return [r[0] for r in rows], np.array([r[1] for r in rows]), np.array([r[2] for r in rows]), matrix
+
+    @staticmethod
+    def _evolving_nearest(
+        vectors: tuple[list[str], np.ndarray, np.ndarray, np.ndarray], query: CandidateQuery, k: int
+    ) -> list[str]:
+        ids, times, entries, matrix = vectors
+        allowed = np.flatnonzero((times <= _iso(query.before)) & (entries != query.entry_id)) if ids else []
+        if not len(allowed) or k <= 0:
+            return []
+        nearest: list[str] = []
+        for unit in query.units:
+            scores = matrix[allowed] @ np.asarray(unit, dtype=np.float32)
+            top = min(k, len(scores))
+            best = np.argpartition(-scores, top - 1)[:top]
+            best = best[np.lexsort((best, -scores[best]))]
+            nearest += [ids[allowed[i]] for i in best]
+        return nearest
 
     def adopt_embedder(self) -> None:
         with self._write() as cur:
