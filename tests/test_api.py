@@ -356,7 +356,7 @@ def test_user_context(client, made):
 
 # -- authentication ---------------------------------------------------------------------------------------------
 def test_every_operation_is_tested():
-    assert len(ROUTES) == 15
+    assert len(ROUTES) == 16  # GET .../thread: tests/test_threads.py::test_the_api_serves_a_thread_with_clear_errors
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
