@@ -16,10 +16,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from persona.llm.dates import parse_due
 from persona.models import Goal, GoalStatus, Psyche
-from persona.text import content_words, stem
+from persona.text import STOPWORDS, content_words, stem
 
 Similarity = Callable[[str, str], float]
 """Cosine similarity of two texts (the embedder's); optional: the rules work without it."""
@@ -28,37 +29,75 @@ POSTPONED = "postponed"
 """A goal whose due date moved: it stays active (``GoalStatus.ACTIVE``) with a new due date."""
 
 # -- cues ------------------------------------------------------------------------------------------------------------
+# Verb classes, each in its inflections and common phrasal forms. A cue counts only when nothing in the few words
+# before it negates or weakens it ("not giving up on", "almost gave up", "haven't finished").
 _DROP = re.compile(
-    r"\b(gave|given|give|giving) up\b|\bquit\b|\babandon(ed)?\b|\bstopped\b|\bdropped\b|\bcancell?ed\b"
-    r"|\bdecided not to\b|\bno longer\b|\bnot going to\b.*\banymore\b|\b(won'?t|will not|not)\b.*\bafter all\b"
-    r"|\bcalled off\b|\bletting go of\b"
+    r"\b(gave|give|giving|given|gives) up\b|\bquit(s|ting)?\b|\bcall(ed|ing|s)? it quits\b|\babandon(ed|ing|s)?\b"
+    r"|\bstopped\b|\bdropp(ed|ing)\b|\bcancell?(ed|ing)\b|\bcall(ed|ing)? off\b|\bscrap(ped|ping|s)?\b"
+    r"|\bshelv(ed|ing|e)\b|\bditch(ed|ing)?\b|\bbinned\b|\bdecided (not to|against)\b|\bno longer\b"
+    r"|(\bnot|n't)\b.*\b(any ?more|any longer)\b|(\bnot|n't) happening\b|\b(won'?t|will not|not)\b.*\bafter all\b"
+    r"|\bletting go of\b|\blet (it|that|this) go\b|\bwithdr(ew|awn|aw|awing)\b|\b(pulled|backed|bowed|opted) out\b"
+    r"|\b(fallen|fell|falls|falling) by the wayside\b|^\s*forget (about )?(the|it|that|my)\b"
+    r"|\bend of (that|the|my) (plan|idea|dream|project)\b|\b(is|are|it's|that's) (now )?off\b(?!\s+to\b)"
+    r"|\blost interest\b|\bmoved on from\b|\bgiving it up\b"
+)
+_TIME = (
+    r"(next|the new|the end of|later|early|mid|late|january|february|march|april|may|june|july|august|september"
+    r"|october|november|december|spring|summer|autumn|fall|winter|monday|tuesday|wednesday|thursday|friday"
+    r"|saturday|sunday|\d{4}|the (spring|summer|autumn|fall|winter))\b"
 )
 _POSTPONE = re.compile(
-    r"\bpostponed?\b|\bput off\b|\bpushed back\b|\bdelayed\b|\bon hold\b|\bmoved to\b|\brescheduled\b|\bdeferred\b"
+    r"\bpostpon(e|ed|es|ing)\b|\bput(s|ting)? off\b|\bput(s|ting)?\b(\s+[\w']+){1,5}\s+off\s+(until|till|to|for)\b"
+    r"|\bpush(ed|es|ing)? back\b|\bput back\b|\bdelay(ed|ing)?\b|\bon hold\b|\bback burner\b|\breschedul(e|ed|ing)\b"
+    r"|\bdefer(red|ring|s)?\b|\bwait (until|till)\b|\b(push(ed|es|ing)?|mov(ed|es|ing)|bump(ed|ing)?|shift(ed|ing)?)\b"
+    rf".{{0,60}}?\b(to|until|till|back to|into)\s+{_TIME}"
 )
 _DONE = re.compile(
-    r"\bfinished\b|\bcompleted?\b|\bdone\b|\bfinally\b|\baccomplished\b|\bachieved\b|\bticked off\b|\bpassed\b"
-    r"|\bgot accepted\b|\bsucceeded\b"
+    r"\bfinished\b|\bcompleted?\b|\bdone\b|\bfinally\b|\baccomplished\b|\bachieved\b|\b(ticked|crossed|checked) off\b"
+    r"|\bpassed\b|\bgot accepted\b|\bsucceeded\b|\bmanaged (to|a|an|the)\b|\bpulled (it|this|that) off\b"
+    r"|\bnailed (it|this|that)\b|\bhanded in\b|\bsubmitted\b|\b(sent|turned) (it |them )?(off|in)\b|\bdelivered\b"
+    r"|\bwrapped up\b|\bcame through\b|\bwent (live|well|brilliantly|great|smoothly|fine|perfectly)\b"
+    r"|\b(is|are) (finally )?(in|out|up|live)\s*($|[!.])|\blaunched\b|\bpublished\b|\binstalled\b|\bfitted\b"
+    r"|\bofficially\b|\bcertified\b|\bqualified\b|\bgraduated\b|\breached\b|\bbehind me\b|\bout of the way\b"
+    r"|\bin the post\b|\bover the line\b|\bfinish line\b|\bsorted\b"
 )
-# A sentence that only wonders, plans or falls short changes nothing.
+# "I'm done with the banjo": for a skill being learned, an ending without the skill.
+_DONE_WITH = re.compile(r"\b(done|finished) with\b")
+# A sentence that only wonders, plans, dreams or falls short changes nothing.
 _HYPOTHETICAL = re.compile(
     r"\?|\bthinking (about|of)\b|\bconsidering\b|\bnot yet\b|\bshould i\b|\bmight\b|\bmaybe i should\b"
-    r"|\bwondering\b|\bif i\b"
+    r"|\bwondering\b|\bwonder\b|\bif i\b|\bwhat if\b|\bdream(t|ed|ing|s)?\b|\bimagin(e|ed|ing)\b"
+)
+# Words that, just before a cue, say it did not (fully) happen: "not giving up on", "almost gave up".
+_WEAKENED = re.compile(
+    r"\b(not|never|no|almost|nearly|won'?t|can'?t|didn'?t|haven'?t|hasn'?t|refuse to|refused to)\b|n't\b"
 )
 _UNFINISHED = re.compile(
-    r"\b(haven'?t|have not|hasn'?t|didn'?t|did not|not|never|won'?t|will|going to|almost|nearly)\b|'ll\b|\btomorrow\b"
+    r"\b(haven'?t|have not|hasn'?t|didn'?t|did not|not|never|won'?t|will|going to|almost|nearly|need to|yet)\b|'ll\b"
+    r"|\btomorrow\b"
 )
-_PARTLY = re.compile(r"\b(a|one|another|the first) (chapter|part|page|section|bit|draft) of\b|\bhalfway\b|\bsome of\b")
-# Past verbs that start or continue work rather than finish it ("Started the report" is no done report).
+_PARTLY = re.compile(
+    r"\b(a|one|another|the first) (chapter|part|page|section|bit|draft) of\b|\bhalfway\b|\bsome of\b"
+    r"|\b(half|part|most|parts) (of|the)\b|\bthe rest\b"
+)
+# "I'm still learning chess", "I'm sticking with it", "kept going": the goal goes on.
+_PERSISTS = re.compile(
+    r"\bstill\b|\bstick(ing)? (with|at)\b|\bkept (going|at it|on)\b|\bkeep going\b|\bcarr(y|ied) on\b"
+)
+# Past verbs that start, prepare or continue work rather than finish it ("Started the report" is no done report).
 _NOT_FINISHING = frozenset(
     {"started", "began", "begun", "continued", "worked", "tried", "planned", "thought", "discussed", "talked",
      "wanted", "needed", "looked", "researched", "drafted", "outlined", "prepared", "practised", "practiced",
-     "postponed", "delayed", "moved", "forgot", "missed", "considered", "decided", "asked", "checked"}
+     "postponed", "delayed", "moved", "forgot", "missed", "considered", "decided", "asked", "checked", "booked",
+     "ordered", "reserved", "scheduled", "signed", "enrolled", "registered", "bought",
+     "sold", "lost", "broke", "gave", "threw", "returned", "visited", "did", "had", "made", "got", "went"}
 )  # fmt: skip
 _OTHER_PERSON = re.compile(
     r"\b(he|she|they|his|her|their|hers|theirs)\b|^\s*(my|our) (?!goal|plan)\w+|^\s*(dad|mum|mom|someone|everyone)\b"
 )
 _FIRST_PERSON = re.compile(r"\b(i|i'm|i've|i'd|me|my|myself)\b")
+# "Laura finished the marathon": a name, then a past verb, is someone else's news.
+_NAMED_SUBJECT = re.compile(r"^\s*([A-Z][a-z]+)\s+(\w+ed|ran|won|got|went|did|made|quit|left|gave)\b")
 
 _IRREGULAR_PAST = {
     "bought": "buy", "sent": "send", "paid": "pay", "lost": "lose", "got": "get", "wrote": "write", "ran": "run",
@@ -66,8 +105,21 @@ _IRREGULAR_PAST = {
     "won": "win", "met": "meet", "left": "leave", "spent": "spend", "taught": "teach", "brought": "bring",
     "kept": "keep", "told": "tell", "found": "find", "began": "begin", "drove": "drive", "flew": "fly",
     "swam": "swim", "ate": "eat", "did": "do", "saw": "see", "learnt": "learn", "knit": "knit", "put": "put",
+    "hit": "hit", "sat": "sit", "done": "do", "written": "write", "taken": "take", "given": "give",
+    "swum": "swim", "flown": "fly", "driven": "drive", "quit": "quit", "shut": "shut", "set": "set",
 }  # fmt: skip
-_GENERIC = frozenset({"today", "finally", "week", "weekend", "morning", "year", "month", "time", "really", "just"})
+_GENERIC = frozenset(
+    {"today", "finally", "week", "weekend", "morning", "year", "month", "time", "really", "just", "properly",
+     "fully", "new", "s", "thing", "idea", "plan", "goal", "whole", "last", "first"}
+)  # fmt: skip
+# Words that end a goal's object ("the leaking tap | in the kitchen", "my thesis | by summer").
+_OBJECT_END = frozenset(
+    {"in", "for", "at", "on", "to", "with", "by", "from", "before", "after", "while", "during", "about", "into",
+     "this", "next", "until", "when", "so", "because", "and", "or", "every", "each", "than"}
+)  # fmt: skip
+_PARTICLES = frozenset({"out", "in", "up", "off", "for", "on", "down", "back", "through", "into", "to", "rid", "of"})
+_CHAIN_VERBS = frozenset({"learn", "try", "start", "begin", "aim", "remember", "manage", "master", "continue"})
+_DETERMINERS = frozenset({"a", "an", "the", "my", "our", "all", "of", "some", "that", "this", "these", "those"})
 
 
 def _key(word: str) -> str:
@@ -85,21 +137,32 @@ def _same(a: str, b: str) -> bool:
     """Whether two keys name the same word: equal, or one a prefix (of at least 3 letters) of the other
     ("fil" from "filed", "file")."""
     short, long = sorted((a, b), key=len)
-    return len(short) >= 3 and long.startswith(short)
+    return a == b or (len(short) >= 3 and long.startswith(short))
 
 
 def _overlap(keys: Sequence[str], sentence_keys: Sequence[str]) -> int:
     return sum(1 for k in keys if any(_same(k, s) for s in sentence_keys))
 
 
+_CLAUSE_BREAK = re.compile(r"[,;]|:(?!\d)|\bbut\b|\band\b(?!\s+[A-Z])|\bso\b|\bthough\b|\bbecause\b|\bwhile\b")
+
+
 def _clauses(sentence: str) -> list[str]:
-    return [c for c in re.split(r"[,;:]|\bbut\b|\band then\b", sentence) if c.strip()]
+    return [c for c in _CLAUSE_BREAK.split(sentence) if c.strip()]
 
 
 def sentences_of(text: str) -> list[str]:
     """The sentences of an entry (line breaks and sentence ends), as written."""
     parts = re.split(r"(?<=[.!?])\s+|\n+", text)
     return [p.strip(" -*\t") for p in parts if p.strip(" -*\t")]
+
+
+def _lower(text: str) -> str:
+    return text.lower().replace("\u2019", "'")
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[\w']+", _lower(text))
 
 
 # -- goals -----------------------------------------------------------------------------------------------------------
@@ -114,25 +177,85 @@ class GoalChange:
     score: float = 0.0
 
 
-def _goal_cue(lowered: str, goal_verb: str, sentence_words: list[str]) -> str | None:
-    """Which change a sentence (lowercased) announces for a goal whose title starts with ``goal_verb``."""
-    if _HYPOTHETICAL.search(lowered):
-        return None
-    if _DROP.search(lowered):
-        return GoalStatus.DROPPED.value
-    if _POSTPONE.search(lowered) and not re.search(r"\bnot\b|n't\b", lowered):
+@dataclass(frozen=True)
+class _GoalShape:
+    """What a goal's title is about: its main verb ("learn to swim" -> swim), the head of its object ("the leaking
+    tap in the kitchen" -> leaking, tap: the words a sentence must name to mean this goal), its names, and all its
+    other words."""
+
+    verb: str
+    core: tuple[str, ...]
+    names: tuple[str, ...]
+    objects: tuple[str, ...]
+    learning: bool  # "learn to swim": "I can swim now" reaches it
+
+
+@lru_cache(maxsize=4096)
+def _shape(title: str) -> _GoalShape:
+    raw = re.findall(r"[\w'-]+", title)
+    lowered = [w.lower() for w in raw]
+    if not lowered:
+        return _GoalShape("", (), (), (), False)
+    verb, at = lowered[0], 1
+    learning = verb in {"learn", "master"}
+    # Verb chains: "learn to make sourdough", "finish knitting the blanket", "sort out the claim".
+    while at < len(lowered):
+        word = lowered[at]
+        if word == "to" and verb in _CHAIN_VERBS and at + 1 < len(lowered):
+            verb, at = lowered[at + 1], at + 2
+        elif word.endswith("ing") and at == 1:
+            verb, at = word, at + 1
+        elif word in _PARTICLES and at == 1:
+            at += 1
+        else:
+            break
+    core: list[str] = []
+    for word in lowered[at:]:
+        if word in _OBJECT_END and core:
+            break
+        if word not in _DETERMINERS and word not in STOPWORDS and word not in _GENERIC:
+            core.append(_key(word.removesuffix("'s")))
+    names = tuple(_key(w) for w in raw[1:] if w[0].isupper())
+    objects = tuple(_key(w) for w in content_words(title)[1:] if w not in _GENERIC) or (_key(verb),)
+    return _GoalShape(_key(verb), tuple(core) or (_key(verb),), names, objects, learning)
+
+
+def _cue_at(pattern: re.Pattern[str], lowered: str) -> re.Match[str] | None:
+    """The first match of ``pattern`` that nothing just before it negates or weakens."""
+    for found in pattern.finditer(lowered):
+        before = " ".join(lowered[: found.start()].split()[-3:])
+        if not _WEAKENED.search(before):
+            return found
+    return None
+
+
+def _goal_cue(clause: str, shape: _GoalShape) -> str | None:
+    """Which change a clause announces for a goal of this shape (``_DIARY_DONE``: maybe done, if the clause names
+    the goal clearly)."""
+    lowered = _lower(clause).strip()
+    words = _words(clause)
+    drop = _cue_at(_DROP, lowered)
+    if drop:
+        # "Quit smoking" is the goal itself when the goal is to quit.
+        said = _key(re.findall(r"[\w']+", drop.group(0))[0])
+        return GoalStatus.DONE.value if _same(said, shape.verb) else GoalStatus.DROPPED.value
+    if _cue_at(_POSTPONE, lowered):
         return POSTPONED
+    if shape.learning and _cue_at(_DONE_WITH, lowered):
+        return GoalStatus.DROPPED.value
     if _UNFINISHED.search(lowered) or _PARTLY.search(lowered):
         return None
     if _DONE.search(lowered):
         return GoalStatus.DONE.value
-    # "Renewed my passport", "Tax return filed": the goal's own verb in the past tense.
-    verb = _key(goal_verb)
-    for word in sentence_words:
-        if _is_past(word) and _same(_key(word), verb) and word != goal_verb:
-            return GoalStatus.DONE.value
+    # "Renewed my passport", "the bathroom is repainted", "adopted a cat" (goal: get a cat): the goal's own verb,
+    # or one of its class, in the past tense.
+    if any(_is_past(w) and _same_verb(_key(w), shape.verb) for w in words):
+        return GoalStatus.DONE.value
+    # "I can swim properly now": a skill learned.
+    if shape.learning and re.search(rf"\bcan (\w+ )?{re.escape(shape.verb[:4])}\w*", lowered):
+        return GoalStatus.DONE.value
     # Diary style, no subject: "Sent off the quarterly report." (the caller asks for two shared words then).
-    if sentence_words and _is_past(sentence_words[0]) and sentence_words[0] not in _NOT_FINISHING:
+    if words and _is_past(words[0]) and words[0] not in _NOT_FINISHING:
         return _DIARY_DONE
     return None
 
@@ -140,59 +263,142 @@ def _goal_cue(lowered: str, goal_verb: str, sentence_words: list[str]) -> str | 
 _DIARY_DONE = "done?"
 
 
+# Verbs that reach the same kind of goal ("get a cat" is reached by "adopted a cat").
+_VERB_CLASSES = (
+    frozenset({"get", "buy", "adopt", "purchas", "acquir", "pick"}),
+    frozenset({"fix", "repair", "mend", "sort"}),
+    frozenset({"visit", "go", "travel", "fly", "hike", "walk"}),
+    frozenset({"run", "race", "complet", "finish"}),
+    frozenset({"write", "finish", "complet", "draft"}),
+    frozenset({"move", "relocat"}),
+    frozenset({"apply", "submit", "send"}),
+    frozenset({"clear", "declutter", "tidy", "empty", "clean"}),
+)
+
+
+def _same_verb(said: str, goal_verb: str) -> bool:
+    return _same(said, goal_verb) or any(said in c and goal_verb in c for c in _VERB_CLASSES)
+
+
 def _is_past(word: str) -> bool:
     return word in _IRREGULAR_PAST or (word.endswith("ed") and len(word) > 4)
 
 
 def _about_the_writer(clause: str) -> bool:
-    return not _OTHER_PERSON.search(clause.lower())
+    if _OTHER_PERSON.search(_lower(clause)):
+        return False
+    named = _NAMED_SUBJECT.match(clause)
+    if named is None:
+        return True
+    first = named.group(1).lower()
+    return _is_past(first) or first in STOPWORDS or first.endswith("ly")
 
 
 def detect_goal_changes(
     text: str, goals: Sequence[Goal], *, today: date, similarity: Similarity | None = None
 ) -> list[GoalChange]:
     """The goals among ``goals`` (the user's active ones) that ``text`` says are done, dropped or postponed, each at
-    most once, best match per sentence."""
+    most once. Each clause is read on its own, so one sentence can change several goals ("the licence came through
+    and the bathroom is repainted"); a clause with a cue but no goal of its own ("I've dropped it") is matched with
+    its whole sentence."""
     changes: dict[str, GoalChange] = {}
+    previous = ""
     for sentence in sentences_of(text):
-        for clause in _clauses(sentence) or [sentence]:
-            found = _best_goal_change(clause, sentence, goals, today, similarity)
+        before, previous = previous, sentence
+        if _HYPOTHETICAL.search(_lower(sentence)):
+            continue
+        clauses = _clauses(sentence) or [sentence]
+        for clause in clauses:
+            if not _about_the_writer(clause):
+                continue
+            found = _best_goal_change(clause, clause, goals, today, similarity)
+            if found is None and len(clauses) > 1:
+                found = _best_goal_change(clause, sentence, goals, today, similarity, diary=False)
+            if found is None and before and _ANAPHOR.search(_lower(clause)):
+                # "Sold the guitar. ... that's the end of that plan": the plan is named one sentence earlier.
+                found = _best_goal_change(clause, f"{before} {sentence}", goals, today, similarity, diary=False)
+            if found and _goes_on(found, clauses, clause, goals):
+                continue
             if found and (found.goal_id not in changes or found.score > changes[found.goal_id].score):
-                changes[found.goal_id] = found
+                changes[found.goal_id] = GoalChange(found.goal_id, found.status, sentence, found.due, found.score)
     return list(changes.values())
 
 
+def _goes_on(change: GoalChange, clauses: Sequence[str], cue_clause: str, goals: Sequence[Goal]) -> bool:
+    """Whether another clause of the sentence says the dropped goal goes on ("almost quit, but I kept going", "quit
+    the chess club's committee but I'm still learning chess")."""
+    if change.status != GoalStatus.DROPPED.value:
+        return False
+    shape = _shape(next(g.title for g in goals if g.id == change.goal_id))
+    for clause in clauses:
+        if clause is cue_clause or not _PERSISTS.search(_lower(clause)):
+            continue
+        keys = [_key(w) for w in content_words(clause)]
+        own = [k for k in keys if not _PERSISTS.search(k)]
+        if _overlap(shape.core + shape.names, keys) or not own or _overlap((shape.verb,), keys):
+            return True
+    return False
+
+
 def _best_goal_change(
-    clause: str, sentence: str, goals: Sequence[Goal], today: date, similarity: Similarity | None
+    clause: str,
+    context: str,
+    goals: Sequence[Goal],
+    today: date,
+    similarity: Similarity | None,
+    *,
+    diary: bool = True,
 ) -> GoalChange | None:
-    if not _about_the_writer(clause):
-        return None
-    words = [w.lower().replace("\u2019", "'") for w in re.findall(r"[\w']+", clause)]
-    clause_keys = [_key(w) for w in content_words(clause) if w not in _GENERIC]
+    """The goal that ``clause``'s cue changes, named in ``context`` (the clause itself, or its whole sentence)."""
+    context_keys = [_key(w) for w in content_words(context) if w not in _GENERIC]
     best: GoalChange | None = None
     for goal in goals:
-        title_words = content_words(goal.title)
-        if not title_words:
-            continue
-        verb, objects = (
-            title_words[0],
-            [_key(w) for w in title_words[1:] if w not in _GENERIC] or [_key(title_words[0])],
-        )
-        shared = _overlap(objects, clause_keys)
+        shape = _shape(goal.title)
         # The cue is words only: checked first, so meaning (an embedding) is computed only where a change is said.
-        cue = _goal_cue(" ".join(words) + (" ?" if sentence.rstrip().endswith("?") else ""), verb, words)
-        if cue == _DIARY_DONE:
-            cue = GoalStatus.DONE.value if shared >= min(2, len(objects)) else None
+        cue = _goal_cue(clause, shape)
         if cue is None:
             continue
-        meaning = similarity(clause, goal.title) if similarity else 0.0
-        if shared == 0 and meaning < 0.75:
+        shared = _overlap(shape.objects, context_keys)
+        named = _overlap(shape.core + shape.names, context_keys) > 0
+        if cue == _DIARY_DONE:
+            cue = GoalStatus.DONE.value if diary and named and shared >= min(2, len(shape.objects)) else None
+        if cue is None or not _same_thing(context, shape, cue):
             continue
-        score = shared / len(objects) + meaning
+        meaning = similarity(context, goal.title) if similarity else 0.0
+        if not (named or shared >= 2 or meaning >= 0.75):
+            continue
+        score = shared / len(shape.objects) + meaning
         if best is None or score > best.score:
-            due = new_due(clause, today) if cue == POSTPONED else None
-            best = GoalChange(goal.id, cue, sentence, due, score)
+            due = new_due(context, today) if cue == POSTPONED else None
+            best = GoalChange(goal.id, cue, context, due, score)
     return best
+
+
+_ANAPHOR = re.compile(r"\b(it|that|this) (plan|idea|project|goal|dream)\b|\b(dropped|abandoned|quit|scrapped) it\b")
+_GERUND_AFTER = re.compile(r"\b(?:finished|completed|started|stopped|quit|gave up)\s+(\w+ing)\b")
+
+
+def _same_thing(clause: str, shape: _GoalShape, cue: str) -> bool:
+    """False when the clause names a different thing that only shares words with the goal: "fixed the bike light"
+    (goal: the bathroom light), "finished a book" (goal: a children's book), "finished reading a novel" (goal:
+    write a novel)."""
+    words = _words(clause)
+    keys = [_key(w) for w in words]
+    gerund = _GERUND_AFTER.search(_lower(clause))
+    if gerund and not _same(_key(gerund.group(1)), shape.verb) and _key(gerund.group(1)) not in shape.objects:
+        return False
+    head = shape.core[-1]
+    modifiers = shape.core[:-1]
+    if not modifiers or _overlap(modifiers, keys) or _overlap(shape.names, keys):
+        return True
+    for at, key in enumerate(keys):
+        if at and _same(key, head):
+            before = words[at - 1]
+            if any(c.isdigit() for c in before):
+                continue
+            if before in {"a", "an", "another"} or (before not in STOPWORDS and before not in _DETERMINERS):
+                return False
+    return True
 
 
 _SEASONS = {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}
