@@ -425,55 +425,116 @@ class BeliefChange:
     score: float = 0.0
 
 
-_POSITIVE = frozenset(
-    {"love", "like", "enjoy", "prefer", "adore", "trust", "believe", "value", "fan", "good", "harmless", "fond"}
+# Stance words, as keys (``_key``: "loved", "loves" -> love). Both lists hold only words that take a side.
+def _keys(words: str) -> frozenset[str]:
+    return frozenset(_key(w) for w in words.split())
+
+
+_POSITIVE = _keys(
+    "love like enjoy prefer adore trust believe value fan good harmless fond great brilliant wonderful amazing"
+    " best better fun helpful helps worth hooked person appreciate"
 )
-_NEGATIVE = frozenset(
-    {"hate", "dislike", "bad", "afraid", "scared", "fear", "quit", "stopped", "tired", "fed", "harmful", "off",
-     "bore", "bores", "bored", "detest", "loathe"}
-)  # fmt: skip
-_NEGATION = re.compile(r"\b(not|no longer|don'?t|doesn'?t|never|can'?t stand|cannot stand|won'?t)\b")
+_NEGATIVE = _keys(
+    "hate dislike bad afraid scared fear quit stopped tired fed harmful off bore bores bored boring detest"
+    " loathe awful terrible tedious pointless useless overrated gimmick waste worst sick annoying miserable anxious"
+    " lazy dread"
+)
+# "can't bear", "cannot handle": any "can't" before a verb of taking is against.
+_NEGATION = re.compile(r"\b(not|no longer|don'?t|doesn'?t|never|can'?t|cannot|won'?t|isn'?t|aren'?t)\b|n't\b")
 _CHANGE = re.compile(
-    r"\bno longer\b|\bany ?more\b|\bchanged my mind\b|\bturns out\b|\bcome (to|around)\b|\bthese days\b|\bnow\b"
-    r"|\bactually\b|\bquit\b|\bstopped\b|\bafter all\b|\bnot anymore\b|\bused to\b"
+    r"\bno longer\b|\bany ?more\b|\bchanged my mind\b|\bturns out\b|\bcome (to|around|round)\b|\bthese days\b"
+    r"|\bnow\b|\bnowadays\b|\bactually\b|\bquit\b|\bstopped\b|\bafter all\b|\bnot anymore\b|\bused to\b"
+    r"|\bgrown (to|on)\b|\bbecome\b"
 )
-_SENTIMENT = _POSITIVE | _NEGATIVE | {"think", "am", "really", "actually", "now", "stand", "up", "with", "maybe"}
+# Words that say the old view itself was revised: they need no stance word of their own ("I was wrong about jazz",
+# "I used to think money didn't matter", "I've come round to cooking", "changed my view on meditation").
+_REVISED = re.compile(
+    r"\bused to (think|believe|feel|say|assume|be|hate|love|like|dislike|enjoy|prefer|value)\b"
+    r"|\b(was|were|been) (\w+ )?wrong about\b|\bchanged my (mind|view|opinion|tune|thinking)\b"
+    r"|\bcome (round|around) to\b|\bgrown on me\b|\bwarmed (up )?to\b|\bnot so sure about\b|\bsecond thoughts about\b"
+    r"|\bmind changed\b|\bno longer (think|believe|feel)\b"
+)
+_SENTIMENT = (
+    _POSITIVE
+    | _NEGATIVE
+    | _keys(
+        "think am really actually now stand up with maybe used wrong changed mind view round around come grown nowadays"
+        " days honestly"
+    )
+)
+_FAVOURITE = (
+    re.compile(r"\bfavou?rite (\w+) (?:is|are) (?:now )?(\w+)"),
+    re.compile(r"\b(\w+) (?:is|are) (?:now )?my (?:new )?favou?rite (\w+)"),
+)
 
 
 def polarity(text: str) -> int:
     """+1 when a statement is for something, -1 against, 0 when it says neither (a negation flips the sign)."""
-    lowered = text.lower().replace("\u2019", "'")
-    words = set(re.findall(r"[\w']+", lowered))
-    sign = 1 if words & _POSITIVE else -1 if words & _NEGATIVE else 0
-    if words & _POSITIVE and words & _NEGATIVE:
+    lowered = _lower(text)
+    keys = {_key(w) for w in re.findall(r"[\w']+", lowered)}
+    sign = 1 if keys & _POSITIVE else -1 if keys & _NEGATIVE else 0
+    if keys & _POSITIVE and keys & _NEGATIVE:
         sign = -1
     if _NEGATION.search(lowered):
         sign = -sign if sign else -1
     return sign
 
 
+def _favourite(text: str) -> tuple[str, str] | None:
+    """(kind, thing) of a statement of a favourite: "my favourite season is summer" -> (season, summer)."""
+    lowered = _lower(text)
+    found = _FAVOURITE[0].search(lowered)
+    if found:
+        return _key(found.group(1)), _key(found.group(2))
+    found = _FAVOURITE[1].search(lowered)
+    return (_key(found.group(2)), _key(found.group(1))) if found else None
+
+
 def _topic(text: str) -> list[str]:
-    return [_key(w) for w in content_words(text) if w not in _SENTIMENT and w not in _GENERIC]
+    return [k for k in (_key(w) for w in content_words(text) if w not in _GENERIC) if k not in _SENTIMENT]
+
+
+def _new_favourite(sentence: str, old: str) -> bool:
+    """Whether ``sentence`` names another favourite of the same kind ("Autumn is my favourite season now" after
+    "my favourite season is summer")."""
+    new, before = _favourite(sentence), _favourite(old)
+    return bool(new and before and new[0] == before[0] and not _same(new[1], before[1]))
+
+
+def _holds_still(sentence: str, old: str, topic: Sequence[str]) -> bool:
+    """Whether a clause of the sentence says the old view still holds ("..., but I still enjoy cooking")."""
+    return any(
+        re.search(r"\bstill\b", _lower(clause))
+        and polarity(clause) == polarity(old)
+        and _overlap(topic, _topic(clause))
+        for clause in _clauses(sentence)
+    )
 
 
 def detect_belief_changes(
     text: str, psyche: Sequence[Psyche], *, similarity: Similarity | None = None
 ) -> list[BeliefChange]:
     """The current psyche memories that a first-person sentence of ``text`` replaces: it speaks of the same thing
-    and either says it changed ("no longer", "now", "changed my mind") or takes the opposite side."""
+    and either says the view was revised ("I was wrong about", "I used to think"), says it changed ("no longer",
+    "now") with a stance, takes the opposite side, or names another favourite of the same kind."""
     changes: dict[str, BeliefChange] = {}
     for sentence in sentences_of(text):
-        lowered = sentence.lower().replace("\u2019", "'")
+        lowered = _lower(sentence)
         if _HYPOTHETICAL.search(lowered) or not _FIRST_PERSON.search(lowered) or _OTHER_PERSON.search(lowered):
             continue
         keys = _topic(sentence)
+        revised = bool(_REVISED.search(lowered))
+        stance = polarity(sentence)
         for old in psyche:
             topic = _topic(old.text)
             shared = _overlap(topic, keys) if topic else 0
-            # Polarity and change words first: meaning (an embedding) is computed only for a sentence that could
-            # replace this belief.
-            flipped = polarity(sentence) * polarity(old.text) < 0
-            if not (flipped or (_CHANGE.search(lowered) and polarity(sentence) != 0)):
+            # Cues and polarity first: meaning (an embedding) is computed only for a sentence that could replace
+            # this belief.
+            flipped = stance * polarity(old.text) < 0
+            changed = revised or (bool(_CHANGE.search(lowered)) and stance != 0)
+            if not (flipped or changed or _new_favourite(sentence, old.text)):
+                continue
+            if _holds_still(sentence, old.text, topic):
                 continue
             meaning = similarity(sentence, old.text) if similarity else 0.0
             if shared == 0 and meaning < 0.8:
