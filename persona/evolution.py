@@ -39,7 +39,7 @@ _DROP = re.compile(
     r"|\bletting go of\b|\blet (it|that|this) go\b|\bwithdr(ew|awn|aw|awing)\b|\b(pulled|backed|bowed|opted) out\b"
     r"|\b(fallen|fell|falls|falling) by the wayside\b|^\s*forget (about )?(the|it|that|my)\b"
     r"|\bend of (that|the|my) (plan|idea|dream|project)\b|\b(is|are|it's|that's) (now )?off\b(?!\s+to\b)"
-    r"|\blost interest\b|\bmoved on from\b|\bgiving it up\b"
+    r"|\blost interest\b|\bmoved on from\b|\bgiving it up\b|\b(not|won't|never) (going to |gonna )?bother(ing)?\b"
 )
 _TIME = (
     r"(next|the new|the end of|later|early|mid|late|january|february|march|april|may|june|july|august|september"
@@ -49,7 +49,8 @@ _TIME = (
 _POSTPONE = re.compile(
     r"\bpostpon(e|ed|es|ing)\b|\bput(s|ting)? off\b|\bput(s|ting)?\b(\s+[\w']+){1,5}\s+off\s+(until|till|to|for)\b"
     r"|\bpush(ed|es|ing)? back\b|\bput back\b|\bdelay(ed|ing)?\b|\bon hold\b|\bback burner\b|\breschedul(e|ed|ing)\b"
-    r"|\bdefer(red|ring|s)?\b|\bwait (until|till)\b|\b(push(ed|es|ing)?|mov(ed|es|ing)|bump(ed|ing)?|shift(ed|ing)?)\b"
+    r"|\bdefer(red|ring|s)?\b|\bwait (until|till)\b|\b(can|will|could|must|to|'ll) wait\b|\bon (ice|pause)\b"
+    r"|\bpaus(ed|ing)\b|\b(push(ed|es|ing)?|mov(ed|es|ing)|bump(ed|ing)?|shift(ed|ing)?)\b"
     rf".{{0,60}}?\b(to|until|till|back to|into)\s+{_TIME}"
 )
 _DONE = re.compile(
@@ -59,7 +60,7 @@ _DONE = re.compile(
     r"|\bwrapped up\b|\bcame through\b|\bwent (live|well|brilliantly|great|smoothly|fine|perfectly)\b"
     r"|\b(is|are) (finally )?(in|out|up|live)\s*($|[!.])|\blaunched\b|\bpublished\b|\binstalled\b|\bfitted\b"
     r"|\bofficially\b|\bcertified\b|\bqualified\b|\bgraduated\b|\breached\b|\bbehind me\b|\bout of the way\b"
-    r"|\bin the post\b|\bover the line\b|\bfinish line\b|\bsorted\b"
+    r"|\bin the post\b|\bover the line\b|\bfinish line\b|\bsorted\b|\bback from\b"
 )
 # "I'm done with the banjo": for a skill being learned, an ending without the skill.
 _DONE_WITH = re.compile(r"\b(done|finished) with\b")
@@ -90,10 +91,17 @@ _NOT_FINISHING = frozenset(
      "wanted", "needed", "looked", "researched", "drafted", "outlined", "prepared", "practised", "practiced",
      "postponed", "delayed", "moved", "forgot", "missed", "considered", "decided", "asked", "checked", "booked",
      "ordered", "reserved", "scheduled", "signed", "enrolled", "registered", "bought",
-     "sold", "lost", "broke", "gave", "threw", "returned", "visited", "did", "had", "made", "got", "went"}
+     "sold", "lost", "broke", "gave", "threw", "failed", "flunked", "returned", "visited", "did", "had", "made",
+     "got", "went"}
 )  # fmt: skip
+_RELATIONS = (
+    r"sister|brother|mum|mom|dad|mother|father|wife|husband|partner|boyfriend|girlfriend|friends?|boss|manager"
+    r"|colleagues?|son|daughter|kids|children|neighbours?|neighbors?|cousin|aunt|uncle|gran|grandma|grandad|grandpa"
+    r"|grandmother|grandfather|flatmate|roommate|teacher|coach|doctor|therapist|family|parents|fianc\w*|team|boys|girls"
+)
 _OTHER_PERSON = re.compile(
-    r"\b(he|she|they|his|her|their|hers|theirs)\b|^\s*(my|our) (?!goal|plan)\w+|^\s*(dad|mum|mom|someone|everyone)\b"
+    rf"\b(he|she|they|his|her|their|hers|theirs)\b|^\s*(my|our) ({_RELATIONS})\b"
+    r"|^\s*(dad|mum|mom|someone|everyone|everybody|nobody)\b"
 )
 _FIRST_PERSON = re.compile(r"\b(i|i'm|i've|i'd|me|my|myself)\b")
 # "Laura finished the marathon": a name, then a past verb, is someone else's news.
@@ -118,6 +126,8 @@ _OBJECT_END = frozenset(
      "this", "next", "until", "when", "so", "because", "and", "or", "every", "each", "than"}
 )  # fmt: skip
 _PARTICLES = frozenset({"out", "in", "up", "off", "for", "on", "down", "back", "through", "into", "to", "rid", "of"})
+# Goals of quitting: saying one quit is reaching them ("quit smoking", "stop biting my nails", "give up sugar").
+_QUITTING = frozenset({"quit", "stop", "give", "kick", "ditch"})
 _CHAIN_VERBS = frozenset({"learn", "try", "start", "begin", "aim", "remember", "manage", "master", "continue"})
 _DETERMINERS = frozenset({"a", "an", "the", "my", "our", "all", "of", "some", "that", "this", "these", "those"})
 
@@ -184,6 +194,7 @@ class _GoalShape:
     other words."""
 
     verb: str
+    first: str  # the title's first word ("stop" in "stop drinking coffee")
     core: tuple[str, ...]
     names: tuple[str, ...]
     objects: tuple[str, ...]
@@ -195,7 +206,7 @@ def _shape(title: str) -> _GoalShape:
     raw = re.findall(r"[\w'-]+", title)
     lowered = [w.lower() for w in raw]
     if not lowered:
-        return _GoalShape("", (), (), (), False)
+        return _GoalShape("", "", (), (), (), False)
     verb, at = lowered[0], 1
     learning = verb in {"learn", "master"}
     # Verb chains: "learn to make sourdough", "finish knitting the blanket", "sort out the claim".
@@ -217,7 +228,7 @@ def _shape(title: str) -> _GoalShape:
             core.append(_key(word.removesuffix("'s")))
     names = tuple(_key(w) for w in raw[1:] if w[0].isupper())
     objects = tuple(_key(w) for w in content_words(title)[1:] if w not in _GENERIC) or (_key(verb),)
-    return _GoalShape(_key(verb), tuple(core) or (_key(verb),), names, objects, learning)
+    return _GoalShape(_key(verb), _key(lowered[0]), tuple(core) or (_key(verb),), names, objects, learning)
 
 
 def _cue_at(pattern: re.Pattern[str], lowered: str) -> re.Match[str] | None:
@@ -238,7 +249,8 @@ def _goal_cue(clause: str, shape: _GoalShape) -> str | None:
     if drop:
         # "Quit smoking" is the goal itself when the goal is to quit.
         said = _key(re.findall(r"[\w']+", drop.group(0))[0])
-        return GoalStatus.DONE.value if _same(said, shape.verb) else GoalStatus.DROPPED.value
+        quitting = shape.first in _QUITTING or _same(said, shape.first) or _same(said, shape.verb)
+        return GoalStatus.DONE.value if quitting and said in _QUITTING else GoalStatus.DROPPED.value
     if _cue_at(_POSTPONE, lowered):
         return POSTPONED
     if shape.learning and _cue_at(_DONE_WITH, lowered):
@@ -385,7 +397,13 @@ def _same_thing(clause: str, shape: _GoalShape, cue: str) -> bool:
     words = _words(clause)
     keys = [_key(w) for w in words]
     gerund = _GERUND_AFTER.search(_lower(clause))
-    if gerund and not _same(_key(gerund.group(1)), shape.verb) and _key(gerund.group(1)) not in shape.objects:
+    if (
+        cue == GoalStatus.DONE.value
+        and gerund
+        and gerund.group(1) not in {"working", "doing", "trying", "getting"}
+        and not _same(_key(gerund.group(1)), shape.verb)
+        and _key(gerund.group(1)) not in shape.objects
+    ):
         return False
     head = shape.core[-1]
     modifiers = shape.core[:-1]
@@ -451,8 +469,10 @@ _CHANGE = re.compile(
 _REVISED = re.compile(
     r"\bused to (think|believe|feel|say|assume|be|hate|love|like|dislike|enjoy|prefer|value)\b"
     r"|\b(was|were|been) (\w+ )?wrong about\b|\bchanged my (mind|view|opinion|tune|thinking)\b"
-    r"|\bcome (round|around) to\b|\bgrown on me\b|\bwarmed (up )?to\b|\bnot so sure about\b|\bsecond thoughts about\b"
-    r"|\bmind changed\b|\bno longer (think|believe|feel)\b"
+    r"|\bcome (round|around) to\b|\b(grown|growing|grew|grows) on me\b|\bwarmed (up )?to\b"
+    r"|\bnot so sure about\b|\bsecond thoughts about\b"
+    r"|\bmind changed\b|\bno longer (think|believe|feel)\b|\b(fallen|fell|falling) out of love\b"
+    r"|\b(gone|went|going) off\b|\blost (my |the |all )?(taste|appetite|interest|patience)\b"
 )
 _SENTIMENT = (
     _POSITIVE
@@ -463,7 +483,7 @@ _SENTIMENT = (
     )
 )
 _FAVOURITE = (
-    re.compile(r"\bfavou?rite (\w+) (?:is|are) (?:now )?(\w+)"),
+    re.compile(r"\bfavou?rite (\w+) (?:is|are) (?:now |still |definitely |probably )?(\w+)"),
     re.compile(r"\b(\w+) (?:is|are) (?:now )?my (?:new )?favou?rite (\w+)"),
 )
 

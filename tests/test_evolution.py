@@ -116,3 +116,114 @@ def test_dev_set_meets_the_targets():
     for kind, recall in (("goals", 0.8), ("beliefs", 0.7), ("aliases", 0.8)):
         assert kinds[kind]["precision"] >= 0.9, report["errors"]
         assert kinds[kind]["recall"] >= recall, report["errors"]
+
+
+@pytest.mark.parametrize(
+    ("text", "title", "status"),
+    [
+        # done, said without "finished": a completion verb, the goal's verb class, a skill one now has
+        ("Submitted the grant application at midnight.", "Apply for the research grant", "done"),
+        ("We adopted a tabby from the rescue centre.", "Get a cat from the rescue centre", "done"),
+        ("I can actually swim properly now!", "Learn to swim properly", "done"),
+        ("Stopped drinking coffee a month ago and feel great.", "Stop drinking coffee", "done"),
+        ("New boiler is in!", "Replace the boiler before winter", "done"),
+        # dropped, in its phrasal forms
+        ("I've decided against the motorbike licence.", "Get my motorbike licence", "dropped"),
+        ("I'm calling it quits on the Discworld marathon.", "Read all of the Discworld books", "dropped"),
+        ("Scrapped the bakery stall idea, the fees are absurd.", "Open a small bakery stall", "dropped"),
+        ("Withdrew my name from the council election.", "Run for the parish council", "dropped"),
+        ("Knitting a jumper isn't happening.", "Learn to knit a jumper", "dropped"),
+        ("I'm done with the banjo, it's gathering dust.", "Learn the banjo", "dropped"),
+        # postponed, with or without a date
+        ("We pushed the shed renovation to next spring.", "Renovate the garden shed", POSTPONED),
+        ("Pottery will have to wait until next year.", "Take a pottery course", POSTPONED),
+        ("Putting the swimming lessons off until March.", "Take swimming lessons", POSTPONED),
+        ("We moved the Japan trip to October.", "Visit Japan", POSTPONED),
+        ("Painting the hallway is on ice until the baby is born.", "Paint the hallway", POSTPONED),
+    ],
+)
+def test_verb_classes_change_goals_in_many_wordings(text: str, title: str, status: str):
+    changes = detect_goal_changes(text, [_goal(title)], today=date(2025, 5, 1))
+    assert [c.status for c in changes] == [status]
+
+
+def test_one_sentence_changes_two_goals_clause_by_clause():
+    licence, bathroom, sewing = (
+        _goal("Renew my driving licence"),
+        _goal("Repaint the bathroom"),
+        _goal("Learn to use the sewing machine"),
+    )
+    text = "The driving licence renewal came through and the bathroom is repainted."
+    changes = detect_goal_changes(text, [licence, bathroom, sewing], today=date(2025, 4, 1))
+    assert {(c.goal_id, c.status) for c in changes} == {(licence.id, "done"), (bathroom.id, "done")}
+
+
+def test_a_plan_ended_in_the_next_sentence_is_dropped():
+    guitar = _goal("Learn the guitar properly")
+    text = "Sold the guitar on Marketplace. Let's be honest, that's the end of that plan."
+    assert [(c.goal_id, c.status) for c in detect_goal_changes(text, [guitar], today=date(2025, 4, 1))] == [
+        (guitar.id, "dropped")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("Almost gave up on marathon training this week, but I kept going.", "Run a marathon"),
+        ("Bad mark on the essay, but I'm not giving up on the first-class degree.", "Get a first-class degree"),
+        ("Dreamt last night that I'd given up sailing.", "Learn to sail"),
+        ("Did half of the photo album tonight, the rest tomorrow.", "Finish the photo album"),
+        ("I finished a book last night, a thriller.", "Write a children's book"),
+        ("Finished reading a novel on the train.", "Write a novel"),
+        ("Fixed the wobbly chair in the kitchen.", "Fix the leaking tap in the kitchen"),
+        ("Fixed the bike light this morning.", "Fix the bathroom light"),
+        ("Laura finished the London marathon!", "Run the London marathon"),
+        ("Quit the chess club's committee but I'm still learning chess.", "Learn to play chess"),
+        ("Booked the flights to Japan for April.", "Visit Japan"),
+        ("Failed my driving test again.", "Learn to drive"),
+        ("My husband cleaned out the garage while I was away.", "Clean out the garage"),
+    ],
+)
+def test_guards_keep_near_misses_from_changing_a_goal(text: str, title: str):
+    assert detect_goal_changes(text, [_goal(title)], today=date(2025, 5, 1)) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("I don't like jazz", "Went to a jazz club and loved it. I was completely wrong about jazz."),
+        ("I believe money doesn't matter much", "I used to think money didn't matter; after this year I know it does."),
+        ("I hate cooking", "I've come round to cooking."),
+        ("I think social media is harmless fun", "Changed my mind about social media."),
+        ("I love spicy food", "I can't handle spicy food anymore since the stomach thing."),
+        ("My favourite season is summer", "Autumn is my favourite season now, summer is too hot."),
+        ("I think cats are better than dogs", "After a month of fostering I'm a dog person now."),
+        ("I love mornings", "I've become a night owl, mornings are awful."),
+        ("I hate winter", "Winter is growing on me."),
+        ("I love running", "I've fallen out of love with running."),
+    ],
+)
+def test_beliefs_revised_in_many_wordings(old: str, new: str):
+    belief = _psyche(old)
+    assert [c.old_id for c in detect_belief_changes(new, [belief])] == [belief.id]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("I enjoy cooking", "I used to think I'd never cook for twelve, but I still enjoy cooking for crowds."),
+        ("I prefer trains to planes", "My dad used to hate trains, these days he prefers them."),
+        ("My favourite season is summer", "My favourite season is still summer."),
+        ("I love the beach", "I love the mountains too."),
+        ("I love coffee", "I used to drink three coffees a day."),
+    ],
+)
+def test_a_belief_that_still_holds_is_not_replaced(old: str, new: str):
+    assert detect_belief_changes(new, [_psyche(old)]) == []
+
+
+def test_second_dev_set_meets_the_targets():
+    """``evolution_dev2.jsonl``: 44 cases in new wording written before the rules were widened (tuning data now)."""
+    kinds = evaluate_evolution(DATA / "evolution_dev2.jsonl")["kinds"]
+    assert kinds["goals"]["precision"] >= 0.9 and kinds["goals"]["recall"] >= 0.8
+    assert kinds["beliefs"]["precision"] >= 0.9 and kinds["beliefs"]["recall"] >= 0.7
