@@ -72,9 +72,11 @@ _HYPOTHETICAL = re.compile(
 # Words that, just before a cue, say it did not (fully) happen: "not giving up on", "almost gave up".
 _WEAKENED = re.compile(
     r"\b(not|never|no|almost|nearly|won'?t|can'?t|didn'?t|haven'?t|hasn'?t|refuse to|refused to)\b|n't\b"
+    r"|\b(want|wanted|hope|hoping|plan|planning|going|thinking|might|may|would|could|should|i'd|we'd)\b"
 )
 _UNFINISHED = re.compile(
     r"\b(haven'?t|have not|hasn'?t|didn'?t|did not|not|never|won'?t|will|going to|almost|nearly|need to|yet)\b|'ll\b"
+    r"|\b(want|wants|hope|hoping|plan|planning|intend|would like|'d like|wish)\b"
     r"|\btomorrow\b"
 )
 _PARTLY = re.compile(
@@ -105,7 +107,9 @@ _OTHER_PERSON = re.compile(
 )
 _FIRST_PERSON = re.compile(r"\b(i|i'm|i've|i'd|me|my|myself)\b")
 # "Laura finished the marathon": a name, then a past verb, is someone else's news.
-_NAMED_SUBJECT = re.compile(r"^\s*([A-Z][a-z]+)\s+(\w+ed|ran|won|got|went|did|made|quit|left|gave)\b")
+_NAMED_SUBJECT = re.compile(
+    r"^\s*([A-Z][a-z]+)(?:\s+[A-Z][a-z]+)?\s+(\w+ed|ran|won|got|went|did|made|quit|left|gave|sent|sold|built)\b"
+)
 
 _IRREGULAR_PAST = {
     "bought": "buy", "sent": "send", "paid": "pay", "lost": "lose", "got": "get", "wrote": "write", "ran": "run",
@@ -132,6 +136,10 @@ _CHAIN_VERBS = frozenset({"learn", "try", "start", "begin", "aim", "remember", "
 _DETERMINERS = frozenset({"a", "an", "the", "my", "our", "all", "of", "some", "that", "this", "these", "those"})
 
 
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 def _key(word: str) -> str:
     """A word reduced for matching: irregular past forms to their verb, suffixes off, a doubled final consonant
     single ("submitted" -> "submit", "planned" -> "plan")."""
@@ -144,10 +152,17 @@ def _key(word: str) -> str:
 
 
 def _same(a: str, b: str) -> bool:
-    """Whether two keys name the same word: equal, or one a prefix (of at least 3 letters) of the other
-    ("fil" from "filed", "file")."""
+    """Whether two keys name the same word: equal (two letters or more), or one a prefix (of at least 3 letters) of
+    the other up to a suffix ("fil" from "filed", "file"; not "well" and "wellcome")."""
     short, long = sorted((a, b), key=len)
-    return a == b or (len(short) >= 3 and long.startswith(short))
+    if len(short) < 2:
+        return False
+    return a == b or (len(short) >= 3 and long.startswith(short) and long[len(short) :] in _SUFFIX_REST)
+
+
+# What a prefix may lack of a longer form of the same word ("fil" + "e", "renovat" + "ion"): suffixes only, so "car"
+# is not "card" and "man" is not "manager".
+_SUFFIX_REST = frozenset({"e", "y", "i", "s", "es", "er", "ers", "ion", "ions", "al", "ation", "ment", "ments"})
 
 
 def _overlap(keys: Sequence[str], sentence_keys: Sequence[str]) -> int:
@@ -199,6 +214,7 @@ class _GoalShape:
     names: tuple[str, ...]
     objects: tuple[str, ...]
     learning: bool  # "learn to swim": "I can swim now" reaches it
+    participles: bool  # its object has a past form ("get my bike serviced")
 
 
 @lru_cache(maxsize=4096)
@@ -206,7 +222,7 @@ def _shape(title: str) -> _GoalShape:
     raw = re.findall(r"[\w'-]+", title)
     lowered = [w.lower() for w in raw]
     if not lowered:
-        return _GoalShape("", "", (), (), (), False)
+        return _GoalShape("", "", (), (), (), False, False)
     verb, at = lowered[0], 1
     learning = verb in {"learn", "master"}
     # Verb chains: "learn to make sourdough", "finish knitting the blanket", "sort out the claim".
@@ -226,9 +242,25 @@ def _shape(title: str) -> _GoalShape:
             break
         if word not in _DETERMINERS and word not in STOPWORDS and word not in _GENERIC:
             core.append(_key(word.removesuffix("'s")))
-    names = tuple(_key(w) for w in raw[1:] if w[0].isupper())
+    names = tuple(_key(w) for w in _identifying(raw[at:]) if w[0].isupper())
     objects = tuple(_key(w) for w in content_words(title)[1:] if w not in _GENERIC) or (_key(verb),)
-    return _GoalShape(_key(verb), _key(lowered[0]), tuple(core) or (_key(verb),), names, objects, learning)
+    participles = any(_is_past(w) for w in lowered[at:])
+    core_or_verb = tuple(core) or (_key(verb),)
+    return _GoalShape(_key(verb), _key(lowered[0]), core_or_verb, names, objects, learning, participles)
+
+
+def _identifying(words: Sequence[str]) -> list[str]:
+    """The words of a goal's object that say WHICH thing it is: the object and where it is ("my grandmother in
+    Cork"), not what it is for or when ("Portuguese before the Lisbon trip", "a cake for Anna's party")."""
+    kept: list[str] = []
+    for word in words:
+        if word.lower() in _PURPOSE_OR_TIME:
+            break
+        kept.append(word)
+    return kept
+
+
+_PURPOSE_OR_TIME = frozenset({"before", "after", "for", "by", "during", "while", "until", "so", "because", "when"})
 
 
 def _cue_at(pattern: re.Pattern[str], lowered: str) -> re.Match[str] | None:
@@ -324,9 +356,10 @@ def detect_goal_changes(
             if not _about_the_writer(clause):
                 continue
             found = _best_goal_change(clause, clause, goals, today, similarity)
-            if found is None and len(clauses) > 1:
+            pointing = _POINTS_BACK.search(_lower(clause))
+            if found is None and pointing and len(clauses) > 1:
                 found = _best_goal_change(clause, sentence, goals, today, similarity, diary=False)
-            if found is None and before and _ANAPHOR.search(_lower(clause)):
+            if found is None and before and pointing and _ANAPHOR.search(_lower(clause)):
                 # "Sold the guitar. ... that's the end of that plan": the plan is named one sentence earlier.
                 found = _best_goal_change(clause, f"{before} {sentence}", goals, today, similarity, diary=False)
             if found and _goes_on(found, clauses, clause, goals):
@@ -362,10 +395,14 @@ def _best_goal_change(
     diary: bool = True,
 ) -> GoalChange | None:
     """The goal that ``clause``'s cue changes, named in ``context`` (the clause itself, or its whole sentence)."""
-    context_keys = [_key(w) for w in content_words(context) if w not in _GENERIC]
+    words = [w for w in content_words(context) if w not in _GENERIC]
+    # "booked" is no "books": a past form in the sentence names a goal's thing only if the goal says it that way.
+    all_keys = [_key(w) for w in words]
+    noun_keys = [_key(w) for w in words if not _is_past(w)]
     best: GoalChange | None = None
     for goal in goals:
         shape = _shape(goal.title)
+        context_keys = all_keys if shape.participles else noun_keys
         # The cue is words only: checked first, so meaning (an embedding) is computed only where a change is said.
         cue = _goal_cue(clause, shape)
         if cue is None:
@@ -373,7 +410,7 @@ def _best_goal_change(
         shared = _overlap(shape.objects, context_keys)
         named = _overlap(shape.core + shape.names, context_keys) > 0
         if cue == _DIARY_DONE:
-            cue = GoalStatus.DONE.value if diary and named and shared >= min(2, len(shape.objects)) else None
+            cue = GoalStatus.DONE.value if diary and named and shared >= 2 else None
         if cue is None or not _same_thing(context, shape, cue):
             continue
         meaning = similarity(context, goal.title) if similarity else 0.0
@@ -386,7 +423,46 @@ def _best_goal_change(
     return best
 
 
+_POINTS_BACK = re.compile(r"\b(it|that|this|them|those)\b")
 _ANAPHOR = re.compile(r"\b(it|that|this) (plan|idea|project|goal|dream)\b|\b(dropped|abandoned|quit|scrapped) it\b")
+# Nouns that stand for a goal's activity rather than another thing ("the Japan trip", "the sourdough thing").
+_ACTIVITY_NOUNS = _wordset(
+    "trip visit thing idea plan project lesson lessons course class classes stuff business journey "
+    "holiday goal dream marathon challenge attempt training venture mission job work list party election "
+    "campaign test exam race season plans"
+)
+_TIME_WORDS = _wordset(
+    "today tonight yesterday tomorrow now yet already again too at last week weekend month year morning "
+    "evening afternoon night instead either"
+)
+_ACTIVITY_SUFFIXES = ("tion", "sion", "ment", "ing", "al", "ance", "ence")
+
+
+def _names_another_thing(words: Sequence[str], keys: Sequence[str], shape: _GoalShape) -> bool:
+    """Whether each of the goal's words in the clause only qualifies another noun: "the kitchen tap" (goal: repaint
+    the kitchen), "the bike commute" (goal: fix the bike brakes), "the chess club's committee"."""
+    found = [at for at, key in enumerate(keys) if any(_same(key, w) for w in shape.core)]
+    if not found or _overlap(shape.names, keys):
+        return False
+    for at in found:
+        following = words[at + 1].removesuffix("'s") if at + 1 < len(words) else ""
+        if (
+            not following
+            or following in STOPWORDS
+            or following in _ACTIVITY_NOUNS
+            or following.endswith(_ACTIVITY_SUFFIXES)
+            or following.endswith("s")  # a verb ("the kitchen looks great") as likely as a plural
+            or _is_past(following)
+            or following in _TIME_WORDS
+            or following.endswith("ly")
+            or _same_verb(_key(following), shape.verb)
+            or any(_same(_key(following), k) for k in shape.objects)
+            or not following.isalpha()
+        ):
+            return False
+    return True
+
+
 _GERUND_AFTER = re.compile(r"\b(?:finished|completed|started|stopped|quit|gave up)\s+(\w+ing)\b")
 
 
@@ -404,6 +480,8 @@ def _same_thing(clause: str, shape: _GoalShape, cue: str) -> bool:
         and not _same(_key(gerund.group(1)), shape.verb)
         and _key(gerund.group(1)) not in shape.objects
     ):
+        return False
+    if _names_another_thing(words, keys, shape):
         return False
     head = shape.core[-1]
     modifiers = shape.core[:-1]
@@ -511,7 +589,15 @@ def _favourite(text: str) -> tuple[str, str] | None:
 
 
 def _topic(text: str) -> list[str]:
-    return [k for k in (_key(w) for w in content_words(text) if w not in _GENERIC) if k not in _SENTIMENT]
+    """The words a belief is about: no stance, change or negation words, no pieces of contractions ("don", "t")."""
+    words = [w for w in content_words(text) if len(w) > 2 and w not in _NOT_TOPIC]
+    return [k for k in (_key(w) for w in words) if k not in _SENTIMENT]
+
+
+_NOT_TOPIC = _wordset(
+    "don doesn didn isn aren wasn weren can won couldn wouldn shouldn haven hasn anymore longer ever "
+    "never still always today really just finally"
+)
 
 
 def _new_favourite(sentence: str, old: str) -> bool:

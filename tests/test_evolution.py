@@ -182,6 +182,13 @@ def test_a_plan_ended_in_the_next_sentence_is_dropped():
         ("Booked the flights to Japan for April.", "Visit Japan"),
         ("Failed my driving test again.", "Learn to drive"),
         ("My husband cleaned out the garage while I was away.", "Clean out the garage"),
+        ("Uncle Joe fixed my bike.", "Fix the bike brakes"),
+        ("Replaced the kitchen tap this afternoon.", "Repaint the kitchen"),
+        ("The bedroom painting is delayed because the decorator is booked up.", "Return the library books"),
+        ("All the thank-you cards are finally in the post.", "Fix the car door"),
+        ("I want to quit my job and open a bakery.", "Open a small bakery stall"),
+        ("I'm not a morning person anymore; since the new job I sleep in.", "Quit my job"),
+        ("We decided not to move to Lisbon after all.", "Learn Portuguese before the Lisbon trip"),
     ],
 )
 def test_guards_keep_near_misses_from_changing_a_goal(text: str, title: str):
@@ -216,6 +223,7 @@ def test_beliefs_revised_in_many_wordings(old: str, new: str):
         ("My favourite season is summer", "My favourite season is still summer."),
         ("I love the beach", "I love the mountains too."),
         ("I love coffee", "I used to drink three coffees a day."),
+        ("I don't like jazz", "I don't enjoy big parties anymore."),
     ],
 )
 def test_a_belief_that_still_holds_is_not_replaced(old: str, new: str):
