@@ -68,6 +68,7 @@ _DONE_WITH = re.compile(r"\b(done|finished) with\b")
 _HYPOTHETICAL = re.compile(
     r"\?|\bthinking (about|of)\b|\bconsidering\b|\bnot yet\b|\bshould i\b|\bmight\b|\bmaybe i should\b"
     r"|\bwondering\b|\bwonder\b|\bif i\b|\bwhat if\b|\bdream(t|ed|ing|s)?\b|\bimagin(e|ed|ing)\b"
+    r"|\bi'?d (like|love)\b|\bi would (like|love)\b"
 )
 # Words that, just before a cue, say it did not (fully) happen: "not giving up on", "almost gave up".
 _WEAKENED = re.compile(
@@ -145,6 +146,8 @@ def _key(word: str) -> str:
     single ("submitted" -> "submit", "planned" -> "plan")."""
     word = word.lower().replace("'", "")
     word = _IRREGULAR_PAST.get(word, word)
+    if word.endswith("ied") and len(word) > 4:
+        word = word[:-3] + "y"  # "applied" -> "apply", "emptied" -> "empty"
     key = stem(word)
     if len(key) > 3 and key[-1] == key[-2] and key[-1] not in "aeiouls":
         key = key[:-1]
@@ -547,10 +550,15 @@ _CHANGE = re.compile(
 _REVISED = re.compile(
     r"\bused to (think|believe|feel|say|assume|be|hate|love|like|dislike|enjoy|prefer|value)\b"
     r"|\b(was|were|been) (\w+ )?wrong about\b|\bchanged my (mind|view|opinion|tune|thinking)\b"
-    r"|\bcome (round|around) to\b|\b(grown|growing|grew|grows) on me\b|\bwarmed (up )?to\b"
-    r"|\bnot so sure about\b|\bsecond thoughts about\b"
-    r"|\bmind changed\b|\bno longer (think|believe|feel)\b|\b(fallen|fell|falling) out of love\b"
-    r"|\b(gone|went|going) off\b|\blost (my |the |all )?(taste|appetite|interest|patience)\b"
+    r"|\bnot so sure about\b|\bsecond thoughts about\b|\bmind changed\b|\bno longer (think|believe|feel)\b"
+)
+# A view turned for or against something: a stance of their own, so they replace only the other side's view.
+_TURNED_FOR = re.compile(
+    r"\bcome (round|around) to\b|\b(grown|growing|grew|grows) on me\b|\bwarmed (up )?to\b|\bgrown to\b"
+)
+_TURNED_AGAINST = re.compile(
+    r"\b(fallen|fell|falling) out of love\b|\b(gone|went|going) off\b"
+    r"|\blost (my |the |all )?(taste|appetite|interest|patience)\b"
 )
 _SENTIMENT = (
     _POSITIVE
@@ -596,7 +604,8 @@ def _topic(text: str) -> list[str]:
 
 _NOT_TOPIC = _wordset(
     "don doesn didn isn aren wasn weren can won couldn wouldn shouldn haven hasn anymore longer ever "
-    "never still always today really just finally"
+    "never still always today really just finally going gone get got getting make made thing things lot way bit "
+    "kind sort part much many even also something anything everything one"
 )
 
 
@@ -620,32 +629,102 @@ def _holds_still(sentence: str, old: str, topic: Sequence[str]) -> bool:
 def detect_belief_changes(
     text: str, psyche: Sequence[Psyche], *, similarity: Similarity | None = None
 ) -> list[BeliefChange]:
-    """The current psyche memories that a first-person sentence of ``text`` replaces: it speaks of the same thing
-    and either says the view was revised ("I was wrong about", "I used to think"), says it changed ("no longer",
-    "now") with a stance, takes the opposite side, or names another favourite of the same kind."""
+    """The current psyche memories that a first-person sentence of ``text`` replaces: one of its clauses speaks of
+    the same thing and either says the view was revised ("I was wrong about", "I used to think"), says it changed
+    ("no longer", "now", "grown on me") to the other side, takes the opposite side, or names another favourite of
+    the same kind. A clause without words of its own ("I've grown to love them") speaks of its sentence's topic."""
     changes: dict[str, BeliefChange] = {}
     for sentence in sentences_of(text):
         lowered = _lower(sentence)
         if _HYPOTHETICAL.search(lowered) or not _FIRST_PERSON.search(lowered) or _OTHER_PERSON.search(lowered):
             continue
-        keys = _topic(sentence)
-        revised = bool(_REVISED.search(lowered))
-        stance = polarity(sentence)
-        for old in psyche:
-            topic = _topic(old.text)
-            shared = _overlap(topic, keys) if topic else 0
-            # Cues and polarity first: meaning (an embedding) is computed only for a sentence that could replace
-            # this belief.
-            flipped = stance * polarity(old.text) < 0
-            changed = revised or (bool(_CHANGE.search(lowered)) and stance != 0)
-            if not (flipped or changed or _new_favourite(sentence, old.text)):
-                continue
-            if _holds_still(sentence, old.text, topic):
-                continue
-            meaning = similarity(sentence, old.text) if similarity else 0.0
-            if shared == 0 and meaning < 0.8:
-                continue
-            score = shared / max(1, len(topic)) + meaning
-            if old.id not in changes or score > changes[old.id].score:
-                changes[old.id] = BeliefChange(old.id, sentence, score)
+        for clause in _clauses(sentence) or [sentence]:
+            for old in psyche:
+                score = _replaces(clause, sentence, old.text, similarity)
+                if score is not None and (old.id not in changes or score > changes[old.id].score):
+                    changes[old.id] = BeliefChange(old.id, sentence, score)
     return list(changes.values())
+
+
+def _stance(clause: str) -> int:
+    lowered = _lower(clause)
+    if _TURNED_FOR.search(lowered):
+        return 1
+    if _TURNED_AGAINST.search(lowered):
+        return -1
+    return polarity(clause)
+
+
+def _replaces(clause: str, sentence: str, old: str, similarity: Similarity | None) -> float | None:
+    """How well ``clause`` (of ``sentence``) replaces the view ``old``; ``None`` when it does not."""
+    lowered = _lower(clause)
+    keys = _topic(clause) or _topic(sentence)
+    topic = _topic(old)
+    stance, before = _stance(clause), polarity(old)
+    # Cues and polarity first: meaning (an embedding) is computed only for a clause that could replace this view.
+    flipped = stance * before < 0 or _preference_flipped(clause, old)
+    cue = bool(_CHANGE.search(lowered))
+    replaced = _new_favourite(sentence, old) or (cue and _preference_replaced(clause, old))
+    changed = bool(_REVISED.search(lowered)) or (cue and stance not in (0, before))
+    if not (flipped or changed or replaced):
+        return None
+    if _holds_still(sentence, old, topic) or _different_kind(old, clause):
+        return None
+    shared = _overlap(topic, keys) if topic else 0
+    if replaced and not shared:
+        # "I prefer my Kindle these days, paper books hurt my wrists": the old favourite is named elsewhere.
+        shared = _overlap(topic, _topic(sentence))
+    meaning = similarity(sentence, old) if similarity else 0.0
+    if shared == 0 and meaning < 0.8:
+        return None
+    return shared / max(1, len(topic)) + meaning
+
+
+_PREFER = re.compile(r"\bprefer(?:s|red)?\b(?P<liked>.*?)(?:\b(?:to|over|rather than)\b(?P<disliked>.*))?$")
+_BETTER = re.compile(r"(?P<liked>.*)\b(?:better than|over)\b(?P<disliked>.*)")
+
+
+def _preference(text: str) -> tuple[list[str], list[str]] | None:
+    """What a view puts first and what it puts after: "I prefer tea to coffee" -> ([tea], [coffee]), "cats are
+    better than dogs" -> ([cat], [dog]); a plain liking puts its topic first ("I'm a dog person" -> ([dog], []))."""
+    lowered = _lower(text)
+    found = _PREFER.search(lowered) or _BETTER.search(lowered)
+    if found is None:
+        return (_topic(text), []) if polarity(text) > 0 else None
+    return _topic(found.group("liked")), _topic(found.group("disliked") or "")
+
+
+def _preference_replaced(clause: str, old: str) -> bool:
+    """Whether a preference now names another first choice ("I now prefer working at the office" after "I prefer
+    working from home"): each has a word the other lacks."""
+    if not (_PREFER.search(_lower(clause)) or _favourite(clause)) or polarity(old) <= 0:
+        return False
+    new, before = _preference(clause), _preference(old)
+    if not new or not before or not new[0] or not before[0]:
+        return False
+    return any(not _overlap([k], before[0]) for k in new[0]) and any(not _overlap([k], new[0]) for k in before[0])
+
+
+def _preference_flipped(clause: str, old: str) -> bool:
+    """Whether the clause prefers what the old view put after, or puts after what it preferred ("I prefer it to
+    working alone now" after "I prefer working alone")."""
+    new, before = _preference(clause), _preference(old)
+    if new is None or before is None:
+        return False
+    return bool(_overlap(before[0], new[1]) or _overlap(before[1], new[0]))
+
+
+def _different_kind(old: str, clause: str) -> bool:
+    """Whether the one word the two share names different kinds of thing: "video games" and "board games",
+    "electric cars" and "my old car"."""
+    old_keys = [_key(w) for w in _words(old) if w not in STOPWORDS]
+    new_keys = [_key(w) for w in _words(clause) if w not in STOPWORDS]
+    shared = {k for k in old_keys if k not in _SENTIMENT and any(_same(k, n) for n in new_keys)}
+    if len(shared) != 1:
+        return False
+    word = shared.pop()
+    at_old = old_keys.index(word)
+    at_new = next(i for i, n in enumerate(new_keys) if _same(word, n))
+    modifiers = [old_keys[at_old - 1] if at_old else "", new_keys[at_new - 1] if at_new else ""]
+    usable = [m for m in modifiers if m and m not in _SENTIMENT and m not in _NOT_TOPIC]
+    return len(usable) == 2 and not _same(*usable)

@@ -208,6 +208,8 @@ def test_guards_keep_near_misses_from_changing_a_goal(text: str, title: str):
         ("I love mornings", "I've become a night owl, mornings are awful."),
         ("I hate winter", "Winter is growing on me."),
         ("I love running", "I've fallen out of love with running."),
+        ("I prefer paper books to e-readers", "Honestly I prefer my Kindle these days, paper books hurt my wrists."),
+        ("I prefer working alone", "Working in a team has grown on me; I actually prefer it to working alone now."),
     ],
 )
 def test_beliefs_revised_in_many_wordings(old: str, new: str):
@@ -224,6 +226,11 @@ def test_beliefs_revised_in_many_wordings(old: str, new: str):
         ("I love the beach", "I love the mountains too."),
         ("I love coffee", "I used to drink three coffees a day."),
         ("I don't like jazz", "I don't enjoy big parties anymore."),
+        ("I love running", "I actually love running now."),
+        ("I love board games", "I no longer enjoy video games."),
+        ("I like rainy days", "I didn't repair the roof yet, it keeps raining."),
+        ("I hate running", "I'd like to run for the parish council in May."),
+        ("I love living by the sea", "These days I prefer the sea over the mountains."),
     ],
 )
 def test_a_belief_that_still_holds_is_not_replaced(old: str, new: str):
