@@ -233,7 +233,7 @@ def test_beliefs_revised_in_many_wordings(old: str, new: str):
         ("I love living by the sea", "These days I prefer the sea over the mountains."),
     ],
 )
-def test_a_belief_that_still_holds_is_not_replaced(old: str, new: str):
+def test_near_misses_replace_no_belief(old: str, new: str):
     assert detect_belief_changes(new, [_psyche(old)]) == []
 
 
