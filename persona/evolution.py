@@ -33,13 +33,14 @@ POSTPONED = "postponed"
 # before it negates or weakens it ("not giving up on", "almost gave up", "haven't finished").
 _DROP = re.compile(
     r"\b(gave|give|giving|given|gives) up\b|\bquit(s|ting)?\b|\bcall(ed|ing|s)? it quits\b|\babandon(ed|ing|s)?\b"
-    r"|\bstopped\b|\bdropp(ed|ing)\b|\bcancell?(ed|ing)\b|\bcall(ed|ing)? off\b|\bscrap(ped|ping|s)?\b"
+    r"|\bstopped\b|\bdropp(ed|ing)\b|\bcancel(l?ed|l?ing|s)?\b|\bcall(ed|ing)? off\b|\bscrap(ped|ping|s)?\b"
     r"|\bshelv(ed|ing|e)\b|\bditch(ed|ing)?\b|\bbinned\b|\bdecided (not to|against)\b|\bno longer\b"
     r"|(\bnot|n't)\b.*\b(any ?more|any longer)\b|(\bnot|n't) happening\b|\b(won'?t|will not|not)\b.*\bafter all\b"
     r"|\bletting go of\b|\blet (it|that|this) go\b|\bwithdr(ew|awn|aw|awing)\b|\b(pulled|backed|bowed|opted) out\b"
     r"|\b(fallen|fell|falls|falling) by the wayside\b|^\s*forget (about )?(the|it|that|my)\b"
     r"|\bend of (that|the|my) (plan|idea|dream|project)\b|\b(is|are|it's|that's) (now )?off\b(?!\s+to\b)"
-    r"|\blost interest\b|\bmoved on from\b|\bgiving it up\b|\b(not|won't|never) (going to |gonna )?bother(ing)?\b"
+    r"|\b(is|it's|that's) (now )?dead\b|\bdead in the water\b|\blost interest\b|\bmoved on from\b|\bgiving it up\b"
+    r"|\b(not|won't|never) (going to |gonna )?bother(ing)?\b"
 )
 _TIME = (
     r"(next|the new|the end of|later|early|mid|late|january|february|march|april|may|june|july|august|september"
@@ -60,7 +61,8 @@ _DONE = re.compile(
     r"|\bwrapped up\b|\bcame through\b|\bwent (live|well|brilliantly|great|smoothly|fine|perfectly)\b"
     r"|\b(is|are) (finally )?(in|out|up|live)\s*($|[!.])|\blaunched\b|\bpublished\b|\binstalled\b|\bfitted\b"
     r"|\bofficially\b|\bcertified\b|\bqualified\b|\bgraduated\b|\breached\b|\bbehind me\b|\bout of the way\b"
-    r"|\bin the post\b|\bover the line\b|\bfinish line\b|\bsorted\b|\bback from\b"
+    r"|\bin the post\b|\bover the line\b|\b(is|are|it's) (finally |all )?over\b|\bfinish line\b|\bsorted\b"
+    r"|\bback from\b"
 )
 # "I'm done with the banjo": for a skill being learned, an ending without the skill.
 _DONE_WITH = re.compile(r"\b(done|finished) with\b")
@@ -359,7 +361,8 @@ def detect_goal_changes(
             if not _about_the_writer(clause):
                 continue
             found = _best_goal_change(clause, clause, goals, today, similarity)
-            pointing = _POINTS_BACK.search(_lower(clause))
+            # "I've dropped it", "it went brilliantly", "Tax return: done": the goal is named elsewhere in it.
+            pointing = _POINTS_BACK.search(_lower(clause)) or len(content_words(clause)) <= 1
             if found is None and pointing and len(clauses) > 1:
                 found = _best_goal_change(clause, sentence, goals, today, similarity, diary=False)
             if found is None and before and pointing and _ANAPHOR.search(_lower(clause)):
@@ -398,6 +401,8 @@ def _best_goal_change(
     diary: bool = True,
 ) -> GoalChange | None:
     """The goal that ``clause``'s cue changes, named in ``context`` (the clause itself, or its whole sentence)."""
+    # "Painted the fence instead of the shed": what comes after names what was not done.
+    context = re.split(r"\binstead of\b|\brather than\b", context, flags=re.I)[0]
     words = [w for w in content_words(context) if w not in _GENERIC]
     # "booked" is no "books": a past form in the sentence names a goal's thing only if the goal says it that way.
     all_keys = [_key(w) for w in words]
@@ -434,6 +439,7 @@ _ACTIVITY_NOUNS = _wordset(
     "holiday goal dream marathon challenge attempt training venture mission job work list party election "
     "campaign test exam race season plans"
 )
+_PART_NOUNS = _wordset("introduction intro chapter section draft outline proposal abstract conclusion summary")
 _TIME_WORDS = _wordset(
     "today tonight yesterday tomorrow now yet already again too at last week weekend month year morning "
     "evening afternoon night instead either"
@@ -445,10 +451,12 @@ def _names_another_thing(words: Sequence[str], keys: Sequence[str], shape: _Goal
     """Whether each of the goal's words in the clause only qualifies another noun: "the kitchen tap" (goal: repaint
     the kitchen), "the bike commute" (goal: fix the bike brakes), "the chess club's committee"."""
     found = [at for at, key in enumerate(keys) if any(_same(key, w) for w in shape.core)]
-    if not found or _overlap(shape.names, keys):
+    if not found or _overlap(shape.names, keys) or shape.core == (shape.verb,):
         return False
     for at in found:
         following = words[at + 1].removesuffix("'s") if at + 1 < len(words) else ""
+        if following in _PART_NOUNS:
+            continue  # "the thesis introduction": a part of it
         if (
             not following
             or following in STOPWORDS
