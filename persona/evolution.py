@@ -143,6 +143,7 @@ def _wordset(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+@lru_cache(maxsize=65_536)
 def _key(word: str) -> str:
     """A word reduced for matching: irregular past forms to their verb, suffixes off, a doubled final consonant
     single ("submitted" -> "submit", "planned" -> "plan")."""
@@ -277,36 +278,63 @@ def _cue_at(pattern: re.Pattern[str], lowered: str) -> re.Match[str] | None:
     return None
 
 
-def _goal_cue(clause: str, shape: _GoalShape) -> str | None:
-    """Which change a clause announces for a goal of this shape (``_DIARY_DONE``: maybe done, if the clause names
-    the goal clearly)."""
+@dataclass(frozen=True)
+class _ClauseCues:
+    """What a clause says whatever the goal (read once per clause, then weighed against each goal)."""
+
+    lowered: str
+    dropped_by: str | None  # the key of the verb that says a goal was dropped ("quit", "give"), if any
+    postponed: bool
+    done_with: bool
+    unfinished: bool
+    done: bool
+    past_keys: tuple[str, ...]
+    diary: bool  # opens with a past verb that can finish something ("Sent off the report.")
+
+
+@lru_cache(maxsize=4096)
+def _cues(clause: str) -> _ClauseCues:
     lowered = _lower(clause).strip()
     words = _words(clause)
     drop = _cue_at(_DROP, lowered)
-    if drop:
+    return _ClauseCues(
+        lowered=lowered,
+        dropped_by=_key(re.findall(r"[\w']+", drop.group(0))[0]) if drop else None,
+        postponed=_cue_at(_POSTPONE, lowered) is not None,
+        done_with=_cue_at(_DONE_WITH, lowered) is not None,
+        unfinished=bool(_UNFINISHED.search(lowered) or _PARTLY.search(lowered)),
+        done=bool(_DONE.search(lowered)),
+        past_keys=tuple(_key(w) for w in words if _is_past(w)),
+        diary=bool(words) and _is_past(words[0]) and words[0] not in _NOT_FINISHING,
+    )
+
+
+def _goal_cue(clause: str, shape: _GoalShape) -> str | None:
+    """Which change a clause announces for a goal of this shape (``_DIARY_DONE``: maybe done, if the clause names
+    the goal clearly)."""
+    cues = _cues(clause)
+    if cues.dropped_by:
         # "Quit smoking" is the goal itself when the goal is to quit.
-        said = _key(re.findall(r"[\w']+", drop.group(0))[0])
+        said = cues.dropped_by
         quitting = shape.first in _QUITTING or _same(said, shape.first) or _same(said, shape.verb)
         return GoalStatus.DONE.value if quitting and said in _QUITTING else GoalStatus.DROPPED.value
-    if _cue_at(_POSTPONE, lowered):
+    if cues.postponed:
         return POSTPONED
-    if shape.learning and _cue_at(_DONE_WITH, lowered):
+    if shape.learning and cues.done_with:
         return GoalStatus.DROPPED.value
-    if _UNFINISHED.search(lowered) or _PARTLY.search(lowered):
+    if cues.unfinished:
         return None
-    if _DONE.search(lowered):
+    if cues.done:
         return GoalStatus.DONE.value
     # "Renewed my passport", "the bathroom is repainted", "adopted a cat" (goal: get a cat): the goal's own verb,
     # or one of its class, in the past tense.
-    if any(_is_past(w) and _same_verb(_key(w), shape.verb) for w in words):
+    if any(_same_verb(k, shape.verb) for k in cues.past_keys):
         return GoalStatus.DONE.value
     # "I can swim properly now": a skill learned.
-    if shape.learning and re.search(rf"\bcan (\w+ )?{re.escape(shape.verb[:4])}\w*", lowered):
+    if shape.learning and re.search(rf"\bcan (\w+ )?{re.escape(shape.verb[:4])}\w*", cues.lowered):
         return GoalStatus.DONE.value
     # Diary style, no subject: "Sent off the quarterly report." (the caller asks for two shared words then).
-    if words and _is_past(words[0]) and words[0] not in _NOT_FINISHING:
-        return _DIARY_DONE
-    return None
+    return _DIARY_DONE if cues.diary else None
 
 
 _DIARY_DONE = "done?"
@@ -582,6 +610,7 @@ _FAVOURITE = (
 )
 
 
+@lru_cache(maxsize=16_384)
 def polarity(text: str) -> int:
     """+1 when a statement is for something, -1 against, 0 when it says neither (a negation flips the sign)."""
     lowered = _lower(text)
@@ -594,6 +623,7 @@ def polarity(text: str) -> int:
     return sign
 
 
+@lru_cache(maxsize=16_384)
 def _favourite(text: str) -> tuple[str, str] | None:
     """(kind, thing) of a statement of a favourite: "my favourite season is summer" -> (season, summer)."""
     lowered = _lower(text)
@@ -604,10 +634,11 @@ def _favourite(text: str) -> tuple[str, str] | None:
     return (_key(found.group(2)), _key(found.group(1))) if found else None
 
 
-def _topic(text: str) -> list[str]:
+@lru_cache(maxsize=16_384)
+def _topic(text: str) -> tuple[str, ...]:
     """The words a belief is about: no stance, change or negation words, no pieces of contractions ("don", "t")."""
     words = [w for w in content_words(text) if len(w) > 2 and w not in _NOT_TOPIC]
-    return [k for k in (_key(w) for w in words) if k not in _SENTIMENT]
+    return tuple(k for k in (_key(w) for w in words) if k not in _SENTIMENT)
 
 
 _NOT_TOPIC = _wordset(
@@ -692,13 +723,14 @@ _PREFER = re.compile(r"\bprefer(?:s|red)?\b(?P<liked>.*?)(?:\b(?:to|over|rather 
 _BETTER = re.compile(r"(?P<liked>.*)\b(?:better than|over)\b(?P<disliked>.*)")
 
 
-def _preference(text: str) -> tuple[list[str], list[str]] | None:
+@lru_cache(maxsize=16_384)
+def _preference(text: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     """What a view puts first and what it puts after: "I prefer tea to coffee" -> ([tea], [coffee]), "cats are
     better than dogs" -> ([cat], [dog]); a plain liking puts its topic first ("I'm a dog person" -> ([dog], []))."""
     lowered = _lower(text)
     found = _PREFER.search(lowered) or _BETTER.search(lowered)
     if found is None:
-        return (_topic(text), []) if polarity(text) > 0 else None
+        return (_topic(text), ()) if polarity(text) > 0 else None
     return _topic(found.group("liked")), _topic(found.group("disliked") or "")
 
 
