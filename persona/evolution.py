@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from persona.llm.dates import parse_due
 from persona.models import Goal, GoalStatus, Psyche
-from persona.text import STOPWORDS, content_words, stem
+from persona.text import STOPWORDS, content_words, stem, words
 
 Similarity = Callable[[str, str], float]
 """Cosine similarity of two texts (the embedder's); optional: the rules work without it."""
@@ -51,7 +51,7 @@ _POSTPONE = re.compile(
     r"\bpostpon(e|ed|es|ing)\b|\bput(s|ting)? off\b|\bput(s|ting)?\b(\s+[\w']+){1,5}\s+off\s+(until|till|to|for)\b"
     r"|\bpush(ed|es|ing)? back\b|\bput back\b|\bdelay(ed|ing)?\b|\bon hold\b|\bback burner\b|\breschedul(e|ed|ing)\b"
     r"|\bdefer(red|ring|s)?\b|\bwait (until|till)\b|\b(can|will|could|must|to|'ll) wait\b|\bon (ice|pause)\b"
-    r"|\bpaus(ed|ing)\b|\b(push(ed|es|ing)?|mov(ed|es|ing)|bump(ed|ing)?|shift(ed|ing)?)\b"
+    r"|\bpaus(ed|ing)\b|\b(put|set|putting|setting|laid|lay)\b(\s+[\w']+){0,4}\s+aside\b|\b(push(ed|es|ing)?|mov(ed|es|ing)|bump(ed|ing)?|shift(ed|ing)?)\b"
     rf".{{0,60}}?\b(to|until|till|back to|into)\s+{_TIME}"
 )
 _DONE = re.compile(
@@ -84,7 +84,10 @@ _UNFINISHED = re.compile(
 )
 _PARTLY = re.compile(
     r"\b(a|one|another|the first) (chapter|part|page|section|bit|draft) of\b|\bhalfway\b|\bsome of\b"
-    r"|\b(half|part|most|parts) (of|the)\b|\bthe rest\b"
+    r"|\b(half|part|most|parts) (of|the)\b|\bthe rest\b|\bhalf (done|finished|way)\b"
+    r"|\b(pages|words|chapters|paragraphs|rows|lengths|bits|squares|pieces) of\b"
+    r"|\b(another|more|a few|a couple of) (\w+ )?"
+    r"(pages|words|chapters|miles|km|kilos|pounds|euros|dollars|rows|hours)\b"
 )
 # "I'm still learning chess", "I'm sticking with it", "kept going": the goal goes on.
 _PERSISTS = re.compile(
@@ -292,11 +295,16 @@ class _ClauseCues:
     diary: bool  # opens with a past verb that can finish something ("Sent off the report.")
 
 
+_OPENING_ADVERBS = frozenset({"also", "then", "just", "today", "yesterday", "tonight", "and", "so", "oh", "well"})
+
+
 @lru_cache(maxsize=4096)
 def _cues(clause: str) -> _ClauseCues:
     lowered = _lower(clause).strip()
     words = _words(clause)
     drop = _cue_at(_DROP, lowered)
+    # "Also painted the kitchen", "Finally sent off the report": a diary verb after an opening adverb.
+    opening = words[1:] if words and (words[0] in _OPENING_ADVERBS or words[0].endswith("ly")) else words
     return _ClauseCues(
         lowered=lowered,
         dropped_by=_key(re.findall(r"[\w']+", drop.group(0))[0]) if drop else None,
@@ -305,7 +313,7 @@ def _cues(clause: str) -> _ClauseCues:
         unfinished=bool(_UNFINISHED.search(lowered) or _PARTLY.search(lowered)),
         done=bool(_DONE.search(lowered)),
         past_keys=tuple(_key(w) for w in words if _is_past(w)),
-        diary=bool(words) and _is_past(words[0]) and words[0] not in _NOT_FINISHING,
+        diary=bool(opening) and _is_past(opening[0]) and opening[0] not in _NOT_FINISHING,
     )
 
 
@@ -354,7 +362,10 @@ _VERB_CLASSES = (
 
 
 def _same_verb(said: str, goal_verb: str) -> bool:
-    return _same(said, goal_verb) or any(said in c and goal_verb in c for c in _VERB_CLASSES)
+    """Whether a past verb reaches a goal's verb: the same verb, its plain form ("painted" for "repaint"), or one of
+    its class."""
+    plain = goal_verb[2:] if goal_verb.startswith("re") and len(goal_verb) > 5 else goal_verb
+    return _same(said, goal_verb) or _same(said, plain) or any(said in c and goal_verb in c for c in _VERB_CLASSES)
 
 
 def _is_past(word: str) -> bool:
@@ -390,7 +401,7 @@ def detect_goal_changes(
                 continue
             found = _best_goal_change(clause, clause, goals, today, similarity)
             # "I've dropped it", "it went brilliantly", "Tax return: done": the goal is named elsewhere in it.
-            pointing = _POINTS_BACK.search(_lower(clause)) or len(content_words(clause)) <= 1
+            pointing = _POINTS_BACK.search(_lower(clause)) or not _own_words(clause)
             if found is None and pointing and len(clauses) > 1:
                 found = _best_goal_change(clause, sentence, goals, today, similarity, diary=False)
             if found is None and before and pointing and _ANAPHOR.search(_lower(clause)):
@@ -457,6 +468,16 @@ def _best_goal_change(
             due = new_due(context, today) if cue == POSTPONED else None
             best = GoalChange(goal.id, cue, context, due, score)
     return best
+
+
+def _own_words(clause: str) -> list[str]:
+    """The words of a clause that could name a goal: not its cue, numbers or generic words ("I finished in 2:03!"
+    names nothing)."""
+    return [
+        w
+        for w in content_words(clause)
+        if w.isalpha() and w not in _GENERIC and not (_DONE.search(w) or _DROP.search(w) or _POSTPONE.search(w))
+    ]
 
 
 _POINTS_BACK = re.compile(r"\b(it|that|this|them|those)\b")
@@ -567,12 +588,13 @@ def _keys(words: str) -> frozenset[str]:
 
 _POSITIVE = _keys(
     "love like enjoy prefer adore trust believe value fan good harmless fond great brilliant wonderful amazing"
-    " best better fun helpful helps worth hooked person appreciate"
+    " best better fun helpful helps worth hooked person appreciate decent competent confident capable obsessed keen"
+    " passionate"
 )
 _NEGATIVE = _keys(
     "hate dislike bad afraid scared fear quit stopped tired fed harmful off bore bores bored boring detest"
     " loathe awful terrible tedious pointless useless overrated gimmick waste worst sick annoying miserable anxious"
-    " lazy dread"
+    " lazy dread killing draining exhausting stressful dull unbearable nightmare"
 )
 # "can't bear", "cannot handle": any "can't" before a verb of taking is against.
 _NEGATION = re.compile(r"\b(not|no longer|don'?t|doesn'?t|never|can'?t|cannot|won'?t|isn'?t|aren'?t)\b|n't\b")
@@ -757,14 +779,22 @@ def _preference_flipped(clause: str, old: str) -> bool:
 def _different_kind(old: str, clause: str) -> bool:
     """Whether the one word the two share names different kinds of thing: "video games" and "board games",
     "electric cars" and "my old car"."""
-    old_keys = [_key(w) for w in _words(old) if w not in STOPWORDS]
-    new_keys = [_key(w) for w in _words(clause) if w not in STOPWORDS]
-    shared = {k for k in old_keys if k not in _SENTIMENT and any(_same(k, n) for n in new_keys)}
+    old_words, new_words = words(old), words(clause)
+    old_keys, new_keys = [_key(w) for w in old_words], [_key(w) for w in new_words]
+    shared = {
+        k
+        for k, w in zip(old_keys, old_words, strict=True)
+        if w not in STOPWORDS and k not in _SENTIMENT and any(_same(k, n) for n in new_keys)
+    }
     if len(shared) != 1:
         return False
     word = shared.pop()
     at_old = old_keys.index(word)
     at_new = next(i for i, n in enumerate(new_keys) if _same(word, n))
-    modifiers = [old_keys[at_old - 1] if at_old else "", new_keys[at_new - 1] if at_new else ""]
-    usable = [m for m in modifiers if m and m not in _SENTIMENT and m not in _NOT_TOPIC]
+    modifiers = [old_words[at_old - 1] if at_old else "", new_words[at_new - 1] if at_new else ""]
+    usable = [
+        _key(m)
+        for m in modifiers
+        if len(m) > 2 and m not in STOPWORDS and m not in _NOT_TOPIC and _key(m) not in _SENTIMENT
+    ]
     return len(usable) == 2 and not _same(*usable)

@@ -145,11 +145,21 @@ def test_dev_set_meets_the_targets():
         ("Putting the swimming lessons off until March.", "Take swimming lessons", POSTPONED),
         ("We moved the Japan trip to October.", "Visit Japan", POSTPONED),
         ("Painting the hallway is on ice until the baby is born.", "Paint the hallway", POSTPONED),
+        ("I've put the short story aside for now.", "Write a short story", POSTPONED),
+        ("The half marathon was brutal but I finished in 2:03!", "Run a half marathon", "done"),
     ],
 )
 def test_verb_classes_change_goals_in_many_wordings(text: str, title: str, status: str):
     changes = detect_goal_changes(text, [_goal(title)], today=date(2025, 5, 1))
     assert [c.status for c in changes] == [status]
+
+
+def test_two_goals_done_in_one_entry_each_by_its_own_clause():
+    thesis, kitchen = _goal("Finish the thesis"), _goal("Repaint the kitchen")
+    changes = detect_goal_changes(
+        "Finished the thesis! Also painted the kitchen.", [thesis, kitchen], today=WHEN.date()
+    )
+    assert {(c.goal_id, c.status) for c in changes} == {(thesis.id, "done"), (kitchen.id, "done")}
 
 
 def test_one_sentence_changes_two_goals_clause_by_clause():
@@ -196,6 +206,10 @@ def test_a_plan_ended_in_the_next_sentence_is_dropped():
         ("We decided not to move to Lisbon after all.", "Learn Portuguese before the Lisbon trip"),
         ("Finished the thesis introduction today.", "Finish my thesis"),
         ("Painted the fence instead of the shed.", "Paint the shed"),
+        ("Read a few pages of the Italian cookbook.", "Read the Italian cookbook"),
+        ("Saved another 200 pounds this month.", "Save 2000 pounds"),
+        ("The garden path is half done.", "Finish the garden path"),
+        ("Wrote 500 words of the short story.", "Write a short story"),
     ],
 )
 def test_guards_keep_near_misses_from_changing_a_goal(text: str, title: str):
@@ -217,6 +231,9 @@ def test_guards_keep_near_misses_from_changing_a_goal(text: str, title: str):
         ("I love running", "I've fallen out of love with running."),
         ("I prefer paper books to e-readers", "Honestly I prefer my Kindle these days, paper books hurt my wrists."),
         ("I prefer working alone", "Working in a team has grown on me; I actually prefer it to working alone now."),
+        ("I prefer baths to showers", "I'm more of a shower person now."),
+        ("I think I'm a bad cook", "I'm actually a decent cook these days."),
+        ("I love my commute", "My commute is killing me these days."),
     ],
 )
 def test_beliefs_revised_in_many_wordings(old: str, new: str):
