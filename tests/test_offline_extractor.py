@@ -442,3 +442,20 @@ def test_offline_provider() -> None:
         provider.complete_json([], {}, name="x")
     custom = HashEmbedder(dimension=64)
     assert OfflineProvider(embedder=custom).embedder is custom
+
+
+@pytest.mark.parametrize(
+    ("text", "titles"),
+    [
+        (
+            "Goals for March: repaint the bathroom, learn to use the sewing machine, and renew my driving licence.",
+            ["Repaint the bathroom", "Learn to use the sewing machine", "Renew my driving licence"],
+        ),
+        ("New year's resolutions: quit smoking, learn Italian.", ["Quit smoking", "Learn Italian"]),
+        ("Big goal for this semester: hand in my dissertation.", ["Hand in my dissertation"]),
+        ("Plans for the weekend: nothing much.", []),
+        ("The goals of the meeting were unclear.", []),
+    ],
+)
+def test_a_labelled_list_gives_one_goal_per_item(text: str, titles: list[str]) -> None:
+    assert [g.title for g in extract_offline(text, occurred_at=WHEN).goals] == titles

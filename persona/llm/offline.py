@@ -936,6 +936,14 @@ _GOAL_LABEL = re.compile(
     r"(?:\s+for\s+(?:this|next|the)\s+\w+)?\s+is\s+to)\s*(?P<obj>\S)",
     re.IGNORECASE,
 )
+# "Goals for March: repaint the bathroom, learn Italian, and renew my licence", "New year's resolutions: quit
+# smoking, ...", "Big goal for this semester: hand in my dissertation": a label, then one goal or a list of them.
+_GOAL_LIST_LABEL = re.compile(
+    r"^(?:[\w'’-]+\s+){0,3}?(?:goals?|plans?|resolutions?|aims?|targets?|intentions?)"
+    r"(?:\s+for\s+(?:[\w'’-]+\s*){1,3}?)?\s*:\s*(?P<obj>\S)",
+    re.IGNORECASE,
+)
+_LIST_SEPARATOR = re.compile(r",\s+(?:and\s+|or\s+)?(?=\S)|;\s+(?=\S)")
 _PROJECT = re.compile(
     r"\b(?:project|build|learn|learning|write\s+(?:a|my)\s+(?:\w+\s+)?(?:book|novel|memoir|thesis|album|play)|"
     r"train\s+for|start\s+(?:a|my(?:\s+own)?)\s+(?:\w+\s+)?(?:business|company|blog|podcast|band|club|newsletter|"
@@ -967,7 +975,10 @@ _CUE_WORDS = _words(
 )
 _FIRST_PERSON = _words("i we i'll we'll i'm we're i'd we'd i've we've")
 _REMINDER_WORDS = _words("remind reminder note forget remember")
-_LABEL_WORDS = _words("goal plan aim resolution dream mission project step")
+_LABEL_WORDS = _words(
+    "goal goals plan plans aim aims resolution resolutions dream mission project step target targets intention"
+    " intentions"
+)
 _GOAL_TRIGGERS = _CUE_WORDS | _REMINDER_WORDS | _LABEL_WORDS | _words("todo to-do do")
 
 
@@ -1004,6 +1015,9 @@ def _goal_hits(sentence: Sentence) -> list[_GoalHit]:
             label = (match.group("label") or match.group("noun") or "").lower()
             kind = GoalKind.PROJECT if label.startswith("project") else GoalKind.TASK
             hits.append(_GoalHit(kind, match.start(), match.start("obj")))
+        listed = _GOAL_LIST_LABEL.match(norm) if not hits else None
+        if listed:
+            hits.extend(_list_hits(norm, listed.start("obj")))
     if not _CUE_WORDS.isdisjoint(words):  # "i'll" / "we'll" are cue words too
         subjectless = _GOAL_SUBJECTLESS.match(norm)
         if subjectless and not hits:
@@ -1012,6 +1026,15 @@ def _goal_hits(sentence: Sentence) -> list[_GoalHit]:
             hits.extend(list(_first_person_hits(norm, list(hits))))
     hits.sort(key=lambda h: h.text_start)
     return [h for h in hits if h.kind is not GoalKind.TASK or not _NEGATED_OBJECT.match(norm[h.obj_start :])]
+
+
+def _list_hits(norm: str, start: int) -> list[_GoalHit]:
+    """One goal per item of a labelled list ("repaint the bathroom, learn Italian, and renew my licence")."""
+    starts = [start] + [m.end() for m in _LIST_SEPARATOR.finditer(norm, start)]
+    return [_GoalHit(GoalKind.TASK, at, at) for at in starts if not _NO_ITEM.match(norm, at)]
+
+
+_NO_ITEM = re.compile(r"(?:nothing|none|no|not|n/a|tbd|same|who|what|dunno)\b", re.IGNORECASE)
 
 
 def _first_person_hits(norm: str, earlier: list[_GoalHit]) -> Iterator[_GoalHit]:
