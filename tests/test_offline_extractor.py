@@ -459,3 +459,16 @@ def test_offline_provider() -> None:
 )
 def test_a_labelled_list_gives_one_goal_per_item(text: str, titles: list[str]) -> None:
     assert [g.title for g in extract_offline(text, occurred_at=WHEN).goals] == titles
+
+
+@pytest.mark.parametrize(
+    ("text", "psyche"),
+    [
+        ("I find yoga boring.", ["I find yoga boring"]),
+        ("Tea is my favourite drink.", ["Tea is my favourite drink"]),
+        ("I find it hard to sleep.", []),
+        ("I find out tomorrow.", []),
+    ],
+)
+def test_a_judgement_and_a_favourite_named_first_are_preferences(text: str, psyche: list[str]) -> None:
+    assert [p.text for p in extract_offline(text, occurred_at=WHEN).psyche] == psyche

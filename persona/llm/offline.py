@@ -704,6 +704,25 @@ _PSYCHE_RULES: list[_PsycheRule] = [
         _triggers("favourite favorite"),
         re.compile(r"\bmy\s+(?:all-time\s+)?favou?rite\s+(?P<obj>\S+(?:\s+\S+)?\s+(?:is|are)\s)", re.I),
     ),
+    # "Tea is my favourite drink": the favourite named first.
+    _PsycheRule(
+        PsycheKind.PREFERENCE,
+        0.65,
+        _triggers("favourite favorite"),
+        re.compile(r"\S+\s+(?:is|are)\s+(?:now\s+|still\s+)?my\s+(?:all-time\s+|new\s+)?favou?rite\s+\w+", re.I),
+    ),
+    # "I find yoga boring": a judgement of a thing, kept with the preferences ("I find it hard to ..." is not one).
+    _PsycheRule(
+        PsycheKind.PREFERENCE,
+        0.6,
+        _triggers("find"),
+        re.compile(
+            _I + _ADVERBS + r"\s+find\s+(?P<obj>(?!it\b|that\b|this\b|them\b|myself\b|out\b)[\w-]+(?:\s+[\w-]+){0,3}?"
+            r"\s+(?:boring|tedious|dull|relaxing|fun|calming|exhausting|stressful|pointless|annoying|satisfying|"
+            r"rewarding|frustrating|overrated|fascinating|interesting|scary|depressing|soothing|draining)\b)",
+            re.I,
+        ),
+    ),
     _PsycheRule(
         PsycheKind.VALUE,
         0.75,
