@@ -61,7 +61,8 @@ _DONE = re.compile(
     r"|\bwrapped up\b|\bcame through\b|\bwent (live|well|brilliantly|great|smoothly|fine|perfectly)\b"
     r"|\b(is|are) (finally )?(in|out|up|live)\s*($|[!.])|\blaunched\b|\bpublished\b|\binstalled\b|\bfitted\b"
     r"|\bofficially\b|\bcertified\b|\bqualified\b|\bgraduated\b|\breached\b|\bbehind me\b|\bout of the way\b"
-    r"|\bin the post\b|\bover the line\b|\b(is|are|it's) (finally |all )?over\b|\bfinish line\b|\bsorted\b"
+    r"|\bin the post\b|\bover the line\b|\b(is|are|it's) (finally |all )?over\b|\bfinish line\b"
+    r"|\ball sorted\b|\bsorted out\b|\bgot (it|that|this) sorted\b"
     r"|\bback from\b"
 )
 # "I'm done with the banjo": for a skill being learned, an ending without the skill.

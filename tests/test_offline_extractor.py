@@ -472,3 +472,8 @@ def test_a_labelled_list_gives_one_goal_per_item(text: str, titles: list[str]) -
 )
 def test_a_judgement_and_a_favourite_named_first_are_preferences(text: str, psyche: list[str]) -> None:
     assert [p.text for p in extract_offline(text, occurred_at=WHEN).psyche] == psyche
+
+
+def test_a_plan_made_in_a_sentence_is_no_goal_list() -> None:
+    text = "I made a plan for the plan: a schedule, colour-coded, with buffers."
+    assert extract_offline(text, occurred_at=WHEN).goals == []

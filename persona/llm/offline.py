@@ -958,7 +958,9 @@ _GOAL_LABEL = re.compile(
 # "Goals for March: repaint the bathroom, learn Italian, and renew my licence", "New year's resolutions: quit
 # smoking, ...", "Big goal for this semester: hand in my dissertation": a label, then one goal or a list of them.
 _GOAL_LIST_LABEL = re.compile(
-    r"^(?:[\w'’-]+\s+){0,3}?(?:goals?|plans?|resolutions?|aims?|targets?|intentions?)"
+    r"^(?:(?:my|our|the|this|next|big|main|new|top|key|personal|weekly|monthly|daily|yearly|year|week|month|"
+    r"summer|winter|spring|autumn|[\w-]+'s|[\w-]+’s)\s+){0,3}"
+    r"(?:goals?|plans?|resolutions?|aims?|targets?|intentions?)"
     r"(?:\s+for\s+(?:[\w'’-]+\s*){1,3}?)?\s*:\s*(?P<obj>\S)",
     re.IGNORECASE,
 )
