@@ -5,9 +5,17 @@ The functions here are pure: they read the entry's sentences and the user's curr
 changes they find (``GoalChange``, ``BeliefChange``). ``persona.revisions`` applies them to a store (nothing is
 deleted: the old memory's validity is closed and the new one is linked to it) and undoes them exactly.
 
-A change needs three things: a cue ("gave up on", "finally submitted", "no longer"), a sentence about the writer
-(not "my neighbour finished her kitchen", not a question, not "not yet"), and a match with one existing memory
-(shared words, verb forms, and, when an embedder is given, the similarity of meaning).
+A change needs three things, decided clause by clause (so one sentence can finish two goals):
+- a cue from a verb class in its inflections and phrasal forms: done ("handed in", "the boiler is in", the goal's
+  own verb in the past), dropped ("decided against", "calling it quits", "fallen by the wayside"), postponed
+  ("pushed to next spring", "will have to wait until February"); for beliefs, a revision ("I was wrong about"),
+  the other stance, or another favourite of the same kind;
+- no veto: a question, a dream or a wish, another person ("Laura finished"), a weakened cue ("almost gave up",
+  "not giving up on"), progress only ("half of the album", "a few pages of"), the goal going on ("but I kept
+  going"), an old view that still holds ("I still enjoy cooking");
+- a match with one existing memory: the head of the goal's object or its name ("the leaking tap", not "the
+  kitchen"; "a book" is not "a children's book"), shared words, and, when an embedder is given, the similarity
+  of meaning as a tie-breaker.
 """
 
 from __future__ import annotations
