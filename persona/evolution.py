@@ -455,7 +455,8 @@ def _best_goal_change(
     # "booked" is no "books": a past form in the sentence names a goal's thing only if the goal says it that way.
     all_keys = [_key(w) for w in words]
     noun_keys = [_key(w) for w in words if not _is_past(w)]
-    best: GoalChange | None = None
+    by_words: list[tuple[Goal, str, float]] = []  # goals the words name: (goal, change, share of its words)
+    by_meaning: list[tuple[Goal, str, float]] = []  # goals only meaning could name
     for goal in goals:
         shape = _shape(goal.title)
         context_keys = all_keys if shape.participles else noun_keys
@@ -469,14 +470,23 @@ def _best_goal_change(
             cue = GoalStatus.DONE.value if diary and named and shared >= 2 else None
         if cue is None or not _same_thing(context, shape, cue):
             continue
-        meaning = similarity(context, goal.title) if similarity else 0.0
-        if not (named or shared >= 2 or meaning >= 0.75):
-            continue
-        score = shared / len(shape.objects) + meaning
-        if best is None or score > best.score:
-            due = new_due(context, today) if cue == POSTPONED else None
-            best = GoalChange(goal.id, cue, context, due, score)
-    return best
+        share = shared / len(shape.objects)
+        (by_words if named or shared >= 2 else by_meaning).append((goal, cue, share))
+    # Meaning (an embedding per goal) is asked only to break a tie between goals the words name, or when they name
+    # none: one goal named by its words needs no model.
+    if len(by_words) == 1:
+        scored = [(by_words[0], by_words[0][2])]
+    elif by_words:
+        scored = [(c, c[2] + (similarity(context, c[0].title) if similarity else 0.0)) for c in by_words]
+    elif similarity:
+        scored = [(c, c[2] + m) for c in by_meaning if (m := similarity(context, c[0].title)) >= 0.75]
+    else:
+        scored = []
+    if not scored:
+        return None
+    (goal, cue, _share), score = max(scored, key=lambda item: item[1])
+    due = new_due(context, today) if cue == POSTPONED else None
+    return GoalChange(goal.id, cue, context, due, score)
 
 
 def _own_words(clause: str) -> list[str]:
@@ -744,10 +754,11 @@ def _replaces(clause: str, sentence: str, old: str, similarity: Similarity | Non
     if replaced and not shared:
         # "I prefer my Kindle these days, paper books hurt my wrists": the old favourite is named elsewhere.
         shared = _overlap(topic, _topic(sentence))
+    if shared:
+        return shared / max(1, len(topic))
+    # Meaning (an embedding) only where no word is shared.
     meaning = similarity(sentence, old) if similarity else 0.0
-    if shared == 0 and meaning < 0.8:
-        return None
-    return shared / max(1, len(topic)) + meaning
+    return meaning if meaning >= 0.8 else None
 
 
 _PREFER = re.compile(r"\bprefer(?:s|red)?\b(?P<liked>.*?)(?:\b(?:to|over|rather than)\b(?P<disliked>.*))?$")
