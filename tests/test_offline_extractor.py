@@ -477,3 +477,18 @@ def test_a_judgement_and_a_favourite_named_first_are_preferences(text: str, psyc
 def test_a_plan_made_in_a_sentence_is_no_goal_list() -> None:
     text = "I made a plan for the plan: a schedule, colour-coded, with buffers."
     assert extract_offline(text, occurred_at=WHEN).goals == []
+
+
+@pytest.mark.parametrize(
+    ("text", "titles"),
+    [
+        ("I've set myself the goal of running a marathon.", ["Running a marathon"]),
+        ("My aim this year is to read 30 books.", ["Read 30 books"]),
+        ("Hoping to finish the shed.", ["Finish the shed"]),
+        ("I've signed up to run the Berlin marathon.", ["Run the Berlin marathon"]),
+        ("I signed up for the gym.", []),
+        ("She signed up to run it.", []),
+    ],
+)
+def test_goals_set_signed_up_for_or_hoped_for(text: str, titles: list[str]) -> None:
+    assert [g.title for g in extract_offline(text, occurred_at=WHEN).goals] == titles

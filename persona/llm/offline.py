@@ -940,7 +940,8 @@ _GOAL_FIRST_PERSON = re.compile(
 )
 _GOAL_SUBJECTLESS = re.compile(
     r"^(?:(?:also|still|really|and|so|but|ok|okay|oh|seriously|urgently)[,:]?\s+)*"
-    r"(?P<cue>need\s+to|needs\s+to|must|have\s+to|gotta|got\s+to|want\s+to|wanna|plan\s+to|should|hope\s+to)\s+(?P<obj>\S)",
+    r"(?P<cue>need\s+to|needs\s+to|must|have\s+to|gotta|got\s+to|want\s+to|wanna|plan\s+to|should|hope\s+to|"
+    r"hoping\s+to|planning\s+to|aiming\s+to)\s+(?P<obj>\S)",
     re.IGNORECASE,
 )
 _REMINDER = re.compile(
@@ -952,7 +953,9 @@ _TODO_LABEL = re.compile(r"^(?:todo|to-do|to\s+do)\s*:\s*(?P<obj>\S)", re.IGNORE
 _GOAL_LABEL = re.compile(
     r"(?:^(?P<label>project(?:\s+idea)?|goal|plan|resolution|next\s+step)\s*:|"
     r"\b(?:my|our|the)\s+(?:\w+\s+){0,2}?(?P<noun>goal|plan|aim|resolution|dream|mission|project)"
-    r"(?:\s+for\s+(?:this|next|the)\s+\w+)?\s+is\s+to)\s*(?P<obj>\S)",
+    r"(?:\s+(?:for\s+)?(?:this|next|the)\s+\w+)?\s+is\s+to|"
+    r"\bI(?:'ve|\s+have)?\s+set\s+myself\s+(?:the|a)\s+(?:\w+\s+)?(?:goal|target|challenge)\s+of|"
+    r"\bI(?:'ve|\s+have)?\s+signed\s+up\s+to)\s*(?P<obj>\S)",
     re.IGNORECASE,
 )
 # "Goals for March: repaint the bathroom, learn Italian, and renew my licence", "New year's resolutions: quit
@@ -998,7 +1001,7 @@ _FIRST_PERSON = _words("i we i'll we'll i'm we're i'd we'd i've we've")
 _REMINDER_WORDS = _words("remind reminder note forget remember")
 _LABEL_WORDS = _words(
     "goal goals plan plans aim aims resolution resolutions dream mission project step target targets intention"
-    " intentions"
+    " intentions signed challenge"
 )
 _GOAL_TRIGGERS = _CUE_WORDS | _REMINDER_WORDS | _LABEL_WORDS | _words("todo to-do do")
 
