@@ -492,3 +492,16 @@ def test_a_plan_made_in_a_sentence_is_no_goal_list() -> None:
 )
 def test_goals_set_signed_up_for_or_hoped_for(text: str, titles: list[str]) -> None:
     assert [g.title for g in extract_offline(text, occurred_at=WHEN).goals] == titles
+
+
+@pytest.mark.parametrize(
+    ("text", "psyche"),
+    [
+        ("Opera bores me.", ["Opera bores me"]),
+        ("I've never liked olives.", ["I've never liked olives"]),
+        ("I can't get enough of sushi.", ["I can't get enough of sushi"]),
+        ("He annoys me.", []),
+    ],
+)
+def test_likings_said_another_way_are_preferences(text: str, psyche: list[str]) -> None:
+    assert [p.text for p in extract_offline(text, occurred_at=WHEN).psyche] == psyche

@@ -704,6 +704,28 @@ _PSYCHE_RULES: list[_PsycheRule] = [
         _triggers("favourite favorite"),
         re.compile(r"\bmy\s+(?:all-time\s+)?favou?rite\s+(?P<obj>\S+(?:\s+\S+)?\s+(?:is|are)\s)", re.I),
     ),
+    # "I've never liked olives", "I can't get enough of sushi".
+    _PsycheRule(
+        PsycheKind.PREFERENCE,
+        0.65,
+        _triggers("liked loved hated enjoyed disliked enough"),
+        re.compile(
+            r"\bI(?:'ve|\s+have)\s+(?:never|always)\s+(?:really\s+)?(?:liked|loved|hated|enjoyed|disliked)\s+(?P<obj>\S)"
+            r"|\bI\s+(?:can't|cannot)\s+get\s+enough\s+of\s+(?P<obj2>\S)",
+            re.I,
+        ),
+    ),
+    # "Opera bores me", "Yoga relaxes me": a thing named first, then how it takes the writer.
+    _PsycheRule(
+        PsycheKind.PREFERENCE,
+        0.6,
+        _triggers("bores relaxes calms stresses exhausts drains excites fascinates irritates annoys"),
+        re.compile(
+            r"\S+(?<!\bhe)(?<!\bshe)(?<!\bit)(?<!\bthey)(?<!\bthis)(?<!\bthat)(?<!\byou)(?:\s+[\w-]+){0,3}?\s+"
+            r"(?:bores|relaxes|calms|stresses|exhausts|drains|excites|fascinates|irritates|annoys)\s+me\b",
+            re.I,
+        ),
+    ),
     # "Tea is my favourite drink": the favourite named first.
     _PsycheRule(
         PsycheKind.PREFERENCE,
