@@ -163,3 +163,153 @@ def test_a_first_name_family_member_does_not_take_a_full_name_introduced_by_anot
 def test_a_sentence_initial_irregular_verb_is_not_part_of_a_name(verb: str):
     found = extract_offline(f"{verb} Ruth the blanket yesterday.", occurred_at=WHEN).entities
     assert [e.name for e in found] == ["Ruth"]
+
+
+@pytest.mark.parametrize(
+    ("text", "title", "status"),
+    [
+        # done, said without "finished": a completion verb, the goal's verb class, a skill one now has
+        ("Submitted the grant application at midnight.", "Apply for the research grant", "done"),
+        ("We adopted a tabby from the rescue centre.", "Get a cat from the rescue centre", "done"),
+        ("I can actually swim properly now!", "Learn to swim properly", "done"),
+        ("Stopped drinking coffee a month ago and feel great.", "Stop drinking coffee", "done"),
+        ("New boiler is in!", "Replace the boiler before winter", "done"),
+        ("Tax return: done and dusted.", "Finish the tax return", "done"),
+        ("I can juggle three balls now.", "Learn to juggle", "done"),
+        ("The loft clear-out is over, thank god.", "Clear out the loft", "done"),
+        # dropped, in its phrasal forms
+        ("I've decided against the motorbike licence.", "Get my motorbike licence", "dropped"),
+        ("I'm calling it quits on the Discworld marathon.", "Read all of the Discworld books", "dropped"),
+        ("Scrapped the bakery stall idea, the fees are absurd.", "Open a small bakery stall", "dropped"),
+        ("Withdrew my name from the council election.", "Run for the parish council", "dropped"),
+        ("Knitting a jumper isn't happening.", "Learn to knit a jumper", "dropped"),
+        ("I'm done with the banjo, it's gathering dust.", "Learn the banjo", "dropped"),
+        ("We've had to cancel Iceland, Sam lost his job.", "Go to Iceland", "dropped"),
+        ("The podcast idea is dead.", "Start a podcast", "dropped"),
+        # postponed, with or without a date
+        ("We pushed the shed renovation to next spring.", "Renovate the garden shed", POSTPONED),
+        ("Pottery will have to wait until next year.", "Take a pottery course", POSTPONED),
+        ("Putting the swimming lessons off until March.", "Take swimming lessons", POSTPONED),
+        ("We moved the Japan trip to October.", "Visit Japan", POSTPONED),
+        ("Painting the hallway is on ice until the baby is born.", "Paint the hallway", POSTPONED),
+        ("I've put the short story aside for now.", "Write a short story", POSTPONED),
+        ("The half marathon was brutal but I finished in 2:03!", "Run a half marathon", "done"),
+    ],
+)
+def test_verb_classes_change_goals_in_many_wordings(text: str, title: str, status: str):
+    changes = detect_goal_changes(text, [_goal(title)], today=date(2025, 5, 1))
+    assert [c.status for c in changes] == [status]
+
+
+def test_two_goals_done_in_one_entry_each_by_its_own_clause():
+    thesis, kitchen = _goal("Finish the thesis"), _goal("Repaint the kitchen")
+    changes = detect_goal_changes(
+        "Finished the thesis! Also painted the kitchen.", [thesis, kitchen], today=WHEN.date()
+    )
+    assert {(c.goal_id, c.status) for c in changes} == {(thesis.id, "done"), (kitchen.id, "done")}
+
+
+def test_one_sentence_changes_two_goals_clause_by_clause():
+    licence, bathroom, sewing = (
+        _goal("Renew my driving licence"),
+        _goal("Repaint the bathroom"),
+        _goal("Learn to use the sewing machine"),
+    )
+    text = "The driving licence renewal came through and the bathroom is repainted."
+    changes = detect_goal_changes(text, [licence, bathroom, sewing], today=date(2025, 4, 1))
+    assert {(c.goal_id, c.status) for c in changes} == {(licence.id, "done"), (bathroom.id, "done")}
+
+
+def test_a_plan_ended_in_the_next_sentence_is_dropped():
+    guitar = _goal("Learn the guitar properly")
+    text = "Sold the guitar on Marketplace. Let's be honest, that's the end of that plan."
+    assert [(c.goal_id, c.status) for c in detect_goal_changes(text, [guitar], today=date(2025, 4, 1))] == [
+        (guitar.id, "dropped")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("Almost gave up on marathon training this week, but I kept going.", "Run a marathon"),
+        ("Bad mark on the essay, but I'm not giving up on the first-class degree.", "Get a first-class degree"),
+        ("Dreamt last night that I'd given up sailing.", "Learn to sail"),
+        ("Did half of the photo album tonight, the rest tomorrow.", "Finish the photo album"),
+        ("I finished a book last night, a thriller.", "Write a children's book"),
+        ("Finished reading a novel on the train.", "Write a novel"),
+        ("Fixed the wobbly chair in the kitchen.", "Fix the leaking tap in the kitchen"),
+        ("Fixed the bike light this morning.", "Fix the bathroom light"),
+        ("Laura finished the London marathon!", "Run the London marathon"),
+        ("Quit the chess club's committee but I'm still learning chess.", "Learn to play chess"),
+        ("Booked the flights to Japan for April.", "Visit Japan"),
+        ("Failed my driving test again.", "Learn to drive"),
+        ("My husband cleaned out the garage while I was away.", "Clean out the garage"),
+        ("Uncle Joe fixed my bike.", "Fix the bike brakes"),
+        ("Replaced the kitchen tap this afternoon.", "Repaint the kitchen"),
+        ("The bedroom painting is delayed because the decorator is booked up.", "Return the library books"),
+        ("All the thank-you cards are finally in the post.", "Fix the car door"),
+        ("I want to quit my job and open a bakery.", "Open a small bakery stall"),
+        ("I'm not a morning person anymore; since the new job I sleep in.", "Quit my job"),
+        ("We decided not to move to Lisbon after all.", "Learn Portuguese before the Lisbon trip"),
+        ("Finished the thesis introduction today.", "Finish my thesis"),
+        ("Painted the fence instead of the shed.", "Paint the shed"),
+        ("Read a few pages of the Italian cookbook.", "Read the Italian cookbook"),
+        ("Saved another 200 pounds this month.", "Save 2000 pounds"),
+        ("The garden path is half done.", "Finish the garden path"),
+        ("Wrote 500 words of the short story.", "Write a short story"),
+    ],
+)
+def test_guards_keep_near_misses_from_changing_a_goal(text: str, title: str):
+    assert detect_goal_changes(text, [_goal(title)], today=date(2025, 5, 1)) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("I don't like jazz", "Went to a jazz club and loved it. I was completely wrong about jazz."),
+        ("I believe money doesn't matter much", "I used to think money didn't matter; after this year I know it does."),
+        ("I hate cooking", "I've come round to cooking."),
+        ("I think social media is harmless fun", "Changed my mind about social media."),
+        ("I love spicy food", "I can't handle spicy food anymore since the stomach thing."),
+        ("My favourite season is summer", "Autumn is my favourite season now, summer is too hot."),
+        ("I think cats are better than dogs", "After a month of fostering I'm a dog person now."),
+        ("I love mornings", "I've become a night owl, mornings are awful."),
+        ("I hate winter", "Winter is growing on me."),
+        ("I love running", "I've fallen out of love with running."),
+        ("I prefer paper books to e-readers", "Honestly I prefer my Kindle these days, paper books hurt my wrists."),
+        ("I prefer working alone", "Working in a team has grown on me; I actually prefer it to working alone now."),
+        ("I prefer baths to showers", "I'm more of a shower person now."),
+        ("I think I'm a bad cook", "I'm actually a decent cook these days."),
+        ("I love my commute", "My commute is killing me these days."),
+    ],
+)
+def test_beliefs_revised_in_many_wordings(old: str, new: str):
+    belief = _psyche(old)
+    assert [c.old_id for c in detect_belief_changes(new, [belief])] == [belief.id]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("I enjoy cooking", "I used to think I'd never cook for twelve, but I still enjoy cooking for crowds."),
+        ("I prefer trains to planes", "My dad used to hate trains, these days he prefers them."),
+        ("My favourite season is summer", "My favourite season is still summer."),
+        ("I love the beach", "I love the mountains too."),
+        ("I love coffee", "I used to drink three coffees a day."),
+        ("I don't like jazz", "I don't enjoy big parties anymore."),
+        ("I love running", "I actually love running now."),
+        ("I love board games", "I no longer enjoy video games."),
+        ("I like rainy days", "I didn't repair the roof yet, it keeps raining."),
+        ("I hate running", "I'd like to run for the parish council in May."),
+        ("I love living by the sea", "These days I prefer the sea over the mountains."),
+    ],
+)
+def test_near_misses_replace_no_belief(old: str, new: str):
+    assert detect_belief_changes(new, [_psyche(old)]) == []
+
+
+def test_second_dev_set_meets_the_targets():
+    """``evolution_dev2.jsonl``: 44 cases in new wording written before the rules were widened (tuning data now)."""
+    kinds = evaluate_evolution(DATA / "evolution_dev2.jsonl")["kinds"]
+    assert kinds["goals"]["precision"] >= 0.9 and kinds["goals"]["recall"] >= 0.8
+    assert kinds["beliefs"]["precision"] >= 0.9 and kinds["beliefs"]["recall"] >= 0.7

@@ -442,3 +442,66 @@ def test_offline_provider() -> None:
         provider.complete_json([], {}, name="x")
     custom = HashEmbedder(dimension=64)
     assert OfflineProvider(embedder=custom).embedder is custom
+
+
+@pytest.mark.parametrize(
+    ("text", "titles"),
+    [
+        (
+            "Goals for March: repaint the bathroom, learn to use the sewing machine, and renew my driving licence.",
+            ["Repaint the bathroom", "Learn to use the sewing machine", "Renew my driving licence"],
+        ),
+        ("New year's resolutions: quit smoking, learn Italian.", ["Quit smoking", "Learn Italian"]),
+        ("Big goal for this semester: hand in my dissertation.", ["Hand in my dissertation"]),
+        ("Plans for the weekend: nothing much.", []),
+        ("The goals of the meeting were unclear.", []),
+    ],
+)
+def test_a_labelled_list_gives_one_goal_per_item(text: str, titles: list[str]) -> None:
+    assert [g.title for g in extract_offline(text, occurred_at=WHEN).goals] == titles
+
+
+@pytest.mark.parametrize(
+    ("text", "psyche"),
+    [
+        ("I find yoga boring.", ["I find yoga boring"]),
+        ("Tea is my favourite drink.", ["Tea is my favourite drink"]),
+        ("I find it hard to sleep.", []),
+        ("I find out tomorrow.", []),
+    ],
+)
+def test_a_judgement_and_a_favourite_named_first_are_preferences(text: str, psyche: list[str]) -> None:
+    assert [p.text for p in extract_offline(text, occurred_at=WHEN).psyche] == psyche
+
+
+def test_a_plan_made_in_a_sentence_is_no_goal_list() -> None:
+    text = "I made a plan for the plan: a schedule, colour-coded, with buffers."
+    assert extract_offline(text, occurred_at=WHEN).goals == []
+
+
+@pytest.mark.parametrize(
+    ("text", "titles"),
+    [
+        ("I've set myself the goal of running a marathon.", ["Running a marathon"]),
+        ("My aim this year is to read 30 books.", ["Read 30 books"]),
+        ("Hoping to finish the shed.", ["Finish the shed"]),
+        ("I've signed up to run the Berlin marathon.", ["Run the Berlin marathon"]),
+        ("I signed up for the gym.", []),
+        ("She signed up to run it.", []),
+    ],
+)
+def test_goals_set_signed_up_for_or_hoped_for(text: str, titles: list[str]) -> None:
+    assert [g.title for g in extract_offline(text, occurred_at=WHEN).goals] == titles
+
+
+@pytest.mark.parametrize(
+    ("text", "psyche"),
+    [
+        ("Opera bores me.", ["Opera bores me"]),
+        ("I've never liked olives.", ["I've never liked olives"]),
+        ("I can't get enough of sushi.", ["I can't get enough of sushi"]),
+        ("He annoys me.", []),
+    ],
+)
+def test_likings_said_another_way_are_preferences(text: str, psyche: list[str]) -> None:
+    assert [p.text for p in extract_offline(text, occurred_at=WHEN).psyche] == psyche

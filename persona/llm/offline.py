@@ -713,6 +713,47 @@ _PSYCHE_RULES: list[_PsycheRule] = [
         _triggers("favourite favorite"),
         re.compile(r"\bmy\s+(?:all-time\s+)?favou?rite\s+(?P<obj>\S+(?:\s+\S+)?\s+(?:is|are)\s)", re.I),
     ),
+    # "I've never liked olives", "I can't get enough of sushi".
+    _PsycheRule(
+        PsycheKind.PREFERENCE,
+        0.65,
+        _triggers("liked loved hated enjoyed disliked enough"),
+        re.compile(
+            r"\bI(?:'ve|\s+have)\s+(?:never|always)\s+(?:really\s+)?(?:liked|loved|hated|enjoyed|disliked)\s+(?P<obj>\S)"
+            r"|\bI\s+(?:can't|cannot)\s+get\s+enough\s+of\s+(?P<obj2>\S)",
+            re.I,
+        ),
+    ),
+    # "Opera bores me", "Yoga relaxes me": a thing named first, then how it takes the writer.
+    _PsycheRule(
+        PsycheKind.PREFERENCE,
+        0.6,
+        _triggers("bores relaxes calms stresses exhausts drains excites fascinates irritates annoys"),
+        re.compile(
+            r"\S+(?<!\bhe)(?<!\bshe)(?<!\bit)(?<!\bthey)(?<!\bthis)(?<!\bthat)(?<!\byou)(?:\s+[\w-]+){0,3}?\s+"
+            r"(?:bores|relaxes|calms|stresses|exhausts|drains|excites|fascinates|irritates|annoys)\s+me\b",
+            re.I,
+        ),
+    ),
+    # "Tea is my favourite drink": the favourite named first.
+    _PsycheRule(
+        PsycheKind.PREFERENCE,
+        0.65,
+        _triggers("favourite favorite"),
+        re.compile(r"\S+\s+(?:is|are)\s+(?:now\s+|still\s+)?my\s+(?:all-time\s+|new\s+)?favou?rite\s+\w+", re.I),
+    ),
+    # "I find yoga boring": a judgement of a thing, kept with the preferences ("I find it hard to ..." is not one).
+    _PsycheRule(
+        PsycheKind.PREFERENCE,
+        0.6,
+        _triggers("find"),
+        re.compile(
+            _I + _ADVERBS + r"\s+find\s+(?P<obj>(?!it\b|that\b|this\b|them\b|myself\b|out\b)[\w-]+(?:\s+[\w-]+){0,3}?"
+            r"\s+(?:boring|tedious|dull|relaxing|fun|calming|exhausting|stressful|pointless|annoying|satisfying|"
+            r"rewarding|frustrating|overrated|fascinating|interesting|scary|depressing|soothing|draining)\b)",
+            re.I,
+        ),
+    ),
     _PsycheRule(
         PsycheKind.VALUE,
         0.75,
@@ -930,7 +971,8 @@ _GOAL_FIRST_PERSON = re.compile(
 )
 _GOAL_SUBJECTLESS = re.compile(
     r"^(?:(?:also|still|really|and|so|but|ok|okay|oh|seriously|urgently)[,:]?\s+)*"
-    r"(?P<cue>need\s+to|needs\s+to|must|have\s+to|gotta|got\s+to|want\s+to|wanna|plan\s+to|should|hope\s+to)\s+(?P<obj>\S)",
+    r"(?P<cue>need\s+to|needs\s+to|must|have\s+to|gotta|got\s+to|want\s+to|wanna|plan\s+to|should|hope\s+to|"
+    r"hoping\s+to|planning\s+to|aiming\s+to)\s+(?P<obj>\S)",
     re.IGNORECASE,
 )
 _REMINDER = re.compile(
@@ -942,9 +984,21 @@ _TODO_LABEL = re.compile(r"^(?:todo|to-do|to\s+do)\s*:\s*(?P<obj>\S)", re.IGNORE
 _GOAL_LABEL = re.compile(
     r"(?:^(?P<label>project(?:\s+idea)?|goal|plan|resolution|next\s+step)\s*:|"
     r"\b(?:my|our|the)\s+(?:\w+\s+){0,2}?(?P<noun>goal|plan|aim|resolution|dream|mission|project)"
-    r"(?:\s+for\s+(?:this|next|the)\s+\w+)?\s+is\s+to)\s*(?P<obj>\S)",
+    r"(?:\s+(?:for\s+)?(?:this|next|the)\s+\w+)?\s+is\s+to|"
+    r"\bI(?:'ve|\s+have)?\s+set\s+myself\s+(?:the|a)\s+(?:\w+\s+)?(?:goal|target|challenge)\s+of|"
+    r"\bI(?:'ve|\s+have)?\s+signed\s+up\s+to)\s*(?P<obj>\S)",
     re.IGNORECASE,
 )
+# "Goals for March: repaint the bathroom, learn Italian, and renew my licence", "New year's resolutions: quit
+# smoking, ...", "Big goal for this semester: hand in my dissertation": a label, then one goal or a list of them.
+_GOAL_LIST_LABEL = re.compile(
+    r"^(?:(?:my|our|the|this|next|big|main|new|top|key|personal|weekly|monthly|daily|yearly|year|week|month|"
+    r"summer|winter|spring|autumn|[\w-]+'s|[\w-]+’s)\s+){0,3}"
+    r"(?:goals?|plans?|resolutions?|aims?|targets?|intentions?)"
+    r"(?:\s+for\s+(?:[\w'’-]+\s*){1,3}?)?\s*:\s*(?P<obj>\S)",
+    re.IGNORECASE,
+)
+_LIST_SEPARATOR = re.compile(r",\s+(?:and\s+|or\s+)?(?=\S)|;\s+(?=\S)")
 _PROJECT = re.compile(
     r"\b(?:project|build|learn|learning|write\s+(?:a|my)\s+(?:\w+\s+)?(?:book|novel|memoir|thesis|album|play)|"
     r"train\s+for|start\s+(?:a|my(?:\s+own)?)\s+(?:\w+\s+)?(?:business|company|blog|podcast|band|club|newsletter|"
@@ -976,7 +1030,10 @@ _CUE_WORDS = _words(
 )
 _FIRST_PERSON = _words("i we i'll we'll i'm we're i'd we'd i've we've")
 _REMINDER_WORDS = _words("remind reminder note forget remember")
-_LABEL_WORDS = _words("goal plan aim resolution dream mission project step")
+_LABEL_WORDS = _words(
+    "goal goals plan plans aim aims resolution resolutions dream mission project step target targets intention"
+    " intentions signed challenge"
+)
 _GOAL_TRIGGERS = _CUE_WORDS | _REMINDER_WORDS | _LABEL_WORDS | _words("todo to-do do")
 
 
@@ -1013,6 +1070,9 @@ def _goal_hits(sentence: Sentence) -> list[_GoalHit]:
             label = (match.group("label") or match.group("noun") or "").lower()
             kind = GoalKind.PROJECT if label.startswith("project") else GoalKind.TASK
             hits.append(_GoalHit(kind, match.start(), match.start("obj")))
+        listed = _GOAL_LIST_LABEL.match(norm) if not hits else None
+        if listed:
+            hits.extend(_list_hits(norm, listed.start("obj")))
     if not _CUE_WORDS.isdisjoint(words):  # "i'll" / "we'll" are cue words too
         subjectless = _GOAL_SUBJECTLESS.match(norm)
         if subjectless and not hits:
@@ -1021,6 +1081,15 @@ def _goal_hits(sentence: Sentence) -> list[_GoalHit]:
             hits.extend(list(_first_person_hits(norm, list(hits))))
     hits.sort(key=lambda h: h.text_start)
     return [h for h in hits if h.kind is not GoalKind.TASK or not _NEGATED_OBJECT.match(norm[h.obj_start :])]
+
+
+def _list_hits(norm: str, start: int) -> list[_GoalHit]:
+    """One goal per item of a labelled list ("repaint the bathroom, learn Italian, and renew my licence")."""
+    starts = [start] + [m.end() for m in _LIST_SEPARATOR.finditer(norm, start)]
+    return [_GoalHit(GoalKind.TASK, at, at) for at in starts if not _NO_ITEM.match(norm, at)]
+
+
+_NO_ITEM = re.compile(r"(?:nothing|none|no|not|n/a|tbd|same|who|what|dunno)\b", re.IGNORECASE)
 
 
 def _first_person_hits(norm: str, earlier: list[_GoalHit]) -> Iterator[_GoalHit]:
