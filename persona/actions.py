@@ -6,22 +6,29 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
+from persona.errors import ChangeNotFoundError, NotUndoableError
 from persona.llm.base import Embedder
-from persona.models import AnyNode, Entity, User
+from persona.models import AnyNode, Entity, Evolving, Revision, User
 from persona.store.base import GRAPH_TYPES, Store
 
 __all__ = [
     "GRAPH_TYPES",
     "StoreSummary",
+    "confirm_memory_change",
     "create_persona",
     "delete_node",
     "delete_persona",
     "export_json",
     "find_node",
+    "memory_change",
     "merge_entities",
+    "name_match",
+    "name_match_blocker",
     "personas",
     "store_summary",
+    "undo_memory_change",
     "undo_name_match",
 ]
 
@@ -60,12 +67,65 @@ def merge_entities(store: Store, user_id: str, keep_id: str, drop_id: str) -> En
     return store.merge_entities(user_id, keep_id, drop_id)
 
 
+def name_match(store: Store, user_id: str, entity_id: str, match_id: str) -> tuple[Entity, dict[str, Any]]:
+    """The user's entity and its automatic name match ``match_id``. An unknown entity raises
+    ``NodeNotFoundError``; a node that is not an entity, or has no such match, ``ChangeNotFoundError``."""
+    entity = store.get_node(user_id, entity_id)
+    match = next((m for m in getattr(entity, "matches", []) if m.get("id") == match_id), None)
+    if not isinstance(entity, Entity) or match is None:
+        raise ChangeNotFoundError(match_id, what="name match")
+    return entity, match
+
+
+def name_match_blocker(entity: Entity, match: dict[str, Any]) -> str | None:
+    """Why this name match cannot be undone now (``None`` when it can): only an entity's latest match can, and
+    not after a merge into the entity (the match's record is of the entity before that merge)."""
+    if entity.matches[-1].get("id") != match.get("id"):
+        return f"a later name match was made on {entity.name!r}: undo that one first (only the latest can be undone)"
+    if len(entity.merges) != match.get("before", {}).get("merges"):
+        return f"{entity.name!r} was merged with another entity since: split that merge first, then undo the match"
+    return None
+
+
 def undo_name_match(store: Store, embedder: Embedder | None, user_id: str, entity_id: str, match_id: str) -> Entity:
     """Undo an automatic name match ("Amir" taken for Dr. Amir Haddad): the mention becomes its own entity again
-    with its entry's mentions, and the matched one is as it was. Returns the restored entity."""
+    with its entry's mentions, and the matched one is as it was. Returns the restored entity. A match that is not
+    the entity's latest, or lies under a later merge, raises ``NotUndoableError`` and changes nothing."""
     from persona.revisions import undo_name_match as undo  # revisions imports ingest: kept out of the module import
 
+    entity, match = name_match(store, user_id, entity_id, match_id)
+    if blocker := name_match_blocker(entity, match):
+        raise NotUndoableError(blocker)
     return undo(store, embedder, user_id, entity_id, match_id)[1]
+
+
+def memory_change(store: Store, user_id: str, memory_id: str, change_id: str) -> tuple[Evolving, Revision]:
+    """The user's goal or psyche memory and its change ``change_id``. An unknown memory raises
+    ``NodeNotFoundError``; another kind of node, or no such change, ``ChangeNotFoundError``."""
+    node = store.get_node(user_id, memory_id)
+    revision = next((r for r in getattr(node, "revisions", []) if r.id == change_id), None)
+    if not isinstance(node, Evolving) or revision is None:
+        raise ChangeNotFoundError(change_id)
+    return node, revision
+
+
+def undo_memory_change(store: Store, user_id: str, memory_id: str, change_id: str) -> Evolving:
+    """Undo a memory's change exactly (a goal done is active again, a replaced belief current). Only the memory's
+    latest change can be undone: an earlier one raises ``NotUndoableError`` and changes nothing."""
+    from persona.revisions import undo_change  # revisions imports ingest: kept out of the module import
+
+    node, _ = memory_change(store, user_id, memory_id, change_id)
+    if node.revisions[-1].id != change_id:
+        raise NotUndoableError("this memory changed again later: undo its latest change first")
+    return undo_change(store, user_id, memory_id, change_id)
+
+
+def confirm_memory_change(store: Store, user_id: str, memory_id: str, change_id: str) -> Evolving:
+    """Mark a memory's change as seen and right (it stays undoable)."""
+    from persona.revisions import confirm_change  # revisions imports ingest: kept out of the module import
+
+    memory_change(store, user_id, memory_id, change_id)
+    return confirm_change(store, user_id, memory_id, change_id)
 
 
 def store_summary(store: Store, user_id: str) -> StoreSummary:

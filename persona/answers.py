@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from persona.context import no_longer_true
 from persona.models import AnyNode, Episode, Goal, NodeType
 from persona.retrieval import RetrievedMemory
 from persona.text import content_words, stem
@@ -82,16 +83,19 @@ def _item_text(memories: list[RetrievedMemory]) -> tuple[str, str]:
     if episode is not None:
         return episode.title.rstrip("…. "), episode.summary
     node = memories[0].node
+    stale = f" ({mark})" if (mark := no_longer_true(node)) else ""  # as the offline text answer marks it
     if isinstance(node, Goal):
-        return f"Goal ({node.status.value}): {node.title}", node.text
-    return short(node_title(node), 90), full_text(node)
+        return f"Goal ({node.status.value}): {node.title}{stale}", node.text
+    return f"{short(node_title(node), 90)}{stale}", full_text(node)
 
 
 def _why(memories: list[RetrievedMemory]) -> str:
     best = memories[0]
     kinds = sorted({m.node.type.value.lower() for m in memories})
     also = f" · from this entry: {', '.join(kinds)}" if len(memories) > 1 else ""
-    return f"{best.reason}{also}"
+    # A changed belief behind an episode's title is still named: the answer must not pass it off as current.
+    stale = [f"{m.node.type.value.lower()} {mark}" for m in memories[1:] if (mark := no_longer_true(m.node))]
+    return f"{best.reason}{also}" + "".join(f" · {s}" for s in stale)
 
 
 def answer_items(sources: Sequence[RetrievedMemory], question: str, *, top: int = MAX_ITEMS) -> list[AnswerItem]:

@@ -34,13 +34,21 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from persona.actions import (
+    confirm_memory_change,
+    name_match_blocker,
+    undo_memory_change,
+    undo_name_match,
+)
 from persona.chat import MAX_QUESTION_CHARS, AskError, answer, ask, check_schema_depth
 from persona.config import Settings, get_settings
 from persona.context import format_context, format_user_context
 from persona.errors import (
+    ChangeNotFoundError,
     DuplicateError,
     EmbedderMismatchError,
     NodeNotFoundError,
+    NotUndoableError,
     PersonaError,
     ProviderError,
     StoreUnavailableError,
@@ -58,14 +66,17 @@ from persona.models import (
     USER_ID_PATTERN,
     AnyNode,
     EmbedderInfo,
+    Entity,
     EntryStatus,
+    Evolving,
+    Goal,
     Link,
     NodeType,
     check_aware,
     node_text,
     utc_now,
 )
-from persona.revisions import delete_with_changes, overdue_goals, user_profile
+from persona.revisions import changes_of, delete_with_changes, name_matches, overdue_goals, user_profile
 from persona.store.base import Store
 from persona.threads import MAX_ABOUT_CHARS, thread_about, thread_dict
 
@@ -109,6 +120,8 @@ UserIdPath = Annotated[
     ),
 ]
 MemoryIdPath = Annotated[str, Path(min_length=1, max_length=64, description="a node id")]
+ChangeIdPath = Annotated[str, Path(min_length=1, max_length=64, description="a change's id (from the list)")]
+MAX_CHANGES = 1000
 
 
 class ApiModel(BaseModel):
@@ -426,6 +439,45 @@ class ThreadOut(ApiModel):
     text: str = Field(description="the same as plain lines, dated and cited")
 
 
+class ChangeOut(ApiModel):
+    """An automatic change Persona made to a goal or belief, which the user can confirm or undo."""
+
+    memory_id: str = Field(description="the changed goal or psyche memory")
+    id: str = Field(description="the change's id, for .../changes/{change_id}/undo or /confirm")
+    change: str = Field(description="done, dropped, postponed or superseded")
+    at: datetime = Field(description="when it happened (the causing entry's date)")
+    learned_at: datetime
+    memory: str = Field(description="the memory's words")
+    replaced_by: str | None = Field(description="superseded: id of the memory that replaces it")
+    entry_id: str | None = Field(description="the entry that caused it")
+    sentence: str = Field(description="the sentence of the entry that said so")
+    automatic: bool = Field(description="made by Persona (false: corrected by the user)")
+    confirmed: bool
+    undoable: bool = Field(description="only a memory's latest change can be undone")
+
+
+class ChangesOut(ApiModel):
+    changes: list[ChangeOut] = Field(description="newest first")
+
+
+class NameMatchOut(ApiModel):
+    """An automatic name match: a mention taken for an entity the user already had ("Amir" for Dr. Amir Haddad)."""
+
+    memory_id: str = Field(description="the entity the mention was joined to")
+    id: str = Field(description="the match's id, for .../name-matches/{match_id}/undo")
+    name: str = Field(description="the name as the entry wrote it")
+    entity: str = Field(description="the entity's name")
+    rule: str = Field(description="why they were taken for one: title, first name, alias, relation, ...")
+    entry_id: str
+    at: datetime
+    undoable: bool
+    blocked_by: str | None = Field(description="why it cannot be undone now (a later match or merge)")
+
+
+class NameMatchesOut(ApiModel):
+    matches: list[NameMatchOut] = Field(description="newest first")
+
+
 class ExportOut(ApiModel):
     """The ``persona-export/1`` document that ``persona import`` reads back."""
 
@@ -687,12 +739,16 @@ def allowed_methods(path: str) -> list[str]:
 
 def _on_persona_error(_: Request, exc: Exception) -> JSONResponse:
     match exc:
+        case NotUndoableError():
+            return error_response(409, "not_undoable", str(exc))
         case ValidationError():
             return error_response(422, "invalid_request", str(exc))
         case UserNotFoundError():
             return error_response(404, "user_not_found", f"no user {exc.user_id!r}")
         case SubjectNotFoundError():
             return error_response(404, "subject_not_found", str(exc))
+        case ChangeNotFoundError():
+            return error_response(404, "change_not_found", str(exc))
         case NodeNotFoundError():
             return error_response(404, "memory_not_found", f"no memory {exc.node_id[:64]!r} for this user")
         case DuplicateError():
@@ -1084,6 +1140,91 @@ def what_happened(
     """What happened to X: the entries that mention it (a person or thing by any of its names, a goal, a belief),
     oldest first, with the changes each made to it. 404 when nothing the user has matches ``about``."""
     return thread_dict(thread_about(store, user_id, about))
+
+
+@router.get("/users/{user_id}/changes", response_model=ChangesOut, responses=USER_ROUTES)
+def list_changes(
+    user_id: KnownUser, store: StoreDep, limit: Annotated[int, Query(ge=1, le=MAX_CHANGES)] = 200
+) -> ChangesOut:
+    """The automatic changes to the user's goals and beliefs (goal done, dropped, postponed; belief replaced),
+    newest first: every one can be seen, confirmed, and undone (the latest of each memory)."""
+    found = changes_of(store, user_id, limit=limit)
+    return ChangesOut(changes=[_change_out(node, revision) for node, revision in found])
+
+
+def _change_out(node: Evolving, revision: Any) -> ChangeOut:
+    return ChangeOut(
+        memory_id=node.id,
+        id=revision.id,
+        change=revision.change,
+        at=revision.at,
+        learned_at=revision.learned_at,
+        memory=node.title if isinstance(node, Goal) else node_text(node),
+        replaced_by=revision.by_id,
+        entry_id=revision.entry_id,
+        sentence=revision.sentence,
+        automatic=revision.automatic,
+        confirmed=revision.confirmed,
+        undoable=node.revisions[-1].id == revision.id,
+    )
+
+
+@router.post(
+    "/users/{user_id}/memories/{memory_id}/changes/{change_id}/undo",
+    response_model=NodeOut,
+    responses=USER_ROUTES | _errors(409),
+)
+def undo_change_route(user_id: KnownUser, memory_id: MemoryIdPath, change_id: ChangeIdPath, store: StoreDep) -> Any:
+    """Undo a change exactly: the memory as it was before, the change and its links gone. 404 for an unknown
+    memory or change; 409 when a later change of the memory must be undone first. Returns the restored memory."""
+    return node_out(undo_memory_change(store, user_id, memory_id, change_id))
+
+
+@router.post(
+    "/users/{user_id}/memories/{memory_id}/changes/{change_id}/confirm", response_model=NodeOut, responses=USER_ROUTES
+)
+def confirm_change_route(user_id: KnownUser, memory_id: MemoryIdPath, change_id: ChangeIdPath, store: StoreDep) -> Any:
+    """Mark a change as seen and right (it stays undoable). Returns the memory."""
+    return node_out(confirm_memory_change(store, user_id, memory_id, change_id))
+
+
+@router.get("/users/{user_id}/name-matches", response_model=NameMatchesOut, responses=USER_ROUTES)
+def list_name_matches(
+    user_id: KnownUser, store: StoreDep, limit: Annotated[int, Query(ge=1, le=MAX_CHANGES)] = 200
+) -> NameMatchesOut:
+    """The automatic name matches (a mention joined to an entity the user had), newest first, each with whether
+    it can be undone now."""
+    found = name_matches(store, user_id)[:limit]
+    return NameMatchesOut(matches=[_name_match_out(entity, match) for entity, match in found])
+
+
+def _name_match_out(entity: Entity, match: dict[str, Any]) -> NameMatchOut:
+    blocker = name_match_blocker(entity, match)
+    return NameMatchOut(
+        memory_id=entity.id,
+        id=match["id"],
+        name=match["name"],
+        entity=entity.name,
+        rule=match["rule"],
+        entry_id=match["entry_id"],
+        at=datetime.fromisoformat(match["at"]),
+        undoable=blocker is None,
+        blocked_by=blocker,
+    )
+
+
+@router.post(
+    "/users/{user_id}/memories/{memory_id}/name-matches/{match_id}/undo",
+    response_model=NodeOut,
+    responses=USER_ROUTES | _errors(409),
+)
+def undo_name_match_route(
+    user_id: KnownUser, memory_id: MemoryIdPath, match_id: ChangeIdPath, store: StoreDep, provider: ProviderDep
+) -> Any:
+    """Undo a name match exactly: the mention is its own entity again (returned), with its entry's mentions, and
+    the matched entity is as it was. 404 for an unknown entity or match; 409 when a later match or merge of the
+    entity must be undone first."""
+    return node_out(undo_name_match(store, provider.embedder, user_id, memory_id, match_id))
 
 
 @router.delete("/users/{user_id}/memories/{memory_id}", response_model=DeletedOut, responses=USER_ROUTES | _errors(413))

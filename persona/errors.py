@@ -36,6 +36,18 @@ class SubjectNotFoundError(PersonaError, LookupError):
         super().__init__(f"nothing in your memories is called or about {self.about}: try a name or a goal's words")
 
 
+class ChangeNotFoundError(PersonaError, LookupError):
+    """The memory has no automatic change (or the entity no name match) with this id."""
+
+    def __init__(self, change_id: str, *, what: str = "change") -> None:
+        self.change_id = change_id
+        super().__init__(f"no {what} {_short(change_id)} on this memory")
+
+
+class NotUndoableError(ValidationError):
+    """A change that cannot be undone now: a later change (or merge) was made on top of it; undo that first."""
+
+
 class UserNotFoundError(PersonaError, LookupError):
     """The user does not exist in the store."""
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -174,34 +174,57 @@ def _merge(journal: _Journal, keep_name: str, drop_name: str) -> None:
     journal.mentions = {k: keep_id if v == drop_id else v for k, v in journal.mentions.items()}
 
 
-def _score_goals(case: dict[str, Any], journal: _Journal, tally: Tally) -> None:
-    gold = list(case["expect"]["goals"])
-    for title, status, number in journal.goal_changes:
-        hit = next(
-            (g for g in gold if g["goal"] in title.lower() and g["status"] == status and g["entry"] == number), None
-        )
-        if hit:
-            tally.tp += 1
-            gold.remove(hit)
-        else:
+F = TypeVar("F")  # a detection
+G = TypeVar("G")  # a label
+
+
+def _score(
+    case: dict[str, Any],
+    tally: Tally,
+    found: Iterable[F],
+    gold: Iterable[G],
+    *,
+    hits: Callable[[F, G], bool],
+    wrong: Callable[[F], str],
+    missed: Callable[[G], str],
+) -> None:
+    """Score one case's detections against its labels, one to one: each detection takes the first label left that
+    it ``hits`` (a true positive) or is a false positive (``wrong`` says what); labels left over are misses."""
+    left = list(gold)
+    for item in found:
+        hit = next((g for g in left if hits(item, g)), None)
+        if hit is None:
             tally.fp += 1
-            tally.errors.append(f"{case['id']}: wrongly {status}: {title!r} at entry {number}")
-    tally.fn += len(gold)
-    tally.errors += [f"{case['id']}: missed {g['status']} of {g['goal']!r}" for g in gold]
+            tally.errors.append(f"{case['id']}: {wrong(item)}")
+        else:
+            tally.tp += 1
+            left.remove(hit)
+    tally.fn += len(left)
+    tally.errors += [f"{case['id']}: {missed(g)}" for g in left]
+
+
+def _score_goals(case: dict[str, Any], journal: _Journal, tally: Tally) -> None:
+    _score(
+        case,
+        tally,
+        journal.goal_changes,
+        case["expect"]["goals"],
+        hits=lambda c, g: g["goal"] in c[0].lower() and g["status"] == c[1] and g["entry"] == c[2],
+        wrong=lambda c: f"wrongly {c[1]}: {c[0]!r} at entry {c[2]}",
+        missed=lambda g: f"missed {g['status']} of {g['goal']!r}",
+    )
 
 
 def _score_beliefs(case: dict[str, Any], journal: _Journal, tally: Tally) -> None:
-    gold = list(case["expect"]["beliefs"])
-    for text, number in journal.belief_changes:
-        hit = next((b for b in gold if b["old"] in text.lower() and b["entry"] == number), None)
-        if hit:
-            tally.tp += 1
-            gold.remove(hit)
-        else:
-            tally.fp += 1
-            tally.errors.append(f"{case['id']}: wrongly replaced {text!r} at entry {number}")
-    tally.fn += len(gold)
-    tally.errors += [f"{case['id']}: missed the change of {b['old']!r}" for b in gold]
+    _score(
+        case,
+        tally,
+        journal.belief_changes,
+        case["expect"]["beliefs"],
+        hits=lambda c, b: b["old"] in c[0].lower() and b["entry"] == c[1],
+        wrong=lambda c: f"wrongly replaced {c[0]!r} at entry {c[1]}",
+        missed=lambda b: f"missed the change of {b['old']!r}",
+    )
 
 
 def _score_relations(case: dict[str, Any], journal: _Journal, tally: Tally) -> None:
@@ -213,17 +236,15 @@ def _score_relations(case: dict[str, Any], journal: _Journal, tally: Tally) -> N
         for r in case["expect"]["relations"]
     ]
     names = {e.id: e.name for e in journal.entities}
-    for fact in journal.relation_facts:
-        if fact in gold:
-            tally.tp += 1
-            gold.remove(fact)
-        else:
-            tally.fp += 1
-            tally.errors.append(f"{case['id']}: wrongly {fact[1]!r} for {names.get(fact[0])!r} at entry {fact[2]}")
-    tally.fn += len(gold)
-    tally.errors += [
-        f"{case['id']}: missed {r!r} for {names.get(i, 'an unknown name')!r} at entry {n}" for i, r, n in gold
-    ]
+    _score(
+        case,
+        tally,
+        journal.relation_facts,
+        gold,
+        hits=lambda fact, label: fact == label,
+        wrong=lambda f: f"wrongly {f[1]!r} for {names.get(f[0])!r} at entry {f[2]}",
+        missed=lambda g: f"missed {g[1]!r} for {names.get(g[0] or '', 'an unknown name')!r} at entry {g[2]}",
+    )
 
 
 def _pairs(groups: Iterable[Iterable[str]]) -> set[frozenset[str]]:

@@ -58,3 +58,23 @@ def test_a_follow_up_is_read_with_the_previous_question_and_its_dates() -> None:
     assert before.end == JUNE and before.start is None
     assert resolve_follow_up("Who is Tom?", history).text == "Who is Tom?", "a new question stands alone"
     assert resolve_follow_up("and after that?", []).text == "and after that?"
+
+
+def test_a_memory_no_longer_true_is_marked_as_the_text_answer_marks_it(store, provider, user) -> None:
+    """The Chat page's offline items and the API's offline text are two renderings of one answer: a belief the
+    user changed their mind about says so in both."""
+    from persona.chat import extractive_answer
+    from persona.models import NodeType
+    from persona.retrieval import RetrievedMemory
+
+    ingest_entry(store, provider, user, "I love coffee, it gets me going.", occurred_at=JUNE)
+    ingest_entry(store, provider, user, "I quit coffee last month, green tea now.", occurred_at=AUGUST)
+    old = next(p for p in store.list_nodes(user, NodeType.PSYCHE) if "love coffee" in p.text.lower())
+    assert old.valid_until is not None, "the later entry replaced it"
+    episode = next(e for e in store.list_nodes(user, NodeType.EPISODE) if e.entry_id == old.entry_id)
+    alone = answer_items([RetrievedMemory(old, 1.0, {}, "words")], "coffee?")
+    assert alone[0].title.endswith("(no longer true since 9 August 2026)")
+    assert "(no longer true since 9 August 2026)" in extractive_answer([RetrievedMemory(old, 1.0, {}, "words")])
+    behind_episode = answer_items([RetrievedMemory(n, 1.0, {}, "words") for n in (episode, old)], "coffee?")
+    assert "no longer true" not in behind_episode[0].title, "the episode itself is still what happened"
+    assert behind_episode[0].why.endswith("psyche no longer true since 9 August 2026")

@@ -44,7 +44,10 @@ USER_ROUTES = [(m, p) for m, p in ROUTES if p != "/api/v1/users/{user_id}" or m 
 
 
 def _url(path: str, user: str, memory: str = "00000000-0000-4000-8000-000000000000") -> str:
-    return path.replace("{user_id}", user).replace("{memory_id}", memory)
+    ids = {"{memory_id}": memory, "{change_id}": memory, "{match_id}": memory}
+    for name, value in ids.items():
+        path = path.replace(name, value)
+    return path.replace("{user_id}", user)
 
 
 def _body(method: str, path: str) -> dict | None:
@@ -356,7 +359,8 @@ def test_user_context(client, made):
 
 # -- authentication ---------------------------------------------------------------------------------------------
 def test_every_operation_is_tested():
-    assert len(ROUTES) == 16  # GET .../thread: tests/test_threads.py::test_the_api_serves_a_thread_with_clear_errors
+    # changes and name matches: tests/test_api_changes.py; GET .../thread: tests/test_threads.py
+    assert len(ROUTES) == 21
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
