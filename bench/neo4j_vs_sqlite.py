@@ -5,7 +5,7 @@ offline provider's, named in the output).
 ``--json FILE`` saves the figures; ``--before FILE`` adds a saved run's Neo4j figures as a "before" column.
 
 Usage: .venv/bin/python bench/neo4j_vs_sqlite.py [--sizes 10000,100000] [--queries 200] [--generated 2000]
-       [--json after.json] [--before before.json] [--embedder hash|neural]
+       [--json after.json] [--before before.json] [--embedder hash|neural] [--parts ingest,graph,retrieval]
        .venv/bin/python bench/neo4j_vs_sqlite.py --show after.json --before before.json
 """
 
@@ -99,6 +99,9 @@ def main() -> None:
         "--embedder", choices=["hash", "neural"], default="hash", help="hash keeps the figures about the stores"
     )
     parser.add_argument("--show", type=Path, default=None, help="print the table of a saved run, run nothing")
+    parser.add_argument(
+        "--parts", default="ingest,graph,retrieval", help="which parts to run (e.g. retrieval alone for the 100k row)"
+    )
     args = parser.parse_args()
     before = json.loads(args.before.read_text()) if args.before else None
     if args.show:
@@ -109,7 +112,8 @@ def main() -> None:
     figures: dict[str, dict[str, float]] = {}
     print(f"embedder: {provider.embedder.info.name} ({provider.embedder.info.dimension} dimensions)", flush=True)
     # A fresh pair of stores per part, so the graph page and ingest figures do not depend on 100k retrieval nodes.
-    for part in ("ingest", "graph", "retrieval"):
+    parts = [p for p in ("ingest", "graph", "retrieval") if p in args.parts.split(",")]
+    for part in parts:
         with open_stores(["sqlite", "neo4j"], provider.embedder) as stores:
             for kind, store in stores.items():
                 if part == "ingest":

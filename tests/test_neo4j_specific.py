@@ -118,6 +118,21 @@ def test_evolution_candidates_by_the_vector_index_match_the_exact_scan(neo4j, us
     assert {n.id for n in indexed} == {n.id for n in scanned}
 
 
+def test_evolution_candidates_see_a_vector_changed_after_they_were_kept(neo4j, users):
+    """The store keeps the goal and psyche vectors it scored; a vector changed through the store is not kept stale."""
+    from persona.store.base import EvolutionProbe
+
+    mine, _ = users
+    written = [write_entry(neo4j, mine, f"garden chores {n}", day(n)) for n in range(8)]
+    target = written[0][1].goals[0]
+    far_away = EMBEDDER.embed(["quantum chromodynamics lecture notes"])[0]
+    probe = EvolutionProbe("entry-x", day(40), "", [far_away])
+    first = [n.id for n in neo4j.evolution_candidates(mine, [probe], k_vector=1)[0]]
+    neo4j.set_embeddings(mine, {target.id: far_away})  # now the nearest to the probe, exactly
+    second = [n.id for n in neo4j.evolution_candidates(mine, [probe], k_vector=1)[0]]
+    assert first != [target.id] and second == [target.id]
+
+
 def test_the_driver_does_not_log_unknown_label_and_property_warnings(neo4j, caplog):
     """A fresh store's queries name properties no node has yet: the server's notice about each is not logged."""
     with caplog.at_level("WARNING"):

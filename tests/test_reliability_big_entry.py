@@ -57,9 +57,9 @@ def test_a_big_entry_is_written_in_chunks_and_ends_done_with_every_passage(store
     writes = []
     real = store.write_batch
 
-    def counting(user_id, batch, *, done_entry_ids=()):
+    def counting(user_id, batch, *, done_entry_ids=(), **more):
         writes.append((len(batch.passages), list(done_entry_ids)))
-        return real(user_id, batch, done_entry_ids=done_entry_ids)
+        return real(user_id, batch, done_entry_ids=done_entry_ids, **more)
 
     store.write_batch = counting
     result = ingest_entry(store, provider, user, _long_entry(240), occurred_at=day(0))
@@ -75,11 +75,11 @@ def test_a_crash_between_passage_chunks_is_retried_without_doubles(store, provid
     real = store.write_batch
     calls = {"n": 0}
 
-    def crash_on_the_final_write(user_id, batch, *, done_entry_ids=()):
+    def crash_on_the_final_write(user_id, batch, *, done_entry_ids=(), **more):
         calls["n"] += 1
         if done_entry_ids:
             raise ConnectionError("the store went away")
-        return real(user_id, batch, done_entry_ids=done_entry_ids)
+        return real(user_id, batch, done_entry_ids=done_entry_ids, **more)
 
     store.write_batch = crash_on_the_final_write
     result = ingest_entry(store, provider, user, _long_entry(240), occurred_at=day(0))

@@ -427,25 +427,23 @@ CALL () {
   MATCH (n:Psyche {user_id: $user_id}) WHERE n.sort_time IS NOT NULL RETURN n
 }
 """
-# A user with a few thousand goals and psyche memories: ONE pass over them scores every vector of every probe
-# (exact, and cheaper than an HNSW query per vector).
+# A user with a few thousand goals and psyche memories: the store scores the vectors itself (numpy), over the user's
+# goals and psyche as listed here; their vectors (which never change but by a re-embed or a text edit) come once per
+# process: only for ids not in $known (a map id -> true).
+EVOLVING_VECTORS = f"""
+{_USER_EVOLVING}
+WITH n WHERE n.embedding IS NOT NULL
+RETURN n.id AS id, n.sort_time AS sort_time, n.entry_id AS entry_id,
+       CASE WHEN $known[n.id] IS NULL THEN n.embedding END AS embedding
+ORDER BY n.sort_time, n.created_at, n.id
+"""
+# Then the full-text hits of each probe and the nodes: the ids found by meaning come in $nearest (one list per probe).
 EVOLUTION_CANDIDATES_SCAN = f"""
-CALL () {{
-  {_USER_EVOLVING}
-  WITH n, n.embedding AS embedding WHERE embedding IS NOT NULL
-  UNWIND range(0, size($probes) - 1) AS i
-  WITH i, $probes[i] AS p, n, embedding WHERE n.sort_time <= p.before AND n.entry_id <> p.entry_id
-  UNWIND range(0, size(p.vectors) - 1) AS j
-  WITH i, j, n, vector.similarity.cosine(embedding, p.vectors[j]) AS score
-  ORDER BY score DESC, n.sort_time, n.created_at, n.id
-  WITH i, j, collect(n.id)[..$k_vector] AS ids
-  RETURN collect([i, ids]) AS nearest
-}}
-{_text_ask("nearest, ")}
+{_text_ask()}
 UNWIND range(0, size($probes) - 1) AS i
-WITH i, $probes[i] AS p, nearest, text_ask
+WITH i, $probes[i] AS p, text_ask
 {_EVOLVING_TEXT}
-WITH i, text_ids + reduce(acc = [], hit IN nearest | acc + CASE WHEN hit[0] = i THEN hit[1] ELSE [] END) AS ids
+WITH i, text_ids + $nearest[i] AS ids
 {_EVOLVING_NODES}
 """
 # A bigger user: the global vector index per vector, asked for $vector_candidates; a vector for which fewer than

@@ -65,6 +65,8 @@ TEXT_CANDIDATES = 100
 EVOLVING_SCAN_LIMIT = 5_000
 """A user with at most this many goals and psyche memories has them scanned exactly for evolution candidates (one
 pass for a whole import chunk); beyond it the vector index is asked first, per vector."""
+VECTOR_CACHE_USERS = 8
+"""Users whose goal and psyche vectors a store keeps (at most ``EVOLVING_SCAN_LIMIT`` each, ~1.5 kB per vector)."""
 TEXT_CANDIDATES_CEILING = 20_000
 """The most full-text hits an evolution probe asks for (the index is global; the user's goals are a share of it)."""
 _LUCENE_SPECIAL = frozenset('\\+-!():^[]"{}~*?|&/')
@@ -146,6 +148,8 @@ class Neo4jStore(Store):
         self.description = f"Neo4j · {uri}"
         self._shares: dict[str, tuple[float, float, int]] = {}
         self._evolving: dict[str, tuple[float, int]] = {}
+        self._evolving_vectors: dict[str, dict[str, np.ndarray]] = {}
+        """Unit vectors of users' goals and psyche memories, by user and node id (see ``_nearest_evolving``)."""
         # The driver's HTTP mode is a preview that needs extra packages; Persona speaks Bolt only.
         if uri.partition("://")[0] not in BOLT_SCHEMES:
             raise StoreUnavailableError(f"cannot use the Neo4j URI {uri!r}: use one of {', '.join(BOLT_SCHEMES)}://")
@@ -249,7 +253,11 @@ class Neo4jStore(Store):
 
     def _run_write(self, work: Callable[[StoreTransaction], T]) -> T:
         """Every write transaction first takes the user's write lock (``lock_user``), so one user's writers queue."""
-        return self._write(lambda tx: work(_Neo4jTransaction(tx)))
+        return self._write(lambda tx: work(_Neo4jTransaction(tx, self._forget_vector)))
+
+    def _forget_vector(self, user_id: str, node_id: str) -> None:
+        """A node's vector changed (a text edit, a re-embed): the kept copy is dropped."""
+        self._evolving_vectors.get(user_id, {}).pop(node_id, None)
 
     def _delete_user(self, user_id: str) -> int:
         """Nodes go ``DELETE_BATCH`` per transaction; the last transaction takes the rest and the user together. An
@@ -316,9 +324,11 @@ class Neo4jStore(Store):
     def _evolution_candidates(
         self, user_id: str, queries: Sequence[CandidateQuery], k_text: int, k_vector: int
     ) -> list[list[AnyNode]]:
-        """Every query in ONE round trip: full-text and vector hits and the nodes (``cypher.EVOLUTION_CANDIDATES_*``:
-        an exact scan for a user with at most ``EVOLVING_SCAN_LIMIT`` goals and psyche memories, else the index)."""
-        evolving = self._evolving_count(user_id)
+        """The full-text hits and the nodes in ONE query for all the probes. For a user with at most
+        ``EVOLVING_SCAN_LIMIT`` goals and psyche memories the nearest are scored here first (exact; their vectors are
+        kept per process), else the vector index is asked per vector in the same query."""
+        common = {"user_id": user_id, "types": EVOLVING_KINDS, "k_text": k_text, "k_vector": k_vector}
+        common |= {"text_floor": TEXT_CANDIDATES, "text_ceiling": TEXT_CANDIDATES_CEILING}
         probes = [
             {
                 "entry_id": q.entry_id,
@@ -328,19 +338,55 @@ class Neo4jStore(Store):
             }
             for q in queries
         ]
-        statement = (
-            cypher.EVOLUTION_CANDIDATES_SCAN if evolving <= EVOLVING_SCAN_LIMIT else cypher.EVOLUTION_CANDIDATES_INDEXED
-        )
-        ask = min(MAX_VECTOR_CANDIDATES, max(VECTOR_CANDIDATES, 20 * k_vector))
-        rows = self._read(
-            statement, probes=probes, user_id=user_id, types=EVOLVING_KINDS, k_text=k_text, k_vector=k_vector,
-            text_floor=TEXT_CANDIDATES, text_ceiling=TEXT_CANDIDATES_CEILING, vector_candidates=ask,
-        )  # fmt: skip
+        if self._evolving_count(user_id) <= EVOLVING_SCAN_LIMIT:
+            nearest = self._nearest_evolving(user_id, queries, k_vector)
+            for probe in probes:
+                probe["vectors"] = []  # scored already
+            rows = self._read(cypher.EVOLUTION_CANDIDATES_SCAN, probes=probes, nearest=nearest, **common)
+        else:
+            ask = min(MAX_VECTOR_CANDIDATES, max(VECTOR_CANDIDATES, 20 * k_vector))
+            rows = self._read(cypher.EVOLUTION_CANDIDATES_INDEXED, probes=probes, vector_candidates=ask, **common)
         found: list[list[AnyNode]] = []
         for row in rows:
             nodes = {n["id"]: parse_node(NodeType(n["type"]), n["body"]) for n in row["nodes"]}
             found.append([nodes[i] for i in dict.fromkeys(row["ids"]) if i in nodes])
         return found
+
+    def _nearest_evolving(self, user_id: str, queries: Sequence[CandidateQuery], k: int) -> list[list[str]]:
+        """For each query, the ``k`` nearest of the user's (active) goals and psyche memories to each of its vectors,
+        among those that happened by its date and are not of its entry: exact cosine over the listing of
+        ``cypher.EVOLVING_VECTORS``, ties in date order as in the vector search. Vectors already fetched by this
+        process are not fetched again (a text edit or re-embed made here drops them; one made by another process
+        can leave a stale vector, which only moves a candidate's rank)."""
+        if k <= 0 or not any(q.units for q in queries):
+            return [[] for _ in queries]
+        if user_id not in self._evolving_vectors and len(self._evolving_vectors) >= VECTOR_CACHE_USERS:
+            del self._evolving_vectors[next(iter(self._evolving_vectors))]  # the user cached first
+        cache = self._evolving_vectors.setdefault(user_id, {})
+        rows = self._read(cypher.EVOLVING_VECTORS, user_id=user_id, known=dict.fromkeys(cache, True))
+        for row in rows:
+            if row["embedding"] is not None:
+                cache[row["id"]] = np.asarray(row["embedding"], dtype=np.float32)
+        listed = [r for r in rows if r["id"] in cache]
+        for gone in set(cache) - {r["id"] for r in listed}:  # deleted, changed, or no longer active
+            del cache[gone]
+        if not listed:
+            return [[] for _ in queries]
+        ids = [r["id"] for r in listed]
+        times = np.array([_utc(r["sort_time"].to_native()) for r in listed])
+        entries = np.array([r["entry_id"] or "" for r in listed])
+        matrix = np.stack([cache[i] for i in ids])
+        nearest: list[list[str]] = []
+        for query in queries:
+            allowed = np.flatnonzero((times <= _utc(query.before)) & (entries != query.entry_id))
+            found: list[str] = []
+            for unit in query.units if len(allowed) else []:
+                scores = matrix[allowed] @ np.asarray(unit, dtype=np.float32)
+                top = np.argpartition(-scores, min(k, len(scores)) - 1)[:k]
+                top = top[np.lexsort((top, -scores[top]))]  # by score, ties by date order
+                found += [ids[allowed[i]] for i in top]
+            nearest.append(found)
+        return nearest
 
     def _evolving_count(self, user_id: str) -> int:
         """How many goals and psyche memories the user has, counted at most every ``SHARE_SECONDS``: it only chooses
@@ -361,6 +407,7 @@ class Neo4jStore(Store):
             run_schema_statement(session, cypher.CREATE_VECTOR_INDEX, dimension=self.embedder.dimension)
             session.run(cypher.AWAIT_INDEXES, seconds=INDEX_WAIT_SECONDS).consume()
         self.stale_embedder = None
+        self._evolving_vectors.clear()
 
     def close(self) -> None:
         """Release the driver's connections."""
@@ -370,8 +417,9 @@ class Neo4jStore(Store):
 class _Neo4jTransaction(StoreTransaction):
     """The primitives over one managed transaction; every query is in ``cypher.py``."""
 
-    def __init__(self, tx: ManagedTransaction) -> None:
+    def __init__(self, tx: ManagedTransaction, on_vector_change: Callable[[str, str], None] | None = None) -> None:
         self.tx = tx
+        self._on_vector_change = on_vector_change
         self._locked: set[str] = set()
         """Users whose write lock this transaction holds (a lock is held until the transaction ends)."""
 
@@ -440,6 +488,8 @@ class _Neo4jTransaction(StoreTransaction):
         vector = _unit(embedding)
         query = cypher.SET_EMBEDDING if vector is not None else cypher.REMOVE_EMBEDDING
         self.tx.run(query, id=node_id, user_id=user_id, embedding=vector).consume()
+        if self._on_vector_change is not None:
+            self._on_vector_change(user_id, node_id)
 
     def delete(self, user_id: str, ids: Sequence[str]) -> None:
         if ids:
