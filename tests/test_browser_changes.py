@@ -5,9 +5,6 @@ Memories page, each checked by axe-core (no serious or critical violation) and p
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,16 +15,14 @@ from persona.llm.offline import OfflineProvider
 from persona.models import Goal, NodeType
 from persona.store.sqlite import SqliteStore
 from tests import test_browser as browser_suite
+from tests.app_server import AppDidNotStart, running_app
 from tests.factories import day
 from tests.test_browser import (
-    ROOT,
     WAIT_MS,
     _check_accessibility,
-    _free_port,
     _open,
     _pictured_on_failure,
     _shot,
-    _wait_healthy,
 )
 from tests.test_evolution_history_app import JOURNAL
 
@@ -46,25 +41,11 @@ def app_url(chromium: str, tmp_path_factory: pytest.TempPathFactory, provider: O
     for n, text in JOURNAL:
         assert ingest_entry(store, provider, "demo", text, occurred_at=day(n)).ok
     store.close()
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    env |= {"PERSONA_HOME": str(home), "PERSONA_STORE": "sqlite", "PERSONA_PROVIDER": "offline", "PERSONA_USER": "demo"}
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1"]
-    command += ["--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    command += ["--server.fileWatcherType", "none"]
-    log = home / "streamlit.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, process, log)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        with running_app(home) as url:
+            yield url
+    except AppDidNotStart as exc:
+        pytest.fail(str(exc))
 
 
 def test_timeline_changes_and_memory_history_in_a_real_browser(browser_page, app_url: str, axe_script: Path) -> None:
