@@ -15,7 +15,7 @@ from persona.api import create_app
 from persona.chat import build_messages, user_context_xml
 from persona.context import format_context
 from persona.dates import day_text
-from persona.errors import ValidationError
+from persona.errors import ChangeNotFoundError, ValidationError
 from persona.ingest import ingest_entry
 from persona.llm.offline import OfflineProvider
 from persona.models import Goal, GoalStatus, LinkType, NodeType, Psyche
@@ -255,7 +255,7 @@ def test_only_the_latest_name_match_can_be_undone_and_a_refusal_changes_nothing(
     before = _export(store, user)
     with pytest.raises(ValidationError, match="only the latest"):
         undo_name_match(store, provider.embedder, user, amir.id, amir.matches[0]["id"])
-    with pytest.raises(ValidationError, match="no name match"):
+    with pytest.raises(ChangeNotFoundError, match="no name match"):
         undo_name_match(store, provider.embedder, user, amir.id, "not-a-match")
     assert _export(store, user) == before
     rows = {row["name"]: row["undoable"] for row in name_match_rows(store, user)}
