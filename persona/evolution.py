@@ -642,7 +642,7 @@ _SENTIMENT = (
     | _NEGATIVE
     | _keys(
         "think am really actually now stand up with maybe used wrong changed mind view round around come grown nowadays"
-        " days honestly"
+        " days honestly find turn"
     )
 )
 _FAVOURITE = (
@@ -750,6 +750,10 @@ def _replaces(clause: str, sentence: str, old: str, similarity: Similarity | Non
         return None
     if _holds_still(sentence, old, topic) or _different_kind(old, clause):
         return None
+    revised = bool(_REVISED.search(lowered)) or replaced or _preference_flipped(clause, old)
+    if not revised and not _same_topic(clause, sentence, topic):
+        # A stance that does not name the old view's things must be about the same thing, not share a word with it.
+        return None
     shared = _overlap(topic, keys) if topic else 0
     if replaced and not shared:
         # "I prefer my Kindle these days, paper books hurt my wrists": the old favourite is named elsewhere.
@@ -759,6 +763,22 @@ def _replaces(clause: str, sentence: str, old: str, similarity: Similarity | Non
     # Meaning (an embedding) only where no word is shared.
     meaning = similarity(sentence, old) if similarity else 0.0
     return meaning if meaning >= 0.8 else None
+
+
+def _same_topic(clause: str, sentence: str, topic: Sequence[str]) -> bool:
+    """Whether a clause taking a stance speaks of the old view's topic: the words they share cover the old view's
+    topic or the clause's own ("I'm sick of the city" for "I love living in the city"), not one word in passing ("my
+    hands shaking" for "making things with my hands", "evening runs" for "running in the heat"). A clause with no
+    words of its own borrows its sentence's topic only when it is the writer's view said to have changed ("I've
+    grown to love them") or its sentence says the old view was revised ("I changed my mind about X, it is harmful"):
+    "I enjoyed it" after an event, or "which is never good", is about that event, not a view."""
+    own = _topic(clause)
+    if not own:
+        lowered = _lower(sentence)
+        writer_changed = bool(_FIRST_PERSON.search(_lower(clause)) and _CHANGE.search(lowered))
+        return (writer_changed or bool(_REVISED.search(lowered))) and bool(_overlap(topic, _topic(sentence)))
+    shared = _overlap(topic, own)
+    return bool(shared) and shared in (len(topic), len(own))
 
 
 _PREFER = re.compile(r"\bprefer(?:s|red)?\b(?P<liked>.*?)(?:\b(?:to|over|rather than)\b(?P<disliked>.*))?$")
