@@ -322,7 +322,7 @@ def test_second_dev_set_meets_the_targets():
         ("I like making things with my hands", "Typing this with cold hands, which I hate."),
         ("I love early morning runs", "I hate running in the rain."),
         ("I hate swimming in cold water", "I've come to love swimming lessons."),
-        ("I think small towns are friendly", "Ana called me into the small office, which is never good."),
+        ("I love small towns", "Ana called me into the small office, which is never good."),
         # A stance with no words of its own, after an event, is about that event, not a view of the writer.
         ("I hate driving at night", "The trip was moved to the night because of traffic, and I enjoyed it."),
         ("I hate long meetings", "Ana kept me after the long meeting, which did actually help."),
