@@ -505,3 +505,20 @@ def test_goals_set_signed_up_for_or_hoped_for(text: str, titles: list[str]) -> N
 )
 def test_likings_said_another_way_are_preferences(text: str, psyche: list[str]) -> None:
     assert [p.text for p in extract_offline(text, occurred_at=WHEN).psyche] == psyche
+
+
+@pytest.mark.parametrize(
+    ("text", "psyche"),
+    [
+        # The liked thing came before the verb ("the people I love"): the clause says nothing of the writer's taste.
+        ("Being able to understand the people I love in their own language.", []),
+        ("The friends I like and trust came over.", []),
+        ("The colleagues I like at work left.", []),
+        # Still preferences: an object, a gerund, an infinitive, a hyphenated word.
+        ("I love in-jokes.", ["I love in-jokes"]),
+        ("I love cooking for friends.", ["I love cooking for friends"]),
+        ("I like to swim in the sea.", ["I like to swim in the sea"]),
+    ],
+)
+def test_a_relative_clause_about_someone_liked_is_no_preference(text: str, psyche: list[str]) -> None:
+    assert [p.text for p in extract_offline(text, occurred_at=WHEN).psyche] == psyche

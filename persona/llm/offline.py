@@ -695,7 +695,10 @@ _PSYCHE_RULES: list[_PsycheRule] = [
         _triggers("love like enjoy adore prefer hate dislike detest loathe despise stand bear"),
         re.compile(
             _I + _ADVERBS + r"(?:\s+(?:don't|do\s+not|never))?" + _ADVERBS + r"\s+(?P<verb>love|like|enjoy|adore|"
-            r"prefer|hate|dislike|detest|loathe|despise|can't\s+stand|cannot\s+stand|can't\s+bear)\b\s+(?P<obj>\S)",
+            r"prefer|hate|dislike|detest|loathe|despise|can't\s+stand|cannot\s+stand|can't\s+bear)\b\s+"
+            # A preposition or conjunction right after the verb: its object came before it ("the people I love in
+            # their language", "the ones I like and trust"), so the clause says nothing of the writer's taste.
+            r"(?P<obj>(?!(?:in|on|at|about|with|from|by|of|during|after|before|through|because|and|but|or)\b(?!-))\S)",
             re.I,
         ),
     ),
