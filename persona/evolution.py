@@ -564,6 +564,8 @@ def _same_thing(clause: str, shape: _GoalShape, cue: str) -> bool:
         return False
     head = shape.core[-1]
     modifiers = shape.core[:-1]
+    if modifiers and not _overlap((head,), keys) and _qualified_otherwise(words, keys, shape):
+        return False
     if not modifiers or _overlap(modifiers, keys) or _overlap(shape.names, keys):
         return True
     for at, key in enumerate(keys):
@@ -574,6 +576,25 @@ def _same_thing(clause: str, shape: _GoalShape, cue: str) -> bool:
             if before in {"a", "an", "another"} or (before not in STOPWORDS and before not in _DETERMINERS):
                 return False
     return True
+
+
+def _qualified_otherwise(words: Sequence[str], keys: Sequence[str], shape: _GoalShape) -> bool:
+    """Whether the clause names none of the goal's head or names, and each goal word it has is qualified by a word
+    the goal lacks: "web course" is another thing than "the course deposit at Barro"."""
+    if _overlap(shape.names, keys):
+        return False
+    found = [at for at, key in enumerate(keys) if any(_same(key, m) for m in shape.core[:-1])]
+    return bool(found) and all(
+        at > 0
+        and words[at - 1].isalpha()
+        and words[at - 1] not in STOPWORDS
+        and words[at - 1] not in _DETERMINERS
+        and words[at - 1] not in _TIME_WORDS
+        and not words[at - 1].endswith("ly")  # "officially scuba certified": an adverb qualifies no noun
+        and not _is_past(words[at - 1])
+        and not any(_same(keys[at - 1], k) for k in (*shape.objects, shape.verb))
+        for at in found
+    )
 
 
 _SEASONS = {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}

@@ -350,3 +350,19 @@ def test_demo_journal_changes_only_what_a_careful_reader_accepts():
     """``evolution_demo.jsonl``: the bundled demo journal (what ``persona demo`` loads), labelled by hand."""
     kinds = evaluate_evolution(DATA / "evolution_demo.jsonl")["kinds"]
     assert kinds["beliefs"]["precision"] >= 0.9 and kinds["beliefs"]["recall"] >= 0.9
+
+
+@pytest.mark.parametrize(
+    ("text", "title", "status"),
+    [
+        # The goal's qualifying word names, in the clause, another thing qualified its own way.
+        ("Pottery course: dropped, no regrets.", "Pay the course deposit", None),
+        ("Herb garden: done.", "Print the garden plans", None),
+        # Still changes: the goal's own head, or its word unqualified.
+        ("Finally paid the course deposit.", "Pay the course deposit", "done"),
+        ("Passed the final dive, so I'm officially scuba certified!", "Get my scuba certification", "done"),
+    ],
+)
+def test_a_goal_word_qualified_by_another_names_another_thing(text: str, title: str, status: str | None):
+    changes = detect_goal_changes(text, [_goal(title)], today=date(2025, 5, 1))
+    assert [c.status for c in changes] == ([status] if status else [])

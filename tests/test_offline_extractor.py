@@ -522,3 +522,17 @@ def test_likings_said_another_way_are_preferences(text: str, psyche: list[str]) 
 )
 def test_a_relative_clause_about_someone_liked_is_no_preference(text: str, psyche: list[str]) -> None:
     assert [p.text for p in extract_offline(text, occurred_at=WHEN).psyche] == psyche
+
+
+@pytest.mark.parametrize(
+    ("text", "titles"),
+    [
+        # Giving up on a pursuit ends an earlier goal (persona.evolution finds it): it is no new goal.
+        ("I've decided to give up on the web design course.", []),
+        ("I need to abandon the garden project.", []),
+        # A habit to stop is a goal.
+        ("I want to give up smoking.", ["Give up smoking"]),
+    ],
+)
+def test_giving_up_on_a_pursuit_is_no_new_goal(text: str, titles: list[str]) -> None:
+    assert [g.title for g in extract_offline(text, occurred_at=WHEN).goals] == titles
