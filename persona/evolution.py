@@ -564,6 +564,8 @@ def _same_thing(clause: str, shape: _GoalShape, cue: str) -> bool:
         return False
     head = shape.core[-1]
     modifiers = shape.core[:-1]
+    if modifiers and not _overlap((head,), keys) and _qualified_otherwise(words, keys, shape):
+        return False
     if not modifiers or _overlap(modifiers, keys) or _overlap(shape.names, keys):
         return True
     for at, key in enumerate(keys):
@@ -574,6 +576,25 @@ def _same_thing(clause: str, shape: _GoalShape, cue: str) -> bool:
             if before in {"a", "an", "another"} or (before not in STOPWORDS and before not in _DETERMINERS):
                 return False
     return True
+
+
+def _qualified_otherwise(words: Sequence[str], keys: Sequence[str], shape: _GoalShape) -> bool:
+    """Whether the clause names none of the goal's head or names, and each goal word it has is qualified by a word
+    the goal lacks: "web course" is another thing than "the course deposit at Barro"."""
+    if _overlap(shape.names, keys):
+        return False
+    found = [at for at, key in enumerate(keys) if any(_same(key, m) for m in shape.core[:-1])]
+    return bool(found) and all(
+        at > 0
+        and words[at - 1].isalpha()
+        and words[at - 1] not in STOPWORDS
+        and words[at - 1] not in _DETERMINERS
+        and words[at - 1] not in _TIME_WORDS
+        and not words[at - 1].endswith("ly")  # "officially scuba certified": an adverb qualifies no noun
+        and not _is_past(words[at - 1])
+        and not any(_same(keys[at - 1], k) for k in (*shape.objects, shape.verb))
+        for at in found
+    )
 
 
 _SEASONS = {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}
@@ -642,7 +663,7 @@ _SENTIMENT = (
     | _NEGATIVE
     | _keys(
         "think am really actually now stand up with maybe used wrong changed mind view round around come grown nowadays"
-        " days honestly"
+        " days honestly find turn"
     )
 )
 _FAVOURITE = (
@@ -750,6 +771,10 @@ def _replaces(clause: str, sentence: str, old: str, similarity: Similarity | Non
         return None
     if _holds_still(sentence, old, topic) or _different_kind(old, clause):
         return None
+    revised = bool(_REVISED.search(lowered)) or replaced or _preference_flipped(clause, old)
+    if not revised and not _same_topic(clause, sentence, topic):
+        # A stance that does not name the old view's things must be about the same thing, not share a word with it.
+        return None
     shared = _overlap(topic, keys) if topic else 0
     if replaced and not shared:
         # "I prefer my Kindle these days, paper books hurt my wrists": the old favourite is named elsewhere.
@@ -759,6 +784,22 @@ def _replaces(clause: str, sentence: str, old: str, similarity: Similarity | Non
     # Meaning (an embedding) only where no word is shared.
     meaning = similarity(sentence, old) if similarity else 0.0
     return meaning if meaning >= 0.8 else None
+
+
+def _same_topic(clause: str, sentence: str, topic: Sequence[str]) -> bool:
+    """Whether a clause taking a stance speaks of the old view's topic: the words they share cover the old view's
+    topic or the clause's own ("I'm sick of the city" for "I love living in the city"), not one word in passing ("my
+    hands shaking" for "making things with my hands", "evening runs" for "running in the heat"). A clause with no
+    words of its own borrows its sentence's topic only when it is the writer's view said to have changed ("I've
+    grown to love them") or its sentence says the old view was revised ("I changed my mind about X, it is harmful"):
+    "I enjoyed it" after an event, or "which is never good", is about that event, not a view."""
+    own = _topic(clause)
+    if not own:
+        lowered = _lower(sentence)
+        writer_changed = bool(_FIRST_PERSON.search(_lower(clause)) and _CHANGE.search(lowered))
+        return (writer_changed or bool(_REVISED.search(lowered))) and bool(_overlap(topic, _topic(sentence)))
+    shared = _overlap(topic, own)
+    return bool(shared) and shared in (len(topic), len(own))
 
 
 _PREFER = re.compile(r"\bprefer(?:s|red)?\b(?P<liked>.*?)(?:\b(?:to|over|rather than)\b(?P<disliked>.*))?$")

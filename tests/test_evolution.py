@@ -313,3 +313,56 @@ def test_second_dev_set_meets_the_targets():
     kinds = evaluate_evolution(DATA / "evolution_dev2.jsonl")["kinds"]
     assert kinds["goals"]["precision"] >= 0.9 and kinds["goals"]["recall"] >= 0.8
     assert kinds["beliefs"]["precision"] >= 0.9 and kinds["beliefs"]["recall"] >= 0.7
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        # One shared word in passing is not the same topic.
+        ("I like making things with my hands", "Typing this with cold hands, which I hate."),
+        ("I love early morning runs", "I hate running in the rain."),
+        ("I hate swimming in cold water", "I've come to love swimming lessons."),
+        ("I love small towns", "Ana called me into the small office, which is never good."),
+        # A stance with no words of its own, after an event, is about that event, not a view of the writer.
+        ("I hate driving at night", "The trip was moved to the night because of traffic, and I enjoyed it."),
+        ("I hate long meetings", "Ana kept me after the long meeting, which did actually help."),
+    ],
+)
+def test_a_stance_sharing_a_word_in_passing_replaces_no_belief(old: str, new: str):
+    assert detect_belief_changes(new, [_psyche(old)]) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("I love living in the city", "I'm sick of the city."),
+        ("I find yoga boring", "Turns out I actually enjoy yoga."),
+        ("I hate podcasts", "Podcasts fill my long drives now, I've grown to love them."),
+        ("I think social media is harmless", "I changed my mind about social media, it is harmful."),
+    ],
+)
+def test_a_stance_on_the_same_topic_still_replaces_a_belief(old: str, new: str):
+    belief = _psyche(old)
+    assert [c.old_id for c in detect_belief_changes(new, [belief])] == [belief.id]
+
+
+def test_demo_journal_changes_only_what_a_careful_reader_accepts():
+    """``evolution_demo.jsonl``: the bundled demo journal (what ``persona demo`` loads), labelled by hand."""
+    kinds = evaluate_evolution(DATA / "evolution_demo.jsonl")["kinds"]
+    assert kinds["beliefs"]["precision"] >= 0.9 and kinds["beliefs"]["recall"] >= 0.9
+
+
+@pytest.mark.parametrize(
+    ("text", "title", "status"),
+    [
+        # The goal's qualifying word names, in the clause, another thing qualified its own way.
+        ("Pottery course: dropped, no regrets.", "Pay the course deposit", None),
+        ("Herb garden: done.", "Print the garden plans", None),
+        # Still changes: the goal's own head, or its word unqualified.
+        ("Finally paid the course deposit.", "Pay the course deposit", "done"),
+        ("Passed the final dive, so I'm officially scuba certified!", "Get my scuba certification", "done"),
+    ],
+)
+def test_a_goal_word_qualified_by_another_names_another_thing(text: str, title: str, status: str | None):
+    changes = detect_goal_changes(text, [_goal(title)], today=date(2025, 5, 1))
+    assert [c.status for c in changes] == ([status] if status else [])

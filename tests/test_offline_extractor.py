@@ -505,3 +505,34 @@ def test_goals_set_signed_up_for_or_hoped_for(text: str, titles: list[str]) -> N
 )
 def test_likings_said_another_way_are_preferences(text: str, psyche: list[str]) -> None:
     assert [p.text for p in extract_offline(text, occurred_at=WHEN).psyche] == psyche
+
+
+@pytest.mark.parametrize(
+    ("text", "psyche"),
+    [
+        # The liked thing came before the verb ("the people I love"): the clause says nothing of the writer's taste.
+        ("Being able to understand the people I love in their own language.", []),
+        ("The friends I like and trust came over.", []),
+        ("The colleagues I like at work left.", []),
+        # Still preferences: an object, a gerund, an infinitive, a hyphenated word.
+        ("I love in-jokes.", ["I love in-jokes"]),
+        ("I love cooking for friends.", ["I love cooking for friends"]),
+        ("I like to swim in the sea.", ["I like to swim in the sea"]),
+    ],
+)
+def test_a_relative_clause_about_someone_liked_is_no_preference(text: str, psyche: list[str]) -> None:
+    assert [p.text for p in extract_offline(text, occurred_at=WHEN).psyche] == psyche
+
+
+@pytest.mark.parametrize(
+    ("text", "titles"),
+    [
+        # Giving up on a pursuit ends an earlier goal (persona.evolution finds it): it is no new goal.
+        ("I've decided to give up on the web design course.", []),
+        ("I need to abandon the garden project.", []),
+        # A habit to stop is a goal.
+        ("I want to give up smoking.", ["Give up smoking"]),
+    ],
+)
+def test_giving_up_on_a_pursuit_is_no_new_goal(text: str, titles: list[str]) -> None:
+    assert [g.title for g in extract_offline(text, occurred_at=WHEN).goals] == titles

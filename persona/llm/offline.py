@@ -695,7 +695,10 @@ _PSYCHE_RULES: list[_PsycheRule] = [
         _triggers("love like enjoy adore prefer hate dislike detest loathe despise stand bear"),
         re.compile(
             _I + _ADVERBS + r"(?:\s+(?:don't|do\s+not|never))?" + _ADVERBS + r"\s+(?P<verb>love|like|enjoy|adore|"
-            r"prefer|hate|dislike|detest|loathe|despise|can't\s+stand|cannot\s+stand|can't\s+bear)\b\s+(?P<obj>\S)",
+            r"prefer|hate|dislike|detest|loathe|despise|can't\s+stand|cannot\s+stand|can't\s+bear)\b\s+"
+            # A preposition or conjunction right after the verb: its object came before it ("the people I love in
+            # their language", "the ones I like and trust"), so the clause says nothing of the writer's taste.
+            r"(?P<obj>(?!(?:in|on|at|about|with|from|by|of|during|after|before|through|because|and|but|or)\b(?!-))\S)",
             re.I,
         ),
     ),
@@ -1127,6 +1130,11 @@ def _first_person_goal_ok(match: re.Match[str]) -> bool:
     return _head_ok(norm, match.start())
 
 
+# "I've decided to give up on the course" ends a pursuit (a change to an earlier goal, found by persona.evolution):
+# it is no new goal. "Give up smoking" (a habit to stop) is one.
+_ABANDONING = re.compile(r"(?:give|giving)\s+up\s+on\b|abandon(?:ing)?\b", re.I)
+
+
 def _goal_from(
     sentence: Sentence, hit: _GoalHit, end_limit: int, today: date, *, share_sentence: bool, named: list[str]
 ) -> ExtractedGoal | None:
@@ -1148,7 +1156,7 @@ def _goal_from(
     if found is None and sentence.section:
         found = find_due(sentence.section, today=today)
     title = _goal_title(title)
-    if not title or not any(ch.isalpha() for ch in title):
+    if not title or not any(ch.isalpha() for ch in title) or _ABANDONING.match(title):
         return None
     if hit.kind is GoalKind.TASK and _PROJECT.search(obj):
         hit.kind = GoalKind.PROJECT
