@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from persona.models import Entity, EntityFact, EntityKind, canonical_name
 
@@ -181,6 +182,20 @@ def current_relation(facts: Sequence[EntityFact]) -> str | None:
     """The latest relation among ``facts`` (how the writer names them now), or ``None``."""
     relations = [f for f in facts if f.kind == "relation"]
     return relations[-1].value if relations else None
+
+
+def name_match_blocker(entity: Entity, match: dict[str, Any]) -> str | None:
+    """Why the name match ``match`` on ``entity`` cannot be undone now (``None`` when it can): only an entity's latest
+    match can, and not after a merge into the entity (the match's record is of the entity before that merge). A
+    record missing the fields this needs (a hand-edited export) is never undoable, and never raises."""
+    if not entity.matches or entity.matches[-1].get("id") != match.get("id"):
+        return f"a later name match was made on {entity.name!r}: undo that one first (only the latest can be undone)"
+    before = match.get("before")
+    if not isinstance(before, dict) or not isinstance(before.get("merges"), int):
+        return f"the name match of {entity.name!r} has an incomplete record (an edited export?): it cannot be undone"
+    if len(entity.merges) != before["merges"]:
+        return f"{entity.name!r} was merged with another entity since: split that merge first, then undo the match"
+    return None
 
 
 def relation_fact(value: str, when: datetime, entry_id: str | None) -> EntityFact:
