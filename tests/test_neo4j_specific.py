@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import socket
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from neo4j import GraphDatabase
 
 from persona.errors import StoreUnavailableError
 from persona.llm.embedding import HashEmbedder
 from persona.models import Entity, EntityKind, LinkType, MemoryBatch, NodeType
-from persona.store.neo4j import Neo4jStore, hot_statements, lucene_query, plan_ahead
+from persona.store.neo4j import Neo4jStore, lucene_query
 from tests.factories import EMBEDDER, day, write_entry
 
 
@@ -290,48 +287,3 @@ def test_two_processes_writing_one_user_keep_one_ordered_chain(neo4j_server, neo
         for writer in writers:
             writer.kill()
         neo4j.delete_user(user)
-
-
-def _whole_database(store: Neo4jStore) -> tuple[list, list]:
-    """Every node's labels and properties and every relationship, of every user: what a write would change."""
-    with store._driver.session(database=store.database) as session:
-        nodes = session.run("MATCH (n) RETURN labels(n) AS l, properties(n) AS p ORDER BY elementId(n)").data()
-        links = session.run("MATCH (a)-[r]->(b) RETURN a.id AS a, type(r) AS t, b.id AS b ORDER BY a, t, b").data()
-    return nodes, links
-
-
-def test_planning_ahead_plans_every_hot_query_and_writes_nothing(neo4j, users):
-    write_entry(neo4j, users[0], "Lunch with Sarah about the marathon plan.", day(1))
-    before = _whole_database(neo4j)
-    statements = hot_statements(EMBEDDER.info.dimension)
-    assert plan_ahead(neo4j._driver, neo4j.database, statements, threading.Event()) == len(statements)
-    assert _whole_database(neo4j) == before  # run for real, CREATE_NODES alone would have added a node
-
-
-def test_opening_a_store_plans_ahead_in_the_background_without_writing(neo4j_store_factory, neo4j, users):
-    write_entry(neo4j, users[0], "Booked the flight to Lisbon.", day(2))
-    before = _whole_database(neo4j)
-    opened = neo4j_store_factory()
-    assert opened._planner is not None
-    opened._planner.join(timeout=60)
-    assert not opened._planner.is_alive()
-    assert _whole_database(neo4j) == before
-
-
-def test_a_failing_plan_ahead_is_logged_and_leaves_the_store_usable(neo4j, users, caplog):
-    broken = ("MATCH (n RETURN n", {})
-    statements = [broken, *hot_statements(EMBEDDER.info.dimension)[:2]]
-    with caplog.at_level(logging.WARNING, logger="persona.store.neo4j"):
-        assert plan_ahead(neo4j._driver, neo4j.database, statements, threading.Event()) == 2  # the rest go on
-    assert "could not plan a query ahead" in caplog.text
-    entry, _ = write_entry(neo4j, users[0], "Started the pottery class.", day(3))
-    assert neo4j.get_node(users[0], entry.id).id == entry.id
-    closed = GraphDatabase.driver(neo4j.uri, auth=None)
-    closed.close()
-    assert plan_ahead(closed, neo4j.database, statements, threading.Event()) == 0  # a dead driver: no exception
-
-
-def test_closing_a_store_stops_planning_ahead(neo4j_store_factory):
-    store = neo4j_store_factory()
-    store.close()  # at once, while it plans: no error, and the thread is done
-    assert store._planner is not None and not store._planner.is_alive()

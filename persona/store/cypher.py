@@ -475,10 +475,3 @@ CALL (p) {{
 WITH i, text_ids + reduce(acc = [], ids IN per_vector | acc + ids) AS ids
 {_EVOLVING_NODES}
 """
-
-
-# -- plans ahead -------------------------------------------------------------------------------------------------
-def explain(statement: str) -> str:
-    """``statement`` planned, never run: Neo4j 5 caches the plan of an ``EXPLAIN`` like that of the query itself
-    (same text, same parameter types), so the first real call skips planning."""
-    return f"EXPLAIN {statement}"

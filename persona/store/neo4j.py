@@ -7,9 +7,7 @@ so concurrent writers of one user queue up instead of interleaving their NEXT-ch
 
 from __future__ import annotations
 
-import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,15 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import numpy as np
-from neo4j import (
-    READ_ACCESS,
-    Driver,
-    GraphDatabase,
-    ManagedTransaction,
-    NotificationDisabledClassification,
-    Record,
-    Session,
-)
+from neo4j import READ_ACCESS, GraphDatabase, ManagedTransaction, NotificationDisabledClassification, Record, Session
 from neo4j.exceptions import (
     AuthError,
     ClientError,
@@ -57,7 +47,6 @@ from persona.store.common import node_sort_time, parse_node, parse_stored, seria
 from persona.store.migrations import migrate_neo4j, run_schema_statement
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 CONNECTION_TIMEOUT = 5.0
 """Seconds to wait for a TCP connection: an unreachable server fails fast instead of hanging the app."""
 INDEX_WAIT_SECONDS = 300
@@ -80,8 +69,6 @@ VECTOR_CACHE_USERS = 8
 """Users whose goal and psyche vectors a store keeps (at most ``EVOLVING_SCAN_LIMIT`` each, ~1.5 kB per vector)."""
 TEXT_CANDIDATES_CEILING = 20_000
 """The most full-text hits an evolution probe asks for (the index is global; the user's goals are a share of it)."""
-PLAN_AHEAD_JOIN_SECONDS = 10.0
-"""How long ``close`` waits for the statement being planned ahead before closing the driver under it."""
 _LUCENE_SPECIAL = frozenset('\\+-!():^[]"{}~*?|&/')
 
 
@@ -138,68 +125,6 @@ def node_properties(node: AnyNode) -> dict[str, Any]:
     }
 
 
-def hot_statements(dimension: int) -> list[tuple[str, dict[str, Any]]]:
-    """The queries of an import and of a retrieval, in the order an import first runs them, with placeholder
-    parameters of the types the real calls pass (Neo4j's plan cache is keyed by the text and the parameter types)."""
-    now = datetime.now(UTC)
-    user, ids, vector = "plan-ahead", ["plan-ahead"], [0.0] * dimension
-    new_row = {key: "" for key in ("id", "user_id", "type", "chain_key", "canonical", "content_hash", "entry_id")}
-    new_row |= {"body": "", "search_text": "", "status": None, "sort_time": now, "created_at": now, "embedding": vector}
-    changed_row = {key: new_row[key] for key in ("id", "body", "sort_time", "chain_key", "status", "canonical")}
-    changed_row |= {"content_hash": None, "search_text": ""}
-    probe = {"entry_id": "", "before": now, "query": '"plan"', "vectors": []}
-    evolving = {"user_id": user, "types": EVOLVING_KINDS, "k_text": 5, "k_vector": 5}
-    evolving |= {"text_floor": 1, "text_ceiling": 1}
-    window = {"user_id": user, "start": None, "end": None, "status": None, "limit": 1, "offset": 0}
-    search = {"user_id": user, "types": [t.value for t in NodeType], "k": 1}
-    return [
-        (cypher.LOCK_USER, {"user_id": user}),
-        (cypher.FIND_ENTRIES_BY_HASH, {"user_id": user, "hashes": ids}),
-        (cypher.CREATE_NODES, {"rows": [new_row]}),
-        (cypher.list_nodes(NodeType.ENTITY, newest_first=True), window),
-        (cypher.EVOLVING_COUNT, {"user_id": user}),
-        (cypher.EVOLVING_VECTORS, {"user_id": user, "known": {}}),
-        (cypher.EVOLUTION_CANDIDATES_SCAN, {"probes": [probe], "nearest": [ids], **evolving}),
-        (cypher.GET_NODES, {"ids": ids, "user_id": user}),
-        (cypher.FIND_ENTITIES, {"canonicals": ids, "user_id": user}),
-        (cypher.merge_entities(embedded=True), {"rows": [new_row]}),
-        (cypher.merge_entities(embedded=False), {"rows": [new_row]}),
-        (cypher.PLACE_EPISODES, {"ids": ids, "user_id": user}),
-        (cypher.rewrite_nodes(reindex=False), {"rows": [changed_row], "user_id": user}),
-        (cypher.rewrite_nodes(reindex=True), {"rows": [changed_row], "user_id": user}),
-        (cypher.MERGE_LINKS, {"links": [{"type": "", "source": "", "target": ""}], "user_id": user}),
-        (cypher.VECTOR_SHARE, {"user_id": user}),
-        (cypher.VECTOR_QUERY, {"candidates": 1, "embedding": vector, **search}),
-        (cypher.VECTOR_SCAN, {"embedding": vector, **search}),
-        (cypher.TEXT_QUERY_TOP, {"candidates": 1, "query": '"plan"', **search}),
-        (cypher.TEXT_QUERY_ALL, {"query": '"plan"', **search}),
-        (cypher.NEIGHBOURS, {"ids": ids, "types": ["NEXT"], "user_id": user}),
-        (cypher.LINKS_AMONG, {"ids": ids, "types": ["NEXT"], "user_id": user}),
-    ]
-
-
-def plan_ahead(
-    driver: Driver, database: str, statements: Sequence[tuple[str, dict[str, Any]]], stop: threading.Event
-) -> int:
-    """Have the server plan ``statements`` without running them (``EXPLAIN``, in read sessions: nothing is written),
-    so the first import and retrieval do not wait for planning. Returns how many were planned. It only saves time:
-    a statement that fails is logged and skipped, a lost server or a closed store ends it, nothing is raised."""
-    planned = 0
-    try:
-        with driver.session(database=database, default_access_mode=READ_ACCESS) as session:
-            for statement, params in statements:
-                if stop.is_set():
-                    break
-                try:
-                    session.run(cypher.explain(statement), params).consume()
-                    planned += 1
-                except Neo4jError as exc:
-                    log.warning("Neo4j could not plan a query ahead (it will be planned when first run): %s", exc)
-    except Exception as exc:  # the store closed or the server went away: the queries get planned when they run
-        log.info("planning Neo4j queries ahead stopped: %s", exc)
-    return planned
-
-
 def _fetch(tx: ManagedTransaction, statement: str, params: dict[str, Any]) -> list[Record]:
     return list(tx.run(statement, params))
 
@@ -215,7 +140,6 @@ class Neo4jStore(Store):
         embedder: EmbedderInfo,
         database: str = "neo4j",
         accept_other_embedder: bool = False,
-        plan_queries: bool = True,
     ) -> None:
         self.uri = uri
         self._accept_other_embedder = accept_other_embedder
@@ -257,16 +181,6 @@ class Neo4jStore(Store):
         except BaseException:
             self._driver.close()
             raise
-        self._planning_stop = threading.Event()
-        self._planner: threading.Thread | None = None
-        if plan_queries:  # a fresh server plans each query on first use (0.1-2 s each): done meanwhile, off the caller
-            self._planner = threading.Thread(
-                target=plan_ahead,
-                args=(self._driver, database, hot_statements(embedder.dimension), self._planning_stop),
-                name="persona-neo4j-plan-ahead",
-                daemon=True,
-            )
-            self._planner.start()
 
     # -- plumbing ----------------------------------------------------------------------------------------------
     @contextmanager
@@ -496,10 +410,7 @@ class Neo4jStore(Store):
         self._evolving_vectors.clear()
 
     def close(self) -> None:
-        """Stop planning ahead (after the statement being planned) and release the driver's connections."""
-        self._planning_stop.set()
-        if self._planner is not None:
-            self._planner.join(timeout=PLAN_AHEAD_JOIN_SECONDS)
+        """Release the driver's connections."""
         self._driver.close()
 
 
