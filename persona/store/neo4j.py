@@ -44,7 +44,14 @@ from persona.models import (
 )
 from persona.store import cypher
 from persona.store.base import EVOLVING_KINDS, CandidateQuery, ListWindow, Store, StoreTransaction
-from persona.store.common import node_sort_time, parse_node, parse_stored, serialise_node, serialise_stored
+from persona.store.common import (
+    node_sort_time,
+    parse_node,
+    parse_stored,
+    serialise_node,
+    serialise_stored,
+    stored_status,
+)
 from persona.store.migrations import migrate_neo4j, run_schema_statement
 
 T = TypeVar("T")
@@ -97,10 +104,6 @@ def _unit(embedding: Sequence[float] | None) -> list[float] | None:
     return (vector / norm).tolist() if norm else None
 
 
-def _optional_str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
 def lucene_query(words: Sequence[str]) -> str:
     """A Lucene query matching any of ``words``: each is escaped and quoted, so none is read as an operator."""
     quoted = ('"' + "".join("\\" + ch if ch in _LUCENE_SPECIAL else ch for ch in word) + '"' for word in words)
@@ -116,7 +119,7 @@ def node_properties(node: AnyNode) -> dict[str, Any]:
         "sort_time": _utc(node_sort_time(node)),
         "created_at": _utc(node.created_at),
         "chain_key": _chain_key(node),
-        "status": _optional_str(getattr(node, "status", None)),
+        "status": stored_status(node),
         "canonical": getattr(node, "canonical", None),
         "content_hash": getattr(node, "content_hash", None),
         "entry_id": getattr(node, "entry_id", None),
