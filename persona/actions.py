@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from persona.entities import name_match_blocker
 from persona.errors import ChangeNotFoundError, NotUndoableError
 from persona.llm.base import Embedder
 from persona.models import AnyNode, Entity, Evolving, Revision, User
@@ -75,16 +76,6 @@ def name_match(store: Store, user_id: str, entity_id: str, match_id: str) -> tup
     if not isinstance(entity, Entity) or match is None:
         raise ChangeNotFoundError(match_id, what="name match")
     return entity, match
-
-
-def name_match_blocker(entity: Entity, match: dict[str, Any]) -> str | None:
-    """Why this name match cannot be undone now (``None`` when it can): only an entity's latest match can, and
-    not after a merge into the entity (the match's record is of the entity before that merge)."""
-    if entity.matches[-1].get("id") != match.get("id"):
-        return f"a later name match was made on {entity.name!r}: undo that one first (only the latest can be undone)"
-    if len(entity.merges) != match.get("before", {}).get("merges"):
-        return f"{entity.name!r} was merged with another entity since: split that merge first, then undo the match"
-    return None
 
 
 def undo_name_match(store: Store, embedder: Embedder | None, user_id: str, entity_id: str, match_id: str) -> Entity:

@@ -21,15 +21,18 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
 
 from persona.entities import (
+    current_relation,
     described_as_other,
     known_mentions,
     match_rule,
+    merge_facts,
+    name_match_blocker,
     relation_fact,
     relations_in,
     resolve,
@@ -548,15 +551,29 @@ def _record_sources(batch: MemoryBatch) -> None:
 
 def name_matches(store: Store, user_id: str) -> list[tuple[Entity, dict[str, Any]]]:
     """The user's automatic name matches, newest first: (the entity the mention landed on, the match's record: the
-    name as written, the rule, the entry, when)."""
+    name as written, the rule, the entry, when). A record without these (a hand-edited export: ``matches`` is not
+    checked on import) is left out, so it breaks no list; it cannot be undone either."""
     found = [
         (entity, match)
         for entity in store.list_nodes(user_id, NodeType.ENTITY, limit=ALL)
         if isinstance(entity, Entity)
         for match in entity.matches
+        if _listable(match)
     ]
-    found.sort(key=lambda pair: (pair[1]["at"], pair[1]["learned_at"]), reverse=True)
+    found.sort(key=lambda pair: (pair[1]["at"], str(pair[1].get("learned_at", ""))), reverse=True)
     return found
+
+
+def _listable(match: Any) -> bool:
+    """Whether a name match record has what the lists show: its id, the name, the rule, the entry and a date."""
+    if not isinstance(match, dict) or not all(isinstance(match.get(key), str) for key in ("id", "name", "rule", "at")):
+        return False
+    if "entry_id" not in match or not isinstance(match.get("entity"), dict):
+        return False
+    try:
+        return datetime.fromisoformat(match["at"]).tzinfo is not None
+    except ValueError:
+        return False
 
 
 def undo_name_match(
@@ -568,7 +585,8 @@ def undo_name_match(
     match = next((m for m in getattr(entity, "matches", []) if m.get("id") == match_id), None)
     embedding = None
     if match is not None and embedder is not None:
-        embedding = embedder.embed([match["entity"]["name"]])[0]
+        name = match.get("entity", {}).get("name") if isinstance(match.get("entity"), dict) else None
+        embedding = embedder.embed([name])[0] if isinstance(name, str) else None
     return store.unmatch_entity(user_id, entity_id, match_id, embedding=embedding)
 
 
@@ -599,13 +617,15 @@ def overdue_goals(goals: Sequence[Goal], today: date) -> list[Goal]:
 def undo_changes_of_entry(store: Store, user_id: str, entry_id: str) -> int:
     """Before an entry is deleted: undo the changes it caused (a goal it marked done is active again, a belief it
     replaced is current again), so deleting what the user wrote never leaves a change without its reason. A change
-    that later changes build on is left as it is; so are the name matches it made. Returns how many were undone."""
+    that later changes build on is left as it is; so are the name matches it made. The facts it stated about people
+    already known by that exact name (no name match) go too. Returns how many were undone."""
     undone = 0
     for node, revision in changes_of(store, user_id, limit=ALL):
         if revision.entry_id == entry_id and node.revisions[-1].id == revision.id:
             undo_change(store, user_id, node.id, revision.id)
             undone += 1
-    return undone + _undo_matches_of_entry(store, user_id, entry_id)
+    undone += _undo_matches_of_entry(store, user_id, entry_id)
+    return undone + _drop_facts_of_entry(store, user_id, entry_id)
 
 
 def _undo_matches_of_entry(store: Store, user_id: str, entry_id: str) -> int:
@@ -616,15 +636,28 @@ def _undo_matches_of_entry(store: Store, user_id: str, entry_id: str) -> int:
         undoable = [
             (entity, match)
             for entity, match in name_matches(store, user_id)
-            if match["entry_id"] == entry_id
-            and entity.matches[-1]["id"] == match["id"]
-            and len(entity.merges) == match["before"]["merges"]
+            if match.get("entry_id") == entry_id and name_match_blocker(entity, match) is None
         ]
         if not undoable:
             return undone
         entity, match = undoable[0]
         store.unmatch_entity(user_id, entity.id, match["id"])
         undone += 1
+
+
+def _drop_facts_of_entry(store: Store, user_id: str, entry_id: str) -> int:
+    """Take the facts an entry stated off the user's entities, so none points at a deleted entry: the ones it closed
+    are current again and each entity's relation is its latest remaining one. Returns how many entities changed."""
+    changed = 0
+    for entity in store.list_nodes(user_id, NodeType.ENTITY, limit=ALL):
+        if not isinstance(entity, Entity) or not any(f.entry_id == entry_id for f in entity.facts):
+            continue
+        remaining = [f.model_copy(update={"valid_until": None}) for f in entity.facts if f.entry_id != entry_id]
+        facts = merge_facts([], remaining)  # closed again by the facts that remain only
+        changes = {"facts": [f.model_dump() for f in facts], "relation": current_relation(facts)}
+        store.update_node(user_id, entity.id, changes)
+        changed += 1
+    return changed
 
 
 def delete_with_changes(store: Store, user_id: str, node_id: str) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 
 from persona.context import describe_change
 from persona.dates import month_text
+from persona.entities import name_match_blocker
 from persona.errors import ValidationError
 from persona.importers import ImportItem, detect_and_parse
 from persona.ingest import IngestResult, ingest_many
@@ -626,7 +627,7 @@ def name_match_rows(store: Store, user_id: str) -> list[dict[str, object]]:
                 "entity": entity.name,
                 "rule": match["rule"],
                 "entry_id": match["entry_id"],
-                "undoable": entity.matches[-1]["id"] == match["id"] and len(entity.merges) == match["before"]["merges"],
+                "undoable": name_match_blocker(entity, match) is None,
             }
         )
     return rows

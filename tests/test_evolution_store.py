@@ -390,3 +390,53 @@ def test_planned_changes_written_after_a_memory_changed_are_refused_and_write_no
             store, user, changes.apply_to(batch), done_entry_ids=[entry.id], revised=list(changes.stored.values())
         )
     assert _export(store, user) == before
+
+
+def _amir(store: Store, user: str):
+    [amir] = [e for e in store.list_nodes(user, NodeType.ENTITY) if e.name == "Amir Haddad"]
+    return amir
+
+
+def test_undoing_a_name_match_keeps_what_a_later_exact_name_entry_added(store: Store, user: str, provider):
+    _ingest(store, provider, user, "Lunch with Amir Haddad.", 1)
+    _ingest(store, provider, user, "Amir called about the grant.", 3)
+    later = _ingest(store, provider, user, "My brother Amir Haddad visited.", 5)
+    amir = _amir(store, user)
+    [match] = amir.matches  # the exact name made no match record of its own
+    assert amir.relation == "brother" and [(f.value, f.entry_id) for f in amir.facts] == [("brother", later.entry.id)]
+    undo_name_match(store, provider.embedder, user, amir.id, match["id"])
+    amir = _amir(store, user)
+    assert "Amir" not in amir.aliases and amir.matches == []
+    # The later entry is still stored: its fact and the relation it states stay.
+    assert amir.relation == "brother" and [(f.value, f.entry_id) for f in amir.facts] == [("brother", later.entry.id)]
+
+
+def test_deleting_an_exact_name_entry_takes_its_relation_fact_with_it(store: Store, user: str, provider):
+    _ingest(store, provider, user, "Dinner with my boss Tom Baker.", 1)
+    _ingest(store, provider, user, "Lunch with Amir Haddad.", 2)
+    before = _export(store, user)
+    later = _ingest(store, provider, user, "My brother Amir Haddad and my ex-boss Tom Baker visited.", 5)
+    assert (_amir(store, user).relation, _export(store, user) != before) == ("brother", True)
+    delete_node(store, user, later.entry.id)
+    people = {e.name: e for e in store.list_nodes(user, NodeType.ENTITY)}
+    assert people["Amir Haddad"].facts == [] and people["Amir Haddad"].relation is None
+    assert people["Tom Baker"].relation == "boss" and people["Tom Baker"].facts[0].current
+    assert _export(store, user) == before  # no fact or relation of the deleted entry is left behind
+
+
+def test_incomplete_name_match_records_break_neither_the_changes_list_nor_a_delete(store: Store, user: str, provider):
+    _ingest(store, provider, user, "Lunch with Dr. Amir Haddad and my boss Tom Baker.", 1)
+    second = _ingest(store, provider, user, "Amir called. My ex-boss Tom wrote too.", 5)
+    people = {e.name: e for e in store.list_nodes(user, NodeType.ENTITY)}
+    # As a hand-edited export can leave them (``matches`` is an unchecked list): no "before"; no dates.
+    amir, tom = people["Dr. Amir Haddad"], people["Tom Baker"]
+    no_before = {k: v for k, v in amir.matches[0].items() if k != "before"}
+    no_dates = {k: v for k, v in tom.matches[0].items() if k not in ("at", "learned_at")}
+    store.update_node(user, amir.id, {"matches": [no_before]})
+    store.update_node(user, tom.id, {"matches": [no_dates]})
+    rows = name_match_rows(store, user)
+    assert [(row["name"], row["undoable"]) for row in rows] == [("Amir", False)]  # Tom's record has no date
+    with pytest.raises(ValidationError, match="incomplete record"):
+        undo_name_match(store, provider.embedder, user, amir.id, no_before["id"])
+    delete_node(store, user, second.entry.id)  # no KeyError: the incomplete records are left as they are
+    assert second.entry.id not in {n.id for n in store.list_nodes(user, NodeType.ENTRY)}

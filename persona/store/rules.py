@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from persona.entities import current_relation, merge_facts
+from persona.entities import current_relation, merge_facts, name_match_blocker
 from persona.errors import DuplicateError, NodeNotFoundError, ValidationError
 from persona.models import AnyNode, Entity, EntityFact, Entry, EntryStatus, LinkType, NodeType, new_id
 from persona.store.common import possible_id
@@ -195,24 +195,34 @@ def unmatched(
     before = record.get("before")
     if not isinstance(before, dict) or not {"aliases", "relation", "facts", "merges"} <= set(before):
         raise ValidationError(f"the name match {match_id[:80]!r} of {keep.name!r} has an incomplete record")
-    if keep.matches[-1] is not record or len(keep.merges) != before["merges"]:
-        raise ValidationError(
-            f"undo the later name matches and merges of {keep.name!r} first: only the latest can be undone"
-        )
-    restored = Entity.model_validate(record["entity"] | {"user_id": user_id})
+    if blocker := name_match_blocker(keep, record):
+        raise ValidationError(blocker)
+    mention = Entity.model_validate(record["entity"] | {"user_id": user_id})
+    kept = keep.model_copy(update=_without_match(keep, before, mention))  # a copy keeps a newer release's fields
+    restored = mention
     if tx.taken([restored.id]):  # held by another node (a restored copy of this store, or a crafted file)
         restored = restored.model_copy(update={"id": new_id()})
     for same in tx.entities_by_canonical(user_id, [restored.canonical]):
         # The name has its own entity by now (a later mention, undone first): the mention joins it, as a write would.
         update = merged_update(same, restored)
         restored = same.model_copy(update=update) if update else same
-    facts = [EntityFact.model_validate(f) for f in before["facts"]]
-    kept = keep.model_copy(  # a copy keeps the fields a newer release stored
-        update={
-            "aliases": before["aliases"],
-            "relation": before["relation"],
-            "facts": facts,
-            "matches": keep.matches[:-1],
-        }
-    )
     return kept, restored, record
+
+
+def _without_match(keep: Entity, before: dict[str, Any], mention: Entity) -> dict[str, Any]:
+    """``keep``'s aliases, facts and relation with only what the match of ``mention`` added taken back: a later entry
+    naming the entity exactly (so with no match record of its own) may have added facts and aliases since; they stay.
+    """
+    earlier = [EntityFact.model_validate(f) for f in before["facts"]]
+    taken_back = {f.id for f in earlier} | {f.id for f in mention.facts}
+    later = [  # reopened and merged again: the match's fact may have closed one of them
+        f.model_copy(update={"valid_until": None}) for f in keep.facts if f.id not in taken_back
+    ]
+    facts = merge_facts(earlier, later) if later else earlier
+    names = set(keep.aliases) - {mention.name, *mention.aliases} - set(before["aliases"])
+    return {
+        "aliases": sorted({*before["aliases"], *names}) if names else before["aliases"],
+        "facts": facts,
+        "relation": (current_relation(facts) or before["relation"]) if later else before["relation"],
+        "matches": keep.matches[:-1],
+    }
