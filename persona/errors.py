@@ -86,6 +86,18 @@ class ModelOutputError(ProviderError):
         super().__init__(message)
 
 
+class ChangedMeanwhileError(PersonaError):
+    """A memory a write was planned against changed before the write (an edit, an undo, another entry's change):
+    nothing was written; planning again against the memory as it is now, then writing, is safe."""
+
+    def __init__(self, node_ids: list[str]) -> None:
+        self.node_ids = node_ids
+        super().__init__(
+            f"{len(node_ids)} memories changed while this entry was being processed ({', '.join(node_ids[:5])}); "
+            "nothing was written, try again"
+        )
+
+
 class DuplicateError(PersonaError):
     """The thing already exists (same user, same entry text)."""
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from persona.errors import DuplicateError, ValidationError
+from persona.errors import ChangedMeanwhileError, DuplicateError, ValidationError
 from persona.llm.base import Extraction, Provider
 from persona.models import (
     MAX_ENTRY_CHARS,
@@ -163,9 +163,7 @@ def process_entry(
         step(f"Embedding {len(batch.nodes())} items")
         embed_batch(provider, batch)
         step("Finding what it changes among earlier memories")
-        changes = _plan(store, provider, [(entry, batch)])
-        step("Writing to the graph")
-        entity_ids = _write_with_changes(store, entry.user_id, batch, changes, [entry.id])
+        batch, changes, entity_ids = _plan_and_write(store, provider, entry, batch, on_step=step)
     except DuplicateError:
         step("Already processed elsewhere meanwhile: nothing more to do")
         return IngestResult(entry=_with_status(entry, EntryStatus.DONE), duplicate=True)
@@ -180,6 +178,31 @@ def process_entry(
         step(f"Updated {len(changes.by_entry[entry.id])} earlier memories (see Changes)")
     step("Done")
     return _done(entry, batch, entity_ids)
+
+
+def _plan_and_write(
+    store: Store, provider: Provider, entry: Entry, batch: MemoryBatch, *, on_step: StepCallback | None = None
+) -> tuple[MemoryBatch, ChunkChanges, dict[str, str]]:
+    """Plan what one embedded entry changes and write it with its memories. When a memory it changes was changed
+    meanwhile (an edit, an undo, another entry's change: ``ChangedMeanwhileError``, nothing written), plan once more
+    against the memory as it is now. Returns the batch as written (with the replacements planning made), the
+    changes and the entity ids."""
+    try:
+        return _plan_and_write_once(store, provider, entry, batch, on_step)
+    except ChangedMeanwhileError:
+        log.info("memories entry %s changes were changed meanwhile: planning again", entry.id)
+        return _plan_and_write_once(store, provider, entry, batch, on_step)
+
+
+def _plan_and_write_once(
+    store: Store, provider: Provider, entry: Entry, batch: MemoryBatch, on_step: StepCallback | None
+) -> tuple[MemoryBatch, ChunkChanges, dict[str, str]]:
+    # Planning adds the replacements of beliefs it finds replaced: each attempt starts from the extracted batch.
+    planned = batch.model_copy(update={"psyche": list(batch.psyche), "links": list(batch.links)})
+    changes = _plan(store, provider, [(entry, planned)])
+    if on_step is not None:
+        on_step("Writing to the graph")
+    return planned, changes, _write_with_changes(store, entry.user_id, planned, changes, [entry.id])
 
 
 def _plan(store: Store, provider: Provider, items: list[tuple[Entry, MemoryBatch]]) -> ChunkChanges:
@@ -346,8 +369,8 @@ def _done(entry: Entry, batch: MemoryBatch, entity_ids: dict[str, str]) -> Inges
 def _write_one(store: Store, provider: Provider, entry: Entry, batch: MemoryBatch) -> IngestResult:
     try:
         embed_batch(provider, batch)
-        changes = _plan(store, provider, [(entry, batch)])  # planned again: the chunk's earlier entries may be missing
-        entity_ids = _write_with_changes(store, entry.user_id, batch, changes, [entry.id])
+        # Planned again: the chunk's earlier entries may be missing, or a memory it changes was changed meanwhile.
+        batch, _, entity_ids = _plan_and_write(store, provider, entry, batch)
     except DuplicateError:
         return IngestResult(entry=_with_status(entry, EntryStatus.DONE), duplicate=True)
     except Exception as exc:  # noqa: BLE001 - recorded on the entry

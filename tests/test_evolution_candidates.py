@@ -4,11 +4,14 @@ own; a chunk's entries change each other in date order; a write that fails leave
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from persona.errors import ValidationError
 from persona.ingest import ingest_entry, ingest_many, retry_failed
-from persona.models import Entry, EntryStatus, Goal, GoalStatus, LinkType, NodeType, Psyche
+from persona.models import Entry, EntryStatus, Goal, GoalStatus, LinkType, MemoryBatch, NodeType, Psyche, PsycheKind
+from persona.store import migrations
 from persona.store.base import EvolutionProbe, Store
 from tests.factories import EMBEDDER, day, write_entry
 
@@ -141,3 +144,36 @@ def test_save_entries_of_two_users_is_refused_and_stores_nothing(store: Store, u
         store.save_entries(mixed)
     store.ensure_user(user_ids[0])
     assert store.count_nodes(user_ids[0], NodeType.ENTRY) == 0
+
+
+def test_superseded_beliefs_never_crowd_out_a_current_one(store: Store, user: str):
+    # More superseded copies of a belief than the store returns, each ranked before the current one (same words,
+    # same vector, earlier): the current belief is still among the candidates.
+    entry = Entry(user_id=user, text="I love coffee.", occurred_at=day(1))
+    store.save_entry(entry)
+    [vector] = EMBEDDER.embed(["I love coffee"])
+    common = {"user_id": user, "entry_id": entry.id, "kind": PsycheKind.PREFERENCE, "text": "I love coffee"}
+    superseded = [Psyche(occurred_at=day(1), valid_until=day(2 + i), embedding=vector, **common) for i in range(6)]
+    current = Psyche(occurred_at=day(2), embedding=vector, **common)
+    store.write_batch(user, MemoryBatch(psyche=[*superseded, current]))
+    probe = EvolutionProbe("entry-x", day(40), "I quit coffee", EMBEDDER.embed(["I quit coffee"]))
+
+    [found] = store.evolution_candidates(user, [probe], k_text=3, k_vector=2)
+
+    assert _ids(found) == {current.id}
+
+
+def test_a_store_migrated_to_superseded_statuses_skips_superseded_beliefs(sqlite_store):
+    user = "u-migrated"
+    entry = Entry(user_id=user, text="I love coffee.", occurred_at=day(1))
+    sqlite_store.save_entry(entry)
+    common = {"user_id": user, "entry_id": entry.id, "kind": PsycheKind.PREFERENCE, "occurred_at": day(1)}
+    old = Psyche(text="I love coffee", valid_until=day(2), **common)
+    sqlite_store.write_batch(user, MemoryBatch(psyche=[old, Psyche(text="I love tea", **common)]))
+    conn = sqlite3.connect(sqlite_store.path)
+    with conn:  # as the release before the status column said which beliefs are superseded left them
+        conn.execute("UPDATE nodes SET status = NULL WHERE type = 'Psyche'")
+        migrations._sqlite_superseded_status(conn)
+    statuses = dict(conn.execute("SELECT id, status FROM nodes WHERE type = 'Psyche'").fetchall())
+    conn.close()
+    assert statuses[old.id] == "superseded" and list(statuses.values()).count(None) == 1

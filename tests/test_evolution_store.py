@@ -15,12 +15,12 @@ from persona.api import create_app
 from persona.chat import build_messages, user_context_xml
 from persona.context import format_context
 from persona.dates import day_text
-from persona.errors import ChangeNotFoundError, ValidationError
-from persona.ingest import ingest_entry
+from persona.errors import ChangedMeanwhileError, ChangeNotFoundError, ValidationError
+from persona.ingest import build_batch, edit_memory, embed_batch, ingest_entry, write_memories
 from persona.llm.offline import OfflineProvider
-from persona.models import Goal, GoalStatus, LinkType, NodeType, Psyche
+from persona.models import Entry, Goal, GoalStatus, LinkType, NodeType, Psyche
 from persona.retrieval import RetrievalQuery, retrieve
-from persona.revisions import changes_of, confirm_change, evolve, thread, undo_change
+from persona.revisions import changes_of, confirm_change, evolve, plan_chunk, thread, undo_change
 from persona.store.base import Store
 from persona.transfer import restore_export
 from persona.views import name_match_rows
@@ -332,6 +332,64 @@ def test_a_name_match_restored_into_another_user_is_undone_there_only(store: Sto
     mentions = store.neighbours(copy, [restored.id], link_types=[LinkType.MENTIONS])
     assert {lk.source_id for lk in mentions} == {episode.id}
     assert _export(store, user) == original  # the original user is untouched
+
+
+def _edit_after_the_planning_read(store: Store, edit) -> list[int]:
+    """Make ``edit`` (another client's change) happen right after the store's first read of an entry's candidate
+    memories, before the planned changes are written; returns the list counting the candidate reads."""
+    read = store.evolution_candidates
+    calls: list[int] = []
+
+    def read_then_edit(*args: Any, **kwargs: Any) -> Any:
+        found = read(*args, **kwargs)
+        calls.append(len(calls))
+        if len(calls) == 1:
+            edit()
+        return found
+
+    store.evolution_candidates = read_then_edit  # type: ignore[method-assign]
+    return calls
+
+
+def test_an_edit_made_while_an_entry_is_planned_survives_and_the_entry_is_planned_again(
+    store: Store, user: str, provider
+):
+    _ingest(store, provider, user, "I want to learn the cello this year. I love coffee. I value honesty.", 1)
+    first = _by_text(store, user)
+    cello, coffee = first["Learn the cello"], first["I love coffee"]
+
+    def edit() -> None:  # meanwhile: the user finishes the goal by hand and rewords the belief
+        edit_memory(store, provider, user, cello.id, {"status": GoalStatus.DONE})
+        edit_memory(store, provider, user, coffee.id, {"text": "I love strong coffee"})
+
+    reads = _edit_after_the_planning_read(store, edit)
+    second = _ingest(store, provider, user, "I have given up on the cello. I quit coffee, it's green tea now.", 40)
+    cello, coffee = store.get_node(user, cello.id), store.get_node(user, coffee.id)
+    assert isinstance(cello, Goal) and cello.status is GoalStatus.DONE and cello.revisions == []  # the edit stays
+    assert isinstance(coffee, Psyche) and coffee.text == "I love strong coffee"  # the edit stays
+    assert coffee.valid_until == day(40) and [r.entry_id for r in coffee.revisions] == [second.entry.id]
+    assert coffee.revisions[0].before == {"valid_until": None}
+    assert coffee.id in [h.id for h in store.text_search(user, "strong")]  # the search index has the edit too
+    assert len(reads) == 2  # planned, found changed meanwhile, planned again
+
+
+def test_planned_changes_written_after_a_memory_changed_are_refused_and_write_nothing(
+    store: Store, user: str, provider
+):
+    _ingest(store, provider, user, "I want to learn the cello this year.", 1)
+    [cello] = store.list_nodes(user, NodeType.GOAL)
+    entry = store.save_entry(Entry(user_id=user, text="I have given up on the cello.", occurred_at=day(40)))
+    batch = build_batch(entry, provider.extract(entry.text, occurred_at=entry.occurred_at))
+    embed_batch(provider, batch)
+    changes = plan_chunk(store, provider.embedder, [(entry, batch)])
+    assert [n.id for n in changes.stored.values()] == [cello.id]  # the entry drops the goal...
+    edit_memory(store, provider, user, cello.id, {"title": "Learn the cello, slowly"})  # ...edited meanwhile
+    before = _export(store, user)
+    with pytest.raises(ChangedMeanwhileError):
+        write_memories(
+            store, user, changes.apply_to(batch), done_entry_ids=[entry.id], revised=list(changes.stored.values())
+        )
+    assert _export(store, user) == before
 
 
 def _amir(store: Store, user: str):

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from persona.errors import NodeNotFoundError, UserNotFoundError, ValidationError
+from persona.errors import ChangedMeanwhileError, NodeNotFoundError, UserNotFoundError, ValidationError
 from persona.models import (
     SEARCHABLE_TYPES,
     AnyNode,
@@ -101,16 +101,45 @@ def _check_owner(user_id: str, nodes: Sequence[AnyNode]) -> None:
             raise ValidationError(f"node {node.id} belongs to {node.user_id!r}, not {user_id!r}")
 
 
-def _rewrite_stored(tx: StoreTransaction, user_id: str, nodes: Sequence[AnyNode]) -> None:
+def _rewrite_stored(tx: StoreTransaction, user_id: str, nodes: Sequence[AnyNode], *, planned: bool = False) -> None:
     """Store new versions of the user's existing nodes (their search text unchanged); a node that is not stored,
-    or is stored as another type, raises ``NodeNotFoundError`` (the transaction then writes nothing)."""
+    or is stored as another type, raises ``NodeNotFoundError`` (the transaction then writes nothing). ``planned``:
+    the nodes are changes planned from an earlier read (``_planned_from``); one whose stored version changed since
+    raises ``ChangedMeanwhileError`` (nothing is written), so an edit made meanwhile is never overwritten."""
     if not nodes:
         return
     stored = {n.id: n for n in get_batched(tx, user_id, [n.id for n in nodes])}
     for node in nodes:
         if node.id not in stored or stored[node.id].type is not node.type:
             raise NodeNotFoundError(node.id, user_id)
+    if planned:
+        changed = [n.id for n in nodes if not _planned_from(n, stored[n.id])]
+        if changed:
+            raise ChangedMeanwhileError(changed)
     tx.rewrite(user_id, [with_extras(n, stored[n.id]) for n in nodes], reindex=False)
+
+
+_PLANNED_FIELDS = ("status", "due", "valid_until")  # what a planned change may set (see ``revisions._before``)
+
+
+def _planned_from(revised: AnyNode, stored: AnyNode) -> bool:
+    """Whether ``stored`` is still the version the planned ``revised`` was made from: ``revised`` keeps the stored
+    revisions and adds at least one, the first of them records the changed fields as ``stored`` has them
+    (``before``), and every other field is the same (so a text edit, an undo, a confirm or another entry's change
+    written meanwhile all count as changed)."""
+    kept, revisions = list(getattr(stored, "revisions", [])), list(getattr(revised, "revisions", []))
+    if len(revisions) <= len(kept) or [r.model_dump() for r in revisions[: len(kept)]] != [
+        r.model_dump() for r in kept
+    ]:
+        return False
+    before = revisions[len(kept)].before
+    now = stored.model_dump(mode="json", exclude={"revisions", "embedding"})
+    then = revised.model_dump(mode="json", exclude={"revisions", "embedding"})
+    for key in _PLANNED_FIELDS:
+        if key in now and now.pop(key) != before.get(key):
+            return False
+        then.pop(key, None)
+    return now == then
 
 
 def _still_changeable(nodes: Sequence[AnyNode], probe: EvolutionProbe) -> list[Evolving]:
@@ -421,8 +450,9 @@ class Store(ABC):
         ``done_entry_ids`` are marked done in the same transaction, so memories and status never disagree; if one
         is done already (processed meanwhile elsewhere), nothing is written and ``DuplicateError`` is raised.
         ``revised``: new versions of stored memories the entries change (a goal done, a belief replaced), kept in the
-        same transaction as the memories (the batch's links say why); one that is gone raises ``NodeNotFoundError``
-        and nothing is written. Returns the map from each entity id given in the batch to the id of the node that
+        same transaction as the memories (the batch's links say why); one that is gone raises ``NodeNotFoundError``,
+        one changed since it was read for planning raises ``ChangedMeanwhileError`` (plan again), and nothing is
+        written. Returns the map from each entity id given in the batch to the id of the node that
         holds it."""
         check_user_id(user_id)
         check_batch(user_id, batch, dimension=self.embedder.dimension)
@@ -435,7 +465,7 @@ class Store(ABC):
             entity_ids = merge_batch_entities(tx, user_id, batch.entities)
             tx.create([n for n in batch.nodes() if n.type not in (NodeType.ENTITY, NodeType.EPISODE)])
             tx.add_episodes(user_id, batch.episodes)
-            _rewrite_stored(tx, user_id, revised)
+            _rewrite_stored(tx, user_id, revised, planned=True)
             tx.link(
                 user_id,
                 [

@@ -22,6 +22,7 @@ from persona.models import (
     MemoryBatch,
     Model,
     NodeType,
+    Psyche,
     clean_text,
 )
 from persona.text import STOPWORDS, WORD
@@ -81,6 +82,19 @@ def parse_node(node_type: NodeType, body: str | dict) -> AnyNode:
 def export_record(node: AnyNode) -> dict[str, Any]:
     """A node as an export record: its type, the fields a newer release stored, and its own fields."""
     return {"type": node.type.value, **node.stored_extras, **node.model_dump(mode="json")}
+
+
+SUPERSEDED = "superseded"
+
+
+def stored_status(node: AnyNode) -> str | None:
+    """What a node's ``status`` column (property) holds: an entry's or goal's status, and ``superseded`` for a psyche
+    memory that is no longer current, so the queries for what an entry may change skip it as they skip a goal that
+    is done (it must not take the place of a current belief among the top hits)."""
+    if isinstance(node, Psyche):
+        return None if node.current else SUPERSEDED
+    status = getattr(node, "status", None)
+    return None if status is None else str(status)
 
 
 def node_sort_time(node: AnyNode) -> datetime:

@@ -269,6 +269,7 @@ MATCH (n:Node) WHERE n:Entity AND n.id > $after
 RETURN n.id AS id, n.body AS body ORDER BY n.id LIMIT $limit
 """
 SET_BODIES = "UNWIND $rows AS row MATCH (n:Node {id: row.id}) SET n.body = row.body"
+SET_PSYCHE_STATUS = "UNWIND $ids AS id MATCH (n:Psyche {id: id}) SET n.status = $status"
 
 NEIGHBOURS = """
 UNWIND $ids AS id
@@ -424,7 +425,7 @@ _USER_EVOLVING = """
 CALL () {
   MATCH (n:Goal {user_id: $user_id}) WHERE n.status = 'active' AND n.sort_time IS NOT NULL RETURN n
   UNION
-  MATCH (n:Psyche {user_id: $user_id}) WHERE n.sort_time IS NOT NULL RETURN n
+  MATCH (n:Psyche {user_id: $user_id}) WHERE n.status IS NULL AND n.sort_time IS NOT NULL RETURN n
 }
 """
 # A user with a few thousand goals and psyche memories: the store scores the vectors itself (numpy), over the user's

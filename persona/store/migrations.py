@@ -28,6 +28,7 @@ from typing import Any
 
 from persona.errors import MigrationError, SchemaTooNewError
 from persona.store import cypher
+from persona.store.common import SUPERSEDED
 
 log = logging.getLogger(__name__)
 
@@ -357,4 +358,32 @@ def _neo4j_entity_facts(session: Any) -> None:
             {"id": r["id"], "body": json.dumps(with_facts(json.loads(r["body"])), ensure_ascii=False)} for r in rows
         ]
         session.execute_write(lambda tx, u=updates: tx.run(cypher.SET_BODIES, rows=u).consume())
+        after = rows[-1]["id"]
+
+
+# -- SQLite 005 / Neo4j 004: superseded psyche memories marked in the status column (issue 12) ----------------------
+def _superseded(body: str) -> bool:
+    return json.loads(body).get("valid_until") is not None
+
+
+@SQLITE.migration("005_superseded_psyche_status")
+def _sqlite_superseded_status(conn: sqlite3.Connection) -> None:
+    """A psyche memory that is no longer current gets ``status = 'superseded'`` (see ``common.stored_status``), so
+    the queries for what an entry may change skip it."""
+    rows = conn.execute("SELECT pk, body FROM nodes WHERE type = 'Psyche'").fetchall()
+    conn.executemany(
+        "UPDATE nodes SET status = ? WHERE pk = ?", [(SUPERSEDED, pk) for pk, body in rows if _superseded(body)]
+    )
+
+
+@NEO4J.migration("004_superseded_psyche_status")
+def _neo4j_superseded_status(session: Any) -> None:
+    """The same as SQLite's, a page of bodies per transaction (idempotent)."""
+    after = ""
+    while True:
+        rows = session.run(cypher.EVOLVING_BODIES, after=after, limit=1000).data()
+        if not rows:
+            return
+        ids = [r["id"] for r in rows if _superseded(r["body"])]
+        session.execute_write(lambda tx, i=ids: tx.run(cypher.SET_PSYCHE_STATUS, ids=i, status=SUPERSEDED).consume())
         after = rows[-1]["id"]

@@ -8,6 +8,7 @@ so concurrent writers of one user queue up instead of interleaving their NEXT-ch
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -43,7 +44,14 @@ from persona.models import (
 )
 from persona.store import cypher
 from persona.store.base import EVOLVING_KINDS, CandidateQuery, ListWindow, Store, StoreTransaction
-from persona.store.common import node_sort_time, parse_node, parse_stored, serialise_node, serialise_stored
+from persona.store.common import (
+    node_sort_time,
+    parse_node,
+    parse_stored,
+    serialise_node,
+    serialise_stored,
+    stored_status,
+)
 from persona.store.migrations import migrate_neo4j, run_schema_statement
 
 T = TypeVar("T")
@@ -96,10 +104,6 @@ def _unit(embedding: Sequence[float] | None) -> list[float] | None:
     return (vector / norm).tolist() if norm else None
 
 
-def _optional_str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
 def lucene_query(words: Sequence[str]) -> str:
     """A Lucene query matching any of ``words``: each is escaped and quoted, so none is read as an operator."""
     quoted = ('"' + "".join("\\" + ch if ch in _LUCENE_SPECIAL else ch for ch in word) + '"' for word in words)
@@ -115,7 +119,7 @@ def node_properties(node: AnyNode) -> dict[str, Any]:
         "sort_time": _utc(node_sort_time(node)),
         "created_at": _utc(node.created_at),
         "chain_key": _chain_key(node),
-        "status": _optional_str(getattr(node, "status", None)),
+        "status": stored_status(node),
         "canonical": getattr(node, "canonical", None),
         "content_hash": getattr(node, "content_hash", None),
         "entry_id": getattr(node, "entry_id", None),
@@ -150,6 +154,8 @@ class Neo4jStore(Store):
         self._evolving: dict[str, tuple[float, int]] = {}
         self._evolving_vectors: dict[str, dict[str, np.ndarray]] = {}
         """Unit vectors of users' goals and psyche memories, by user and node id (see ``_nearest_evolving``)."""
+        # The API serves requests from a thread pool: the kept vectors are read, filled and evicted under this lock.
+        self._vectors_lock = threading.Lock()
         # The driver's HTTP mode is a preview that needs extra packages; Persona speaks Bolt only.
         if uri.partition("://")[0] not in BOLT_SCHEMES:
             raise StoreUnavailableError(f"cannot use the Neo4j URI {uri!r}: use one of {', '.join(BOLT_SCHEMES)}://")
@@ -257,7 +263,8 @@ class Neo4jStore(Store):
 
     def _forget_vector(self, user_id: str, node_id: str) -> None:
         """A node's vector changed (a text edit, a re-embed): the kept copy is dropped."""
-        self._evolving_vectors.get(user_id, {}).pop(node_id, None)
+        with self._vectors_lock:
+            self._evolving_vectors.get(user_id, {}).pop(node_id, None)
 
     def _delete_user(self, user_id: str) -> int:
         """Nodes go ``DELETE_BATCH`` per transaction; the last transaction takes the rest and the user together. An
@@ -360,22 +367,25 @@ class Neo4jStore(Store):
         can leave a stale vector, which only moves a candidate's rank)."""
         if k <= 0 or not any(q.units for q in queries):
             return [[] for _ in queries]
-        if user_id not in self._evolving_vectors and len(self._evolving_vectors) >= VECTOR_CACHE_USERS:
-            del self._evolving_vectors[next(iter(self._evolving_vectors))]  # the user cached first
-        cache = self._evolving_vectors.setdefault(user_id, {})
-        rows = self._read(cypher.EVOLVING_VECTORS, user_id=user_id, known=dict.fromkeys(cache, True))
-        for row in rows:
-            if row["embedding"] is not None:
-                cache[row["id"]] = np.asarray(row["embedding"], dtype=np.float32)
-        listed = [r for r in rows if r["id"] in cache]
-        for gone in set(cache) - {r["id"] for r in listed}:  # deleted, changed, or no longer active
-            del cache[gone]
-        if not listed:
-            return [[] for _ in queries]
-        ids = [r["id"] for r in listed]
+        # The read runs under the lock too: the rows it skips (vectors kept already) must still be kept when it ends,
+        # which another thread's eviction would break.
+        with self._vectors_lock:
+            if user_id not in self._evolving_vectors and len(self._evolving_vectors) >= VECTOR_CACHE_USERS:
+                del self._evolving_vectors[next(iter(self._evolving_vectors))]  # the user cached first
+            cache = self._evolving_vectors.setdefault(user_id, {})
+            rows = self._read(cypher.EVOLVING_VECTORS, user_id=user_id, known=dict.fromkeys(cache, True))
+            for row in rows:
+                if row["embedding"] is not None:
+                    cache[row["id"]] = np.asarray(row["embedding"], dtype=np.float32)
+            listed = [r for r in rows if r["id"] in cache]
+            for gone in set(cache) - {r["id"] for r in listed}:  # deleted, changed, or no longer active
+                del cache[gone]
+            if not listed:
+                return [[] for _ in queries]
+            ids = [r["id"] for r in listed]
+            matrix = np.stack([cache[i] for i in ids])
         times = np.array([_utc(r["sort_time"].to_native()) for r in listed])
         entries = np.array([r["entry_id"] or "" for r in listed])
-        matrix = np.stack([cache[i] for i in ids])
         nearest: list[list[str]] = []
         for query in queries:
             allowed = np.flatnonzero((times <= _utc(query.before)) & (entries != query.entry_id))
@@ -407,7 +417,8 @@ class Neo4jStore(Store):
             run_schema_statement(session, cypher.CREATE_VECTOR_INDEX, dimension=self.embedder.dimension)
             session.run(cypher.AWAIT_INDEXES, seconds=INDEX_WAIT_SECONDS).consume()
         self.stale_embedder = None
-        self._evolving_vectors.clear()
+        with self._vectors_lock:
+            self._evolving_vectors.clear()
 
     def close(self) -> None:
         """Release the driver's connections."""

@@ -31,7 +31,14 @@ from persona.models import (
     node_text,
 )
 from persona.store.base import EVOLVING_KINDS, CandidateQuery, ListWindow, Store, StoreTransaction
-from persona.store.common import node_sort_time, parse_node, parse_stored, serialise_node, serialise_stored
+from persona.store.common import (
+    node_sort_time,
+    parse_node,
+    parse_stored,
+    serialise_node,
+    serialise_stored,
+    stored_status,
+)
 from persona.store.migrations import migrate_sqlite
 
 T = TypeVar("T")
@@ -338,7 +345,7 @@ class _SqliteTransaction(StoreTransaction):
                     node.type.value,
                     _iso(node_sort_time(node)),
                     _iso(node.created_at),
-                    getattr(node, "status", None),
+                    stored_status(node),
                     getattr(node, "canonical", None),
                     getattr(node, "content_hash", None),
                     getattr(node, "entry_id", None),
@@ -364,7 +371,7 @@ class _SqliteTransaction(StoreTransaction):
                     (
                         serialise_node(node),
                         _iso(node_sort_time(node)),
-                        getattr(node, "status", None),
+                        stored_status(node),
                         getattr(node, "canonical", None),
                         getattr(node, "content_hash", None),
                         user_id,
