@@ -20,7 +20,7 @@ import json
 import logging
 import sqlite3
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -270,6 +270,37 @@ def run_schema_statement(session: Any, statement: str, **params: Any) -> None:
             raise
 
 
+# -- rewriting stored bodies: one way per store, used by the migrations below ----------------------------------------
+BodyChange = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def rewrite_sqlite_bodies(conn: sqlite3.Connection, types: Sequence[str], change: BodyChange) -> None:
+    """Rewrite the JSON body of every node of ``types`` with ``change`` (inside the migration's transaction)."""
+    marks = ", ".join("?" for _ in types)
+    rows = conn.execute(f"SELECT pk, body FROM nodes WHERE type IN ({marks})", list(types)).fetchall()
+    conn.executemany(
+        "UPDATE nodes SET body = ? WHERE pk = ?",
+        [(json.dumps(change(json.loads(body)), ensure_ascii=False, separators=(",", ":")), pk) for pk, body in rows],
+    )
+
+
+def neo4j_body_pages(session: Any, query: str, page: int = 1000) -> Iterator[list[dict[str, Any]]]:
+    """The ``{id, body}`` rows ``query`` returns, a page at a time in id order (the query takes ``after`` and
+    ``limit``): a migration writes each page in its own transaction, so a store of any size fits in memory."""
+    after = ""
+    while rows := session.run(query, after=after, limit=page).data():
+        yield rows
+        after = rows[-1]["id"]
+
+
+def rewrite_neo4j_bodies(session: Any, query: str, change: BodyChange) -> None:
+    """Rewrite with ``change`` the body of every node ``query`` pages through, a page per transaction (idempotent
+    when ``change`` is: a body already changed is written again unchanged)."""
+    for rows in neo4j_body_pages(session, query):
+        updates = [{"id": r["id"], "body": json.dumps(change(json.loads(r["body"])), ensure_ascii=False)} for r in rows]
+        session.execute_write(lambda tx, u=updates: tx.run(cypher.SET_BODIES, rows=u).consume())
+
+
 # -- 002: memories that change (issue 12) -----------------------------------------------------------------------------
 _EVOLVING_TYPES = ("Psyche", "Goal")
 
@@ -290,30 +321,13 @@ def with_validity(body: dict[str, Any]) -> dict[str, Any]:
 def _sqlite_validity(conn: sqlite3.Connection) -> None:
     """Psyche and Goal bodies gain valid_from (= occurred_at), valid_until (empty), learned_at (= created_at) and an
     empty revision list; the SUPERSEDES / CHANGED_BY links need no schema (link types are data in ``links``)."""
-    marks = ", ".join("?" for _ in _EVOLVING_TYPES)
-    rows = conn.execute(f"SELECT pk, body FROM nodes WHERE type IN ({marks})", _EVOLVING_TYPES).fetchall()
-    conn.executemany(
-        "UPDATE nodes SET body = ? WHERE pk = ?",
-        [
-            (json.dumps(with_validity(json.loads(body)), ensure_ascii=False, separators=(",", ":")), pk)
-            for pk, body in rows
-        ],
-    )
+    rewrite_sqlite_bodies(conn, _EVOLVING_TYPES, with_validity)
 
 
 @NEO4J.migration("002_memory_validity")
 def _neo4j_validity(session: Any) -> None:
     """The same as SQLite's, a page of bodies per transaction (idempotent: a body that has the fields keeps them)."""
-    after = ""
-    while True:
-        rows = session.run(cypher.EVOLVING_BODIES, after=after, limit=1000).data()
-        if not rows:
-            return
-        updates = [
-            {"id": r["id"], "body": json.dumps(with_validity(json.loads(r["body"])), ensure_ascii=False)} for r in rows
-        ]
-        session.execute_write(lambda tx, u=updates: tx.run(cypher.SET_BODIES, rows=u).consume())
-        after = rows[-1]["id"]
+    rewrite_neo4j_bodies(session, cypher.EVOLVING_BODIES, with_validity)
 
 
 # -- SQLite 004 / Neo4j 003: dated facts about entities (issue 12) ----------------------------------------------------
@@ -336,29 +350,13 @@ def with_facts(body: dict[str, Any]) -> dict[str, Any]:
 @SQLITE.migration("004_entity_facts")
 def _sqlite_entity_facts(conn: sqlite3.Connection) -> None:
     """Entity bodies gain ``facts`` (their relation, dated) and an empty ``matches`` list."""
-    rows = conn.execute("SELECT pk, body FROM nodes WHERE type = 'Entity'").fetchall()
-    conn.executemany(
-        "UPDATE nodes SET body = ? WHERE pk = ?",
-        [
-            (json.dumps(with_facts(json.loads(body)), ensure_ascii=False, separators=(",", ":")), pk)
-            for pk, body in rows
-        ],
-    )
+    rewrite_sqlite_bodies(conn, ["Entity"], with_facts)
 
 
 @NEO4J.migration("003_entity_facts")
 def _neo4j_entity_facts(session: Any) -> None:
     """The same as SQLite's, a page of bodies per transaction (idempotent: a body with facts keeps them)."""
-    after = ""
-    while True:
-        rows = session.run(cypher.ENTITY_BODIES, after=after, limit=1000).data()
-        if not rows:
-            return
-        updates = [
-            {"id": r["id"], "body": json.dumps(with_facts(json.loads(r["body"])), ensure_ascii=False)} for r in rows
-        ]
-        session.execute_write(lambda tx, u=updates: tx.run(cypher.SET_BODIES, rows=u).consume())
-        after = rows[-1]["id"]
+    rewrite_neo4j_bodies(session, cypher.ENTITY_BODIES, with_facts)
 
 
 # -- SQLite 005 / Neo4j 004: superseded psyche memories marked in the status column (issue 12) ----------------------
@@ -379,11 +377,6 @@ def _sqlite_superseded_status(conn: sqlite3.Connection) -> None:
 @NEO4J.migration("004_superseded_psyche_status")
 def _neo4j_superseded_status(session: Any) -> None:
     """The same as SQLite's, a page of bodies per transaction (idempotent)."""
-    after = ""
-    while True:
-        rows = session.run(cypher.EVOLVING_BODIES, after=after, limit=1000).data()
-        if not rows:
-            return
+    for rows in neo4j_body_pages(session, cypher.EVOLVING_BODIES):
         ids = [r["id"] for r in rows if _superseded(r["body"])]
         session.execute_write(lambda tx, i=ids: tx.run(cypher.SET_PSYCHE_STATUS, ids=i, status=SUPERSEDED).consume())
-        after = rows[-1]["id"]
