@@ -25,7 +25,7 @@ from persona.models import check_user_id
 from persona.reembed import reembed, stale_embedders, vector_search_notice
 from persona.runtime import make_provider, open_store
 from persona.store.base import Store
-from persona.views import MemoryCard, import_file, safe_markdown
+from persona.views import MEMORY_FOCUS_KEY, MemoryCard, import_file, safe_markdown
 from persona.viz import graph_component_css, graph_component_js
 
 USER_KEY = "user_id"
@@ -235,6 +235,12 @@ def import_upload(store: Store, provider: Provider, user: str, upload: UploadedF
     st.success(summary.message())
     for error in summary.errors[:10]:
         st.caption(safe_markdown(error))
+
+
+def show_memory_history(memory_id: str) -> None:
+    """Callback of a "Show its history" button: ask the Memories page to open this memory and its history (where a
+    goal's change can be corrected)."""
+    st.session_state[MEMORY_FOCUS_KEY] = memory_id
 
 
 def go_to_page(path: str, title: str) -> None:

@@ -9,16 +9,9 @@ import app_support as ui
 from persona.actions import undo_name_match
 from persona.errors import PersonaError
 from persona.revisions import confirm_change, undo_change
-from persona.views import MEMORY_FOCUS_KEY, change_rows, name_match_rows, safe_markdown
+from persona.views import change_rows, name_match_rows, safe_markdown
 
 store, provider, user = ui.context()
-
-
-def show_history(memory_id: str) -> None:
-    """Callback: ask the Memories page to open this memory and its history (where a goal's change can be
-    corrected)."""
-    st.session_state[MEMORY_FOCUS_KEY] = memory_id
-
 
 st.title("Changes")
 st.caption("Nothing is deleted by a change: the earlier memory is kept, marked no longer true, and linked.")
@@ -37,7 +30,7 @@ for row in rows:
             "Show its history",
             key=f"chg_hist-{key}",
             icon=":material/history:",
-            on_click=show_history,
+            on_click=ui.show_memory_history,
             args=(str(row["memory_id"]),),
         ):
             ui.go_to_page("pages/memories.py", "Memories")

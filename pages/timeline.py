@@ -17,7 +17,6 @@ from persona.timeline_band import LANES, band_rows, follow_thread, nearest_episo
 from persona.views import (
     CHANGE_COLOURS,
     CHANGES_LANE,
-    MEMORY_FOCUS_KEY,
     ChangeMark,
     TimelineItem,
     change_band_rows,
@@ -162,15 +161,10 @@ def change_block(mark: ChangeMark) -> None:
             key=f"chg-{mark.revision_id}-history",
             icon=":material/history:",
             type="tertiary",
-            on_click=show_history,
+            on_click=ui.show_memory_history,
             args=(mark.memory_id,),
         ):
             ui.go_to_page("pages/memories.py", "Memories")
-
-
-def show_history(memory_id: str) -> None:
-    """Callback: ask the Memories page to open this memory and its history."""
-    st.session_state[MEMORY_FOCUS_KEY] = memory_id
 
 
 def chain_buttons(item: TimelineItem, *, key: str, walking: bool) -> None:
