@@ -1,8 +1,12 @@
-"""Builders for test data: an entry and the memories one ingest would write for it."""
+"""Builders for test data: an entry and the memories one ingest would write for it; the CLI run as a user runs it."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from persona.llm.embedding import HashEmbedder
 from persona.models import (
@@ -63,3 +67,17 @@ def write_entry(store, user_id: str, text: str, occurred_at: datetime, **kwargs)
     store.save_entry(entry)
     store.write_batch(user_id, batch)
     return entry, batch
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def persona_cli(home: Path, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``persona ARGS`` in a fresh process with ``home`` as its data folder and no OpenAI key (the offline provider);
+    ``user`` sets PERSONA_USER, the user a command picks when it is given none."""
+    env = os.environ | {"PERSONA_HOME": str(home), "OPENAI_API_KEY": ""}
+    if user:
+        env["PERSONA_USER"] = user
+    return subprocess.run(
+        [sys.executable, "-m", "persona.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env
+    )

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +19,8 @@ from persona.ingest import ingest_entry
 from persona.llm.offline import OfflineProvider
 from persona.store.sqlite import SqliteStore
 from persona.views import import_file
+from tests.factories import persona_cli
 
-ROOT = Path(__file__).resolve().parent.parent
 PROVIDER = OfflineProvider()
 
 
@@ -153,17 +150,6 @@ def test_each_hostile_file_gets_a_one_line_refusal_and_no_write(tmp_path, case):
         assert _counts(store) == before
 
 
-def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "persona.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=os.environ | {"PERSONA_HOME": str(home), "OPENAI_API_KEY": ""},
-    )
-
-
 CLI_SAMPLE = [
     "json-list-null",
     "export-nodes-number",
@@ -179,7 +165,7 @@ def test_the_command_line_says_error_and_exits_2_for_hostile_files(tmp_path):
         name, raw, expected = HOSTILE_FILES[case]
         path = tmp_path / name
         path.write_bytes(raw)
-        done = _cli(tmp_path, "import", str(path), "--user", "alice")
+        done = persona_cli(tmp_path, "import", str(path), "--user", "alice")
         assert done.returncode == 2, (case, done.stderr[-500:])
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected.lower() in lines[0].lower(), lines

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -17,9 +13,7 @@ from persona.ingest import ingest_entry
 from persona.llm.offline import OfflineProvider
 from persona.models import EntryStatus, NodeType
 from persona.transfer import restore_export
-from tests.factories import day
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.factories import day, persona_cli
 
 
 @pytest.fixture(scope="module")
@@ -226,43 +220,34 @@ def test_an_unknown_conflict_choice_is_refused(store, provider, user):
 
 
 # -- the command line, on SQLite ------------------------------------------------------------------------------
-def _persona(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "persona.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=os.environ | {"PERSONA_HOME": str(home), "OPENAI_API_KEY": "", "PERSONA_USER": "demo"},
-    )
-
-
 def test_cli_restoring_an_edited_backup_says_what_to_do(tmp_path):
     journal = tmp_path / "j.md"
     journal.write_text("## 2024-03-01\nMet Sarah in Lisbon.\n\n## 2024-03-02\nCalled Ada about the bike.\n")
-    assert _persona(tmp_path, "import", str(journal), "--user", "alice").returncode == 0
+    assert persona_cli(tmp_path, "import", str(journal), "--user", "alice", user="demo").returncode == 0
     backup = tmp_path / "a.json"
-    assert _persona(tmp_path, "export", "--user", "alice", "-o", str(backup)).returncode == 0
+    assert persona_cli(tmp_path, "export", "--user", "alice", "-o", str(backup), user="demo").returncode == 0
     data = json.loads(backup.read_text())
     _entries(data)[0]["text"] = "Met Sarah in Porto, in fact."
     backup.write_text(json.dumps(data))
 
-    refused = _persona(tmp_path, "import", str(backup))
+    refused = persona_cli(tmp_path, "import", str(backup), user="demo")
     assert refused.returncode == 2, refused.stderr
     assert refused.stderr.strip().splitlines()[-1].startswith("error: 1 of your entries differ")
     assert "--on-conflict" in refused.stderr and "Traceback" not in refused.stderr
 
-    kept = _persona(tmp_path, "import", str(backup), "--on-conflict", "keep-both")
+    kept = persona_cli(tmp_path, "import", str(backup), "--on-conflict", "keep-both", user="demo")
     assert kept.returncode == 0 and "restored 1 entries" in kept.stdout and "for alice" in kept.stdout
-    stats = _persona(tmp_path, "stats", "--user", "alice").stdout
+    stats = persona_cli(tmp_path, "stats", "--user", "alice", user="demo").stdout
     assert "Entry: 3" in stats
-    assert "Entry: 0" in _persona(tmp_path, "stats", "--user", "demo").stdout or "demo" not in stats
+    # PERSONA_USER=demo picked no user for the restore: the backup's own user got it, "demo" was never made.
+    demo = persona_cli(tmp_path, "stats", "--user", "demo", user="demo")
+    assert demo.returncode == 2 and "no user 'demo'" in demo.stderr, demo.stderr
 
 
 def test_cli_fifty_identical_lines_are_one_entry_and_no_failure(tmp_path):
     lines = tmp_path / "same.jsonl"
     lines.write_text('{"text": "The same line again.", "occurred_at": "2024-01-01"}\n' * 50)
-    done = _persona(tmp_path, "import", str(lines), "--user", "bob")
+    done = persona_cli(tmp_path, "import", str(lines), "--user", "bob", user="demo")
     assert done.returncode == 0, done.stderr
     assert "1 entries ingested, 49 already there, 0 failed for bob" in done.stdout
     assert "retry" not in done.stderr
