@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from persona.context import describe_change
-from persona.models import AnyNode, Entry, Episode, Evolving, Goal, GoalStatus, LinkType, NodeType, Revision, node_text
+from persona.models import AnyNode, Entry, Episode, Evolving, Goal, GoalStatus, LinkType, NodeType, Revision
 from persona.store.base import Store
-from persona.views import entry_density, on_this_day, recent_entries
+from persona.views import entry_density, on_this_day, recent_entries, rows_of_changes
 
 DUE_SOON_DAYS = 14
 """A goal due within this many days counts as due soon."""
@@ -139,28 +138,5 @@ def recent_changes(
 
 
 def recent_change_rows(store: Store, user_id: str, *, limit: int = RECENT_CHANGES) -> list[dict[str, object]]:
-    """The latest memory changes as the home page lists them (the Changes page's row shape): when, what changed
-    ("old → new" for a changed belief), the sentence that said so, and whether it was confirmed."""
-    changes = recent_changes(store, user_id, limit=limit)
-    replacements = store.get_nodes(user_id, [r.by_id for _, r in changes if r.by_id])
-    new_text = {n.id: _memory_words(n) for n in replacements}
-    return [
-        {
-            "memory_id": node.id,
-            "revision_id": revision.id,
-            "date": revision.at,
-            "change": revision.change,
-            "memory": _changed(_memory_words(node), new_text.get(revision.by_id or "")),
-            "description": describe_change(revision),
-            "confirmed": revision.confirmed,
-        }
-        for node, revision in changes
-    ]
-
-
-def _changed(old: str, new: str | None) -> str:
-    return f"{old} → {new}" if new is not None else old
-
-
-def _memory_words(node: AnyNode) -> str:
-    return node.title if isinstance(node, Goal) else node_text(node)
+    """The latest memory changes as the home page lists them, in the Changes page's row shape."""
+    return rows_of_changes(store, user_id, recent_changes(store, user_id, limit=limit))

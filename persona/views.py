@@ -34,6 +34,7 @@ from persona.models import (
     MemoryBatch,
     NodeType,
     Psyche,
+    Revision,
     Subgraph,
     node_text,
 )
@@ -587,28 +588,31 @@ def entities(store: Store, user_id: str, *, limit: int = 5_000) -> list[Entity]:
 
 
 def change_rows(store: Store, user_id: str, *, limit: int = 200) -> list[dict[str, object]]:
-    """The user's memory changes, newest first, as the Changes page lists them: when, what changed (goal done,
-    dropped, postponed; "changed your mind": old -> new), the sentence that said so, and whether it was confirmed."""
+    """The user's memory changes, newest first, as the Changes page lists them (see ``rows_of_changes``)."""
     from persona.revisions import changes_of  # imported here: revisions imports ingest, which views imports too
 
-    rows: list[dict[str, object]] = []
-    changes = changes_of(store, user_id, limit=limit)  # once: it reads every goal and psyche memory of the user
+    return rows_of_changes(store, user_id, changes_of(store, user_id, limit=limit))  # read once: every goal and belief
+
+
+def rows_of_changes(
+    store: Store, user_id: str, changes: Sequence[tuple[Evolving, Revision]]
+) -> list[dict[str, object]]:
+    """Changes as the Changes and Home pages list them: when, what changed (goal done, dropped, postponed; "changed
+    your mind": old -> new), the sentence that said so, and whether it was confirmed."""
     replacements = store.get_nodes(user_id, [r.by_id for _, r in changes if r.by_id])
     new_text = {n.id: _memory_words(n) for n in replacements}
-    for node, revision in changes:
-        old = _memory_words(node)
-        rows.append(
-            {
-                "memory_id": node.id,
-                "revision_id": revision.id,
-                "date": revision.at,
-                "change": revision.change,
-                "memory": f"{old} → {new_text[revision.by_id]}" if revision.by_id in new_text else old,
-                "description": describe_change(revision),
-                "confirmed": revision.confirmed,
-            }
-        )
-    return rows
+    return [
+        {
+            "memory_id": node.id,
+            "revision_id": revision.id,
+            "date": revision.at,
+            "change": revision.change,
+            "memory": changed_what(_memory_words(node), new_text.get(revision.by_id or "")),
+            "description": describe_change(revision),
+            "confirmed": revision.confirmed,
+        }
+        for node, revision in changes
+    ]
 
 
 def name_match_rows(store: Store, user_id: str) -> list[dict[str, object]]:
