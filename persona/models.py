@@ -276,6 +276,11 @@ class Evolving(Memory):
         """Whether it is still true (nothing closed its validity)."""
         return self.valid_until is None
 
+    @property
+    def open_to_change(self) -> bool:
+        """Whether a later entry may still change it (close it, replace it): it is still true."""
+        return self.current
+
     def true_at(self, when: datetime) -> bool:
         """Whether it was true at ``when`` (valid from its start until, not including, its end)."""
         start = self.valid_from or self.occurred_at
@@ -300,6 +305,11 @@ class Goal(Evolving):
     status: GoalStatus = GoalStatus.ACTIVE
     due: date | None = None
     source_sentence: str | None = None
+
+    @property
+    def open_to_change(self) -> bool:
+        """A goal is changed by later entries only while it is still true and active (not done or dropped)."""
+        return self.current and self.status is GoalStatus.ACTIVE
 
 
 class Passage(Memory):

@@ -361,7 +361,7 @@ def _changeable(nodes: Sequence[Evolving]) -> list[Evolving]:
     """Each current goal (active) or psyche memory once, in order."""
     kept: dict[str, Evolving] = {}
     for node in nodes:
-        if node.current and not (isinstance(node, Goal) and node.status is not GoalStatus.ACTIVE):
+        if node.open_to_change:
             kept.setdefault(node.id, node)
     return list(kept.values())
 

@@ -27,8 +27,6 @@ from persona.models import (
     Entry,
     EntryStatus,
     Evolving,
-    Goal,
-    GoalStatus,
     Link,
     LinkType,
     MemoryBatch,
@@ -146,11 +144,9 @@ def _still_changeable(nodes: Sequence[AnyNode], probe: EvolutionProbe) -> list[E
     """The current goals (active) and psyche memories among ``nodes`` an entry may change, each once, in order."""
     kept: dict[str, Evolving] = {}
     for node in nodes:
-        if not isinstance(node, Evolving) or not node.current or node.id in kept:
+        if not isinstance(node, Evolving) or not node.open_to_change or node.id in kept:
             continue
         if node.entry_id == probe.entry_id or node.occurred_at > probe.occurred_at:
-            continue
-        if isinstance(node, Goal) and node.status is not GoalStatus.ACTIVE:
             continue
         kept[node.id] = node
     return list(kept.values())
