@@ -418,6 +418,24 @@ def changes_of(store: Store, user_id: str, *, limit: int = 200) -> list[tuple[Ev
     return found[:limit]
 
 
+def changes_caused_between(
+    store: Store, user_id: str, *, start: datetime | None = None, end: datetime | None = None
+) -> list[tuple[Evolving, Revision]]:
+    """The memory changes caused by the user's entries written in [start, end), oldest first: read through those
+    entries' ``CHANGED_BY`` links (a change is dated by its entry), so the cost follows the range, not the number of
+    goals and beliefs the user has."""
+    entries = store.list_nodes(user_id, NodeType.ENTRY, start=start, end=end, limit=ALL)
+    entry_ids = {e.id for e in entries}
+    links = store.neighbours(user_id, list(entry_ids), link_types=[LinkType.CHANGED_BY]) if entry_ids else []
+    found: dict[str, tuple[Evolving, Revision]] = {}
+    for node in store.get_nodes(
+        user_id, list(dict.fromkeys(lk.source_id for lk in links if lk.target_id in entry_ids))
+    ):
+        if isinstance(node, Evolving):
+            found |= {r.id: (node, r) for r in node.revisions if r.entry_id in entry_ids}
+    return sorted(found.values(), key=lambda pair: (pair[1].at, pair[1].learned_at))
+
+
 # -- entities --------------------------------------------------------------------------------------------------------
 def resolve_entities(store: Store, entry: Entry, batch: MemoryBatch, known: list[Entity] | None = None) -> list[Entity]:
     """Point the batch's entities at the user's entity each one means (the store then merges them, keeping the new

@@ -699,13 +699,9 @@ def change_marks(
     store: Store, user_id: str, *, start: datetime | None = None, end: datetime | None = None
 ) -> list[ChangeMark]:
     """The user's memory changes whose causing entry falls in [start, end), oldest first."""
-    from persona.revisions import ALL, changes_of  # imported here: revisions imports ingest, which views imports too
+    from persona.revisions import changes_caused_between  # revisions imports ingest, which views imports too
 
-    changes = [
-        (node, revision)
-        for node, revision in changes_of(store, user_id, limit=ALL)
-        if (start is None or revision.at >= start) and (end is None or revision.at < end)
-    ]
+    changes = changes_caused_between(store, user_id, start=start, end=end)
     replacements = {n.id: _memory_words(n) for n in store.get_nodes(user_id, [r.by_id for _, r in changes if r.by_id])}
     marks = [
         ChangeMark(
