@@ -293,8 +293,13 @@ class Neo4jStore(Store):
         and, for a small share, cheap."""
         params = {"user_id": user_id, "embedding": unit, "types": kinds or [t.value for t in NodeType], "k": k}
         share, mine = self._vector_share(user_id)
+        # Twice the need covers what the filters drop. A user who holds every vector, asking for every type, loses
+        # nothing to them: k is enough, and the index's cost grows with the ask (10k vectors here: ~28 ms for 20,
+        # ~50 ms for 160). A short answer still gets the bigger ask below.
+        unfiltered = share >= 1.0 and set(SEARCHABLE_TYPES) <= set(params["types"])
+        headroom = 1 if unfiltered else 2
         # A user with fewer vectors than k (or none counted yet) is scanned: the index could not fill k anyway.
-        candidates = max(2 * k, math.ceil(2 * k / share)) if mine >= k else MAX_VECTOR_CANDIDATES + 1
+        candidates = max(headroom * k, math.ceil(headroom * k / share)) if mine >= k else MAX_VECTOR_CANDIDATES + 1
         rows: list[Record] = []
         for ask in (candidates, max(8 * k, VECTOR_CANDIDATES, 4 * candidates)):
             if ask > MAX_VECTOR_CANDIDATES:
