@@ -411,15 +411,18 @@ CALL (p, text_ask) {{
   RETURN collect(node.id) AS text_ids
 }}
 """
+# One row: each probe's ids, and every node found once (the probes of a chunk find mostly the same memories, and a
+# body per probe cost its transfer and its parsing each time).
 _EVOLVING_NODES = """
-CALL (ids) {
-  UNWIND ids AS id
+WITH collect({i: i, ids: ids}) AS found
+CALL (found) {
+  UNWIND found AS f
+  UNWIND f.ids AS id
   WITH DISTINCT id
   MATCH (n:Node {id: id, user_id: $user_id}) USING INDEX n:Node(id)
   RETURN collect({id: n.id, type: n.type, body: n.body}) AS nodes
 }
-RETURN i, ids, nodes
-ORDER BY i
+RETURN found, nodes
 """
 _USER_EVOLVING = """
 CALL () {
@@ -430,13 +433,16 @@ CALL () {
 """
 # A user with a few thousand goals and psyche memories: the store scores the vectors itself (numpy), over the user's
 # goals and psyche as listed here; their vectors (which never change but by a re-embed or a text edit) come once per
-# process: only for ids not in $known (a map id -> true).
+# process: only for ids not in $known (a map id -> true). One row of parallel lists, in date order, times as integer
+# microseconds since the epoch: a row and a DateTime per memory cost the client more than the query (~1,000 of them
+# per import chunk).
 EVOLVING_VECTORS = f"""
 {_USER_EVOLVING}
 WITH n WHERE n.embedding IS NOT NULL
-RETURN n.id AS id, n.sort_time AS sort_time, n.entry_id AS entry_id,
-       CASE WHEN $known[n.id] IS NULL THEN n.embedding END AS embedding
-ORDER BY n.sort_time, n.created_at, n.id
+WITH n ORDER BY n.sort_time, n.created_at, n.id
+RETURN collect(n.id) AS ids, collect(coalesce(n.entry_id, '')) AS entry_ids,
+       collect(n.sort_time.epochSeconds * 1000000 + n.sort_time.microsecond) AS micros,
+       collect(CASE WHEN $known[n.id] IS NULL THEN {{id: n.id, embedding: n.embedding}} END) AS fresh
 """
 # Then the full-text hits of each probe and the nodes: the ids found by meaning come in $nearest (one list per probe).
 EVOLUTION_CANDIDATES_SCAN = f"""

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import numpy as np
@@ -83,6 +83,14 @@ _LUCENE_SPECIAL = frozenset('\\+-!():^[]"{}~*?|&/')
 def _utc(value: datetime) -> datetime:
     """Times are stored in UTC, so Neo4j compares and sorts them as instants, like SQLite's UTC text."""
     return value.astimezone(UTC)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_micros(value: datetime) -> int:
+    """An aware time as integer microseconds since the epoch, exactly (as ``cypher.EVOLVING_VECTORS`` lists times)."""
+    return (value - EPOCH) // timedelta(microseconds=1)
 
 
 def _chain_key(node: AnyNode) -> str | None:
@@ -358,11 +366,9 @@ class Neo4jStore(Store):
         else:
             ask = min(MAX_VECTOR_CANDIDATES, max(VECTOR_CANDIDATES, 20 * k_vector))
             rows = self._read(cypher.EVOLUTION_CANDIDATES_INDEXED, probes=probes, vector_candidates=ask, **common)
-        found: list[list[AnyNode]] = []
-        for row in rows:
-            nodes = {n["id"]: parse_node(NodeType(n["type"]), n["body"]) for n in row["nodes"]}
-            found.append([nodes[i] for i in dict.fromkeys(row["ids"]) if i in nodes])
-        return found
+        nodes = {n["id"]: parse_node(NodeType(n["type"]), n["body"]) for n in rows[0]["nodes"]}
+        ids_by_probe = {f["i"]: f["ids"] for f in rows[0]["found"]}
+        return [[nodes[i] for i in dict.fromkeys(ids_by_probe.get(p, [])) if i in nodes] for p in range(len(probes))]
 
     def _nearest_evolving(self, user_id: str, queries: Sequence[CandidateQuery], k: int) -> list[list[str]]:
         """For each query, the ``k`` nearest of the user's (active) goals and psyche memories to each of its vectors,
@@ -378,22 +384,21 @@ class Neo4jStore(Store):
             if user_id not in self._evolving_vectors and len(self._evolving_vectors) >= VECTOR_CACHE_USERS:
                 del self._evolving_vectors[next(iter(self._evolving_vectors))]  # the user cached first
             cache = self._evolving_vectors.setdefault(user_id, {})
-            rows = self._read(cypher.EVOLVING_VECTORS, user_id=user_id, known=dict.fromkeys(cache, True))
-            for row in rows:
-                if row["embedding"] is not None:
-                    cache[row["id"]] = np.asarray(row["embedding"], dtype=np.float32)
-            listed = [r for r in rows if r["id"] in cache]
-            for gone in set(cache) - {r["id"] for r in listed}:  # deleted, changed, or no longer active
+            listing = self._read(cypher.EVOLVING_VECTORS, user_id=user_id, known=dict.fromkeys(cache, True))[0]
+            for fresh in listing["fresh"]:
+                cache[fresh["id"]] = np.asarray(fresh["embedding"], dtype=np.float32)
+            listed = [i for i, node_id in enumerate(listing["ids"]) if node_id in cache]
+            for gone in set(cache) - set(listing["ids"]):  # deleted, changed, or no longer active
                 del cache[gone]
             if not listed:
                 return [[] for _ in queries]
-            ids = [r["id"] for r in listed]
+            ids = [listing["ids"][i] for i in listed]
             matrix = np.stack([cache[i] for i in ids])
-        times = np.array([_utc(r["sort_time"].to_native()) for r in listed])
-        entries = np.array([r["entry_id"] or "" for r in listed])
+        times = np.array(listing["micros"], dtype=np.int64)[listed]
+        entries = np.array(listing["entry_ids"], dtype=object)[listed]
         nearest: list[list[str]] = []
         for query in queries:
-            allowed = np.flatnonzero((times <= _utc(query.before)) & (entries != query.entry_id))
+            allowed = np.flatnonzero((times <= _epoch_micros(query.before)) & (entries != query.entry_id))
             found: list[str] = []
             for unit in query.units if len(allowed) else []:
                 scores = matrix[allowed] @ np.asarray(unit, dtype=np.float32)
