@@ -72,7 +72,7 @@ def _open_clients() -> Clients:
     # One factory for the whole process: a store holds a connection (SQLite file, Neo4j driver) worth reusing.
     # A failure raises and is not cached, so the next run tries again.
     provider = make_provider()
-    return Clients(store=open_store(provider), provider=provider)
+    return Clients(store=open_store(provider, warm_up=True), provider=provider)
 
 
 def clients() -> Clients:

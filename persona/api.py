@@ -528,7 +528,7 @@ class Clients:
         from persona.runtime import open_store
 
         try:
-            return open_store(provider, self.settings)
+            return open_store(provider, self.settings, warm_up=True)
         except (StoreUnavailableError, EmbedderMismatchError):
             self._next_attempt = time.monotonic() + STORE_RETRY_SECONDS
             raise

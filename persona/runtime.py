@@ -19,24 +19,32 @@ def make_provider(settings: Settings | None = None) -> Provider:
     return OfflineProvider(embedder=default_offline_embedder(settings))
 
 
-def open_store(provider: Provider, settings: Settings | None = None) -> Store:
+def open_store(provider: Provider, settings: Settings | None = None, *, warm_up: bool = False) -> Store:
     """The configured store, bound to the provider's embedder. Raises ``StoreUnavailableError`` when unreachable.
 
     A store whose vectors come from another embedder opens all the same, with vector search off until
-    ``persona.reembed`` has run (``persona.reembed.vector_search_notice`` says so)."""
+    ``persona.reembed`` has run (``persona.reembed.vector_search_notice`` says so).
+
+    ``warm_up`` (the app and the API, which open their store once per process): a Neo4j server is warmed in the
+    background so a person's first import does not pay for its cold start (``persona.store.warmup``)."""
     settings = settings or get_settings()
     if settings.persona_store == "neo4j":
         from persona.store.neo4j import Neo4jStore
 
         password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
         auth = (settings.neo4j_user, password) if password else None
-        return Neo4jStore(
+        store = Neo4jStore(
             settings.neo4j_uri,
             auth=auth,
             embedder=provider.embedder.info,
             database=settings.neo4j_database,
             accept_other_embedder=True,
         )
+        if warm_up and store.stale_embedder is None:  # a store waiting for its re-embed has no vector index to warm
+            from persona.store.warmup import start_warm_up
+
+            start_warm_up(store)
+        return store
     from persona.store.sqlite import SqliteStore
 
     # A store from another embedder opens with vector search off (store.stale_embedder), so the user can re-embed it.

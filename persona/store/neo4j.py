@@ -16,7 +16,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import numpy as np
-from neo4j import READ_ACCESS, GraphDatabase, ManagedTransaction, NotificationDisabledClassification, Record, Session
+from neo4j import (
+    READ_ACCESS,
+    GraphDatabase,
+    ManagedTransaction,
+    NotificationDisabledClassification,
+    Record,
+    Session,
+    Transaction,
+)
 from neo4j.exceptions import (
     AuthError,
     ClientError,
@@ -269,6 +277,20 @@ class Neo4jStore(Store):
         """Every write transaction first takes the user's write lock (``lock_user``), so one user's writers queue."""
         return self._write(lambda tx: work(_Neo4jTransaction(tx, self._forget_vector)))
 
+    @contextmanager
+    def rolled_back(self) -> Iterator[Neo4jStore]:
+        """This store with every read and write in ONE transaction that is rolled back when the block ends. Work done
+        through it runs for real on the server (planned, executed, its writes visible to its own reads) and leaves
+        nothing behind: ``persona.store.warmup`` uses it to warm a fresh server. Nothing a person writes goes
+        through it."""
+        with self._translate(), self._driver.session(database=self.database) as session:
+            tx = session.begin_transaction()
+            try:
+                yield _RolledBackStore(self, tx)
+            finally:
+                if not tx.closed():
+                    tx.rollback()
+
     def _forget_vector(self, user_id: str, node_id: str) -> None:
         """A node's vector changed (a text edit, a re-embed): the kept copy is dropped."""
         with self._vectors_lock:
@@ -433,6 +455,32 @@ class Neo4jStore(Store):
     def close(self) -> None:
         """Release the driver's connections."""
         self._driver.close()
+
+
+class _RolledBackStore(Neo4jStore):
+    """A ``Neo4jStore`` whose reads and writes all run in one explicit transaction (see ``Neo4jStore.rolled_back``).
+    It shares the store's driver and settings but keeps its own caches, so nothing it saw outlives the rollback."""
+
+    def __init__(self, store: Neo4jStore, tx: Transaction) -> None:  # noqa: D107 - no server work: nothing to open
+        self.__dict__.update(store.__dict__)
+        self._shares, self._evolving, self._evolving_vectors = {}, {}, {}
+        self._vectors_lock = threading.Lock()
+        self._tx = tx
+
+    def _write(self, work: Callable[[ManagedTransaction], T]) -> T:
+        with self._translate():
+            return work(self._tx)  # type: ignore[arg-type] - an explicit transaction runs statements the same way
+
+    def _read(self, statement: str, /, **params: Any) -> list[Record]:
+        with self._translate():
+            return list(self._tx.run(statement, params))
+
+    def _run_read(self, work: Callable[[StoreTransaction], T]) -> T:
+        with self._translate():
+            return work(_Neo4jTransaction(self._tx))  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """The driver belongs to the store this view was made from."""
 
 
 class _Neo4jTransaction(StoreTransaction):
