@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from persona.errors import ProviderError, StoreUnavailableError
-from persona.ingest import IMPORT_CHUNK, ingest_many, retry_failed
+from persona.ingest import IMPORT_CHUNK, OFFLINE_IMPORT_CHUNK, ingest_many, retry_failed
 from persona.llm.embedding import HashEmbedder
 from persona.llm.offline import OfflineProvider
 from persona.models import EntryStatus, LinkType, NodeType
@@ -158,7 +158,7 @@ def test_a_chunk_with_interleaved_dates_keeps_one_ordered_chain(store: Store, us
     """Found by the fault tests: a chunk of 16 entries is one transaction, and its episodes were all stored before
     any was placed, so a placement could pick a stored-but-unplaced sibling as its neighbour and fork the chain
     (two NEXT links out of one episode) as soon as an import's dates were not in order."""
-    items = journal(3 * IMPORT_CHUNK + 5, seed=1)
+    items = journal(3 * OFFLINE_IMPORT_CHUNK + 5, seed=1)
     results = ingest_many(store, OfflineProvider(), user, items)
     assert all(r.ok for r in results)
     _assert_single_ordered_chain(store, user)
@@ -198,7 +198,7 @@ def test_embedder_and_store_faults_mid_import_lose_nothing(store: Store, user: s
     # embeddings: one call per chunk; a failed chunk is retried entry by entry (one call each)
     embedder = FlakyEmbedder(fail_calls={4, 5, 6})  # chunk 4 fails, then its first two entries
     flaky = FlakyStore(store, fail_calls={8 + IMPORT_CHUNK, 8 + IMPORT_CHUNK + 1})
-    results = ingest_many(flaky, OfflineProvider(embedder), user, items)  # type: ignore[arg-type]
+    results = ingest_many(flaky, OfflineProvider(embedder), user, items, chunk_size=IMPORT_CHUNK)  # type: ignore[arg-type]
     check_nothing_lost(store, user, items, results)
     failed = sorted(n for n, r in enumerate(results) if not r.ok)
     assert len(failed) == 3, failed  # two entries whose embeddings failed, one whose write failed
