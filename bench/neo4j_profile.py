@@ -27,7 +27,7 @@ from retrieval_bench import grow_to
 
 from persona.demo import demo_journal, load_demo
 from persona.importers import parse_markdown
-from persona.ingest import IMPORT_CHUNK, ingest_entry
+from persona.ingest import OFFLINE_IMPORT_CHUNK, ingest_entry
 from persona.llm.offline import OfflineProvider
 from persona.retrieval import RetrievalQuery, retrieve
 from persona.store import neo4j as neo4j_store
@@ -191,7 +191,8 @@ def main() -> None:
             began = time.perf_counter()
             load_demo(store, provider, f"{user}-whole-demo")
             total = (time.perf_counter() - began) * 1000
-        print(tally.report(f"the whole demo persona ({len(items)} entries, chunks of {IMPORT_CHUNK}): {total:.0f} ms"))
+        title = f"the whole demo persona ({len(items)} entries, chunks of {OFFLINE_IMPORT_CHUNK}): {total:.0f} ms"
+        print(tally.report(title))
         print("\n| statement | times |\n| --- | --- |")
         for key, times in tally.statements.most_common():
             print(f"| `{key}` | {times} |")
