@@ -30,7 +30,7 @@ from persona.llm.offline import OfflineProvider
 from persona.retrieval import RetrievalQuery, retrieve
 from persona.store.base import Store
 from persona.store.neo4j import Neo4jStore
-from persona.store.warmup import start_warm_up
+from persona.warmup import start_warm_up
 
 TARGETS = {
     "retrieval p95 ms, 10k": "<= 100",
@@ -55,7 +55,7 @@ def ingest_rows(store: Store, provider: OfflineProvider, generated: int) -> dict
 
 def warmed_demo_row(store: Store, provider: OfflineProvider) -> dict[str, float]:
     """The demo's load as the app does it on Neo4j: the store warms the server in the background when it opens
-    (``persona.store.warmup``) while the person reads the home page; here the demo starts when the warm-up ends.
+    (``persona.warmup``) while the person reads the home page; here the demo starts when the warm-up ends.
     SQLite has nothing to warm."""
     if isinstance(store, Neo4jStore):
         began = time.perf_counter()

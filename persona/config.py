@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr | None = None
     neo4j_database: str = "neo4j"
+    neo4j_warm_up: bool = Field(
+        default=True,
+        description="the app and the API warm a fresh Neo4j server in the background when they open the store "
+        "(persona.warmup); the test suite turns it off",
+    )
 
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None

@@ -55,7 +55,8 @@ is a model call of seconds, and progress is reported when a chunk is written, so
 OFFLINE_IMPORT_CHUNK = 32
 """Bulk imports with the offline provider, whose extraction takes milliseconds: twice the chunk halves the store's
 round trips and transactions per entry (500 generated entries on a warm Neo4j: ~97 -> ~130 entries/s, see
-``bench/README.md``), and progress still moves about every second with the sentence model."""
+``bench/README.md``). Progress moves once per chunk: every 1-3 s with the sentence model for journal-sized entries,
+longer for very long ones."""
 
 MAX_PASSAGES = 2_000
 """An entry gives at most this many passages: a 2,000,000-character entry of short lines would give 125,000 (97 s,
@@ -301,7 +302,9 @@ def ingest_many(
     for text, when in pending:
         validate_entry_input(user_id, text, when)
     results: list[IngestResult] = []
-    size = max(1, chunk_size or (OFFLINE_IMPORT_CHUNK if provider.offline else IMPORT_CHUNK))
+    if chunk_size is None:
+        chunk_size = OFFLINE_IMPORT_CHUNK if provider.offline else IMPORT_CHUNK
+    size = max(1, chunk_size)
     for start in range(0, len(pending), size):
         for result in _ingest_chunk(store, provider, user_id, pending[start : start + size], source):
             results.append(result)

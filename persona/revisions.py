@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -90,19 +91,31 @@ VECTOR_CACHE_SIZE = 8_192
 after entry (a journal import compares every entry with the same few dozen), so each is embedded once, not per entry."""
 
 
+_VECTOR_CACHE_LOCK = threading.Lock()
+"""Planning runs in several threads at once (the API's pool, app sessions, the Neo4j warm-up): one thread's eviction
+between another's lookup and use would lose a vector it had just checked."""
+
+
 def _cached_vectors(embedder: Embedder, texts: Sequence[str]) -> dict[str, np.ndarray]:
     """The vectors of ``texts`` by ``embedder``: cached ones reused, the others embedded in ONE call and cached."""
     name = embedder.info.name
-    missing = [t for t in dict.fromkeys(texts) if (name, t) not in _VECTOR_CACHE]
-    if missing:
-        for text, vector in zip(missing, embedder.embed(missing), strict=True):
-            _VECTOR_CACHE[(name, text)] = np.asarray(vector, dtype=np.float32)
+    with _VECTOR_CACHE_LOCK:
+        missing = [t for t in dict.fromkeys(texts) if (name, t) not in _VECTOR_CACHE]
+    # Embedded outside the lock (the sentence model takes milliseconds per text); kept here even if evicted meanwhile.
+    fresh = dict(zip(missing, embedder.embed(missing), strict=True)) if missing else {}
     found = {}
-    for text in texts:
-        _VECTOR_CACHE.move_to_end((name, text))
-        found[text] = _VECTOR_CACHE[(name, text)]
-    while len(_VECTOR_CACHE) > VECTOR_CACHE_SIZE:
-        _VECTOR_CACHE.popitem(last=False)
+    with _VECTOR_CACHE_LOCK:
+        for text, vector in fresh.items():
+            _VECTOR_CACHE[(name, text)] = np.asarray(vector, dtype=np.float32)
+        for text in texts:
+            key = (name, text)
+            if key in _VECTOR_CACHE:
+                _VECTOR_CACHE.move_to_end(key)
+                found[text] = _VECTOR_CACHE[key]
+            else:  # evicted by another thread since the lookup: embed it again, here, rather than fail
+                found[text] = np.asarray(embedder.embed([text])[0], dtype=np.float32)
+        while len(_VECTOR_CACHE) > VECTOR_CACHE_SIZE:
+            _VECTOR_CACHE.popitem(last=False)
     return found
 
 

@@ -26,7 +26,8 @@ def open_store(provider: Provider, settings: Settings | None = None, *, warm_up:
     ``persona.reembed`` has run (``persona.reembed.vector_search_notice`` says so).
 
     ``warm_up`` (the app and the API, which open their store once per process): a Neo4j server is warmed in the
-    background so a person's first import does not pay for its cold start (``persona.store.warmup``)."""
+    background so a person's first import does not pay for its cold start (``persona.warmup``; ``NEO4J_WARM_UP``
+    turns it off). The thread is ``store.warming``."""
     settings = settings or get_settings()
     if settings.persona_store == "neo4j":
         from persona.store.neo4j import Neo4jStore
@@ -40,10 +41,11 @@ def open_store(provider: Provider, settings: Settings | None = None, *, warm_up:
             database=settings.neo4j_database,
             accept_other_embedder=True,
         )
-        if warm_up and store.stale_embedder is None:  # a store waiting for its re-embed has no vector index to warm
-            from persona.store.warmup import start_warm_up
+        # A store waiting for its re-embed keeps an index of the old vectors' dimension, which the warm-up's are not.
+        if warm_up and settings.neo4j_warm_up and store.stale_embedder is None:
+            from persona.warmup import start_warm_up
 
-            start_warm_up(store)
+            store.warming = start_warm_up(store)
         return store
     from persona.store.sqlite import SqliteStore
 

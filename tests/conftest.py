@@ -24,6 +24,8 @@ from tests.neo4j_server import Neo4jServer
 # Tests that do not test meaning use the small, fast hashing embedder; tests of the sentence model (and of the
 # default) ask for it explicitly (tests/test_neural.py). Set PERSONA_EMBEDDER=neural to run everything on the model.
 os.environ.setdefault("PERSONA_EMBEDDER", "hash")
+# The app and the API warm a fresh Neo4j in the background (persona.warmup): in tests, only where the warm-up is tested.
+os.environ.setdefault("NEO4J_WARM_UP", "false")
 
 
 def _require(flag: str) -> bool:

@@ -7,6 +7,7 @@ so concurrent writers of one user queue up instead of interleaving their NEXT-ch
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -69,6 +70,8 @@ INDEX_WAIT_SECONDS = 300
 DELETE_BATCH = 2_000
 """``delete_user`` removes this many nodes per transaction: a big journal in one transaction (10,000 entries are
 ~37,000 nodes) outgrows Neo4j's transaction memory limit and could never be deleted."""
+log = logging.getLogger(__name__)
+
 BOLT_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 VECTOR_CANDIDATES = 100
 """The global vector index is asked for at least this many nodes, then filtered to the user (no filtered search)."""
@@ -93,12 +96,12 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _epoch_micros(value: datetime) -> int:
     """An aware time as integer microseconds since the epoch, exactly (as ``cypher.EVOLVING_VECTORS`` lists times)."""
-    return (value - EPOCH) // timedelta(microseconds=1)
+    return (_utc(value) - _EPOCH) // timedelta(microseconds=1)
 
 
 def _chain_key(node: AnyNode) -> str | None:
@@ -166,6 +169,8 @@ class Neo4jStore(Store):
         self.database = database
         self.embedder = embedder
         self.description = f"Neo4j · {uri}"
+        self.warming: threading.Thread | None = None
+        """The background warm-up the app or the API started for this store (``persona.warmup``), if any."""
         self._shares: dict[str, tuple[float, float, int]] = {}
         self._evolving: dict[str, tuple[float, int]] = {}
         self._evolving_vectors: dict[str, dict[str, np.ndarray]] = {}
@@ -281,7 +286,7 @@ class Neo4jStore(Store):
     def rolled_back(self) -> Iterator[Neo4jStore]:
         """This store with every read and write in ONE transaction that is rolled back when the block ends. Work done
         through it runs for real on the server (planned, executed, its writes visible to its own reads) and leaves
-        nothing behind: ``persona.store.warmup`` uses it to warm a fresh server. Nothing a person writes goes
+        nothing behind: ``persona.warmup`` uses it to warm a fresh server. Nothing a person writes goes
         through it."""
         with self._translate(), self._driver.session(database=self.database) as session:
             tx = session.begin_transaction()
@@ -289,7 +294,10 @@ class Neo4jStore(Store):
                 yield _RolledBackStore(self, tx)
             finally:
                 if not tx.closed():
-                    tx.rollback()
+                    try:
+                        tx.rollback()
+                    except DriverError:  # the connection is gone, and the server drops the transaction with it
+                        log.debug("rolling back a warm-up transaction failed", exc_info=True)
 
     def _forget_vector(self, user_id: str, node_id: str) -> None:
         """A node's vector changed (a text edit, a re-embed): the kept copy is dropped."""
@@ -453,31 +461,52 @@ class Neo4jStore(Store):
             self._evolving_vectors.clear()
 
     def close(self) -> None:
-        """Release the driver's connections."""
+        """Release the driver's connections. A warm-up still running ends with them; it is waited for briefly, so it
+        is not left inside the driver while the interpreter shuts down."""
         self._driver.close()
+        if self.warming is not None and self.warming is not threading.current_thread():
+            self.warming.join(timeout=5)
 
 
 class _RolledBackStore(Neo4jStore):
     """A ``Neo4jStore`` whose reads and writes all run in one explicit transaction (see ``Neo4jStore.rolled_back``).
     It shares the store's driver and settings but keeps its own caches, so nothing it saw outlives the rollback."""
 
-    def __init__(self, store: Neo4jStore, tx: Transaction) -> None:  # noqa: D107 - no server work: nothing to open
+    def __init__(self, store: Neo4jStore, tx: Transaction) -> None:
+        # The store's connection and settings (driver, uri, database, embedder); then fresh copies of everything that
+        # remembers what it read, so that nothing seen inside the transaction outlives its rollback.
         self.__dict__.update(store.__dict__)
+        self.warming = None
         self._shares, self._evolving, self._evolving_vectors = {}, {}, {}
         self._vectors_lock = threading.Lock()
         self._tx = tx
+        self._broken: Exception | None = None
 
     def _write(self, work: Callable[[ManagedTransaction], T]) -> T:
-        with self._translate():
-            return work(self._tx)  # type: ignore[arg-type] - an explicit transaction runs statements the same way
+        # An explicit transaction runs statements as a managed one does.
+        return self._in_transaction(lambda: work(self._tx))
 
     def _read(self, statement: str, /, **params: Any) -> list[Record]:
-        with self._translate():
-            return list(self._tx.run(statement, params))
+        return self._in_transaction(lambda: list(self._tx.run(statement, params)))
 
     def _run_read(self, work: Callable[[StoreTransaction], T]) -> T:
-        with self._translate():
-            return work(_Neo4jTransaction(self._tx))  # type: ignore[arg-type]
+        return self._in_transaction(lambda: work(_Neo4jTransaction(self._tx)))
+
+    def _in_transaction(self, work: Callable[[], T]) -> T:
+        """Run ``work`` in the one transaction. A write that fails midway leaves its half in the transaction (and a
+        server error ends the transaction), so after the first failure every call fails: nothing builds on a half."""
+        if self._broken is not None:
+            raise StoreError(f"this rolled-back view stopped at an earlier error: {self._broken}")
+        try:
+            with self._translate():
+                return work()
+        except Exception as exc:
+            self._broken = exc
+            raise
+
+    def adopt_embedder(self) -> None:
+        """Refused: it changes the schema, which no transaction can roll back."""
+        raise StoreError("a rolled-back view cannot change the store's embedder")
 
     def close(self) -> None:
         """The driver belongs to the store this view was made from."""
