@@ -387,7 +387,6 @@ CALL () { MATCH (n:Psyche) RETURN count(n) AS all_psyche }
 CALL () { MATCH (g:Goal {user_id: $user_id}) WHERE g.sort_time IS NOT NULL RETURN count(g) AS goals }
 CALL () { MATCH (s:Psyche {user_id: $user_id}) WHERE s.sort_time IS NOT NULL RETURN count(s) AS psyche }
 """
-EVOLVING_COUNT = f"{_EVOLVING_COUNTS} RETURN goals + psyche AS evolving"
 # The full-text ask, from the counts as they are now (a new user's first entries must not ask for thousands).
 
 
@@ -435,14 +434,18 @@ CALL () {
 # goals and psyche as listed here; their vectors (which never change but by a re-embed or a text edit) come once per
 # process: only for ids not in $known (a map id -> true). One row of parallel lists, in date order, times as integer
 # microseconds since the epoch: a row and a DateTime per memory cost the client more than the query (~1,000 of them
-# per import chunk).
+# per import chunk). Past $scan_limit memories only their number comes back (the store then asks the vector index).
 EVOLVING_VECTORS = f"""
 {_USER_EVOLVING}
 WITH n WHERE n.embedding IS NOT NULL
 WITH n ORDER BY n.sort_time, n.created_at, n.id
-RETURN collect(n.id) AS ids, collect(coalesce(n.entry_id, '')) AS entry_ids,
-       collect(n.sort_time.epochSeconds * 1000000 + n.sort_time.microsecond) AS micros,
-       collect(CASE WHEN $known[n.id] IS NULL THEN {{id: n.id, embedding: n.embedding}} END) AS fresh
+WITH collect(n) AS listed
+WITH listed, size(listed) <= $scan_limit AS scanned
+RETURN size(listed) AS total,
+       [n IN listed WHERE scanned | n.id] AS ids,
+       [n IN listed WHERE scanned | coalesce(n.entry_id, '')] AS entry_ids,
+       [n IN listed WHERE scanned | n.sort_time.epochSeconds * 1000000 + n.sort_time.microsecond] AS micros,
+       [n IN listed WHERE scanned AND $known[n.id] IS NULL | {{id: n.id, embedding: n.embedding}}] AS fresh
 """
 # Then the full-text hits of each probe and the nodes: the ids found by meaning come in $nearest (one list per probe).
 EVOLUTION_CANDIDATES_SCAN = f"""

@@ -173,6 +173,7 @@ class Neo4jStore(Store):
         """The background warm-up the app or the API started for this store (``persona.warmup``), if any."""
         self._shares: dict[str, tuple[float, float, int]] = {}
         self._evolving: dict[str, tuple[float, int]] = {}
+        """Users found with more goals and psyche memories than ``EVOLVING_SCAN_LIMIT``: (when, how many)."""
         self._evolving_vectors: dict[str, dict[str, np.ndarray]] = {}
         """Unit vectors of users' goals and psyche memories, by user and node id (see ``_nearest_evolving``)."""
         # The API serves requests from a thread pool: the kept vectors are read, filled and evicted under this lock.
@@ -388,8 +389,8 @@ class Neo4jStore(Store):
             }
             for q in queries
         ]
-        if self._evolving_count(user_id) <= EVOLVING_SCAN_LIMIT:
-            nearest = self._nearest_evolving(user_id, queries, k_vector)
+        nearest = self._nearest_evolving(user_id, queries, k_vector)
+        if nearest is not None:
             for probe in probes:
                 probe["vectors"] = []  # scored already
             rows = self._read(cypher.EVOLUTION_CANDIDATES_SCAN, probes=probes, nearest=nearest, **common)
@@ -400,21 +401,32 @@ class Neo4jStore(Store):
         ids_by_probe = {f["i"]: f["ids"] for f in rows[0]["found"]}
         return [[nodes[i] for i in dict.fromkeys(ids_by_probe.get(p, [])) if i in nodes] for p in range(len(probes))]
 
-    def _nearest_evolving(self, user_id: str, queries: Sequence[CandidateQuery], k: int) -> list[list[str]]:
+    def _nearest_evolving(self, user_id: str, queries: Sequence[CandidateQuery], k: int) -> list[list[str]] | None:
         """For each query, the ``k`` nearest of the user's (active) goals and psyche memories to each of its vectors,
         among those that happened by its date and are not of its entry: exact cosine over the listing of
         ``cypher.EVOLVING_VECTORS``, ties in date order as in the vector search. Vectors already fetched by this
         process are not fetched again (a text edit or re-embed made here drops them; one made by another process
-        can leave a stale vector, which only moves a candidate's rank)."""
+        can leave a stale vector, which only moves a candidate's rank). None for a user with more than
+        ``EVOLVING_SCAN_LIMIT`` of them: the vector index is asked instead (a user found that big is not listed
+        again for ``SHARE_SECONDS``)."""
         if k <= 0 or not any(q.units for q in queries):
             return [[] for _ in queries]
+        known_big = self._evolving.get(user_id)
+        if known_big is not None and time.monotonic() - known_big[0] < SHARE_SECONDS:
+            return None
         # The read runs under the lock too: the rows it skips (vectors kept already) must still be kept when it ends,
         # which another thread's eviction would break.
         with self._vectors_lock:
             if user_id not in self._evolving_vectors and len(self._evolving_vectors) >= VECTOR_CACHE_USERS:
                 del self._evolving_vectors[next(iter(self._evolving_vectors))]  # the user cached first
             cache = self._evolving_vectors.setdefault(user_id, {})
-            listing = self._read(cypher.EVOLVING_VECTORS, user_id=user_id, known=dict.fromkeys(cache, True))[0]
+            known = dict.fromkeys(cache, True)
+            params = {"user_id": user_id, "known": known, "scan_limit": EVOLVING_SCAN_LIMIT}
+            listing = self._read(cypher.EVOLVING_VECTORS, **params)[0]
+            if listing["total"] > EVOLVING_SCAN_LIMIT:
+                self._evolving[user_id] = (time.monotonic(), listing["total"])
+                self._evolving_vectors.pop(user_id, None)
+                return None
             for fresh in listing["fresh"]:
                 cache[fresh["id"]] = np.asarray(fresh["embedding"], dtype=np.float32)
             listed = [i for i, node_id in enumerate(listing["ids"]) if node_id in cache]
@@ -437,16 +449,6 @@ class Neo4jStore(Store):
                 found += [ids[allowed[i]] for i in top]
             nearest.append(found)
         return nearest
-
-    def _evolving_count(self, user_id: str) -> int:
-        """How many goals and psyche memories the user has, counted at most every ``SHARE_SECONDS``: it only chooses
-        the plan (a stale count costs time, never a wrong answer)."""
-        now = time.monotonic()
-        cached = self._evolving.get(user_id)
-        if cached is None or now - cached[0] >= SHARE_SECONDS:
-            cached = (now, int(self._read(cypher.EVOLVING_COUNT, user_id=user_id)[0]["evolving"]))
-            self._evolving[user_id] = cached
-        return cached[1]
 
     def adopt_embedder(self) -> None:
         params = {"name": self.embedder.name, "dimension": self.embedder.dimension}
