@@ -213,6 +213,25 @@ def _click_hub(page) -> str:
     return hub["label"]
 
 
+def _double_click_hub(page) -> dict:
+    """Double-click the hub to add its neighbours, and see it said. The details panel that the hub's click opened can
+    still be settling the page when the double-click comes (once in a full CI run, the double-click selected the hub
+    again and added nothing), so a double-click with no "Expanded" after half the wait is made once more, at the
+    hub's position as it is then. Returns the hub."""
+    from playwright.sync_api import expect
+
+    expanded = page.get_by_text("Expanded 1 node", exact=False).first
+    hub = _graph(page).evaluate(HUB_POSITION)
+    page.mouse.dblclick(hub["x"], hub["y"])
+    try:
+        expect(expanded).to_be_visible(timeout=WAIT_MS // 2)
+    except AssertionError:  # once more, where the hub is now
+        hub = _graph(page).evaluate(HUB_POSITION)
+        page.mouse.dblclick(hub["x"], hub["y"])
+        expect(expanded).to_be_visible(timeout=WAIT_MS)
+    return hub
+
+
 def _write_browse_graph_and_chat(page, app_url: str, axe_script: Path) -> None:
     from playwright.sync_api import expect
 
@@ -300,9 +319,7 @@ def _demo_persona(page, app_url: str, axe_script: Path) -> None:
     # Graph: click the hub, double-click it to add its neighbours, find a node by name (zooms to it).
     _open(page, "Graph")
     name = _click_hub(page)
-    hub = _graph(page).evaluate(HUB_POSITION)
-    page.mouse.dblclick(hub["x"], hub["y"])
-    expect(page.get_by_text("Expanded 1 node", exact=False).first).to_be_visible(timeout=WAIT_MS)
+    hub = _double_click_hub(page)
     graph = _graph(page)
     graph.get_by_label("Find").fill(name)
     graph.get_by_label("Find").press("Enter")
