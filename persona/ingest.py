@@ -196,7 +196,7 @@ def _plan_and_write(
     try:
         return _plan_and_write_once(store, provider, entry, batch, on_step)
     except ChangedMeanwhileError:
-        log.info("memories entry %s changes were changed meanwhile: planning again", entry.id)
+        log.info("a memory that entry %s changes was changed meanwhile: planning again", entry.id)
         return _plan_and_write_once(store, provider, entry, batch, on_step)
 
 

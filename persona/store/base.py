@@ -125,10 +125,9 @@ def _planned_from(revised: AnyNode, stored: AnyNode) -> bool:
     revisions and adds at least one, the first of them records the changed fields as ``stored`` has them
     (``before``), and every other field is the same (so a text edit, an undo, a confirm or another entry's change
     written meanwhile all count as changed)."""
-    kept, revisions = list(getattr(stored, "revisions", [])), list(getattr(revised, "revisions", []))
-    if len(revisions) <= len(kept) or [r.model_dump() for r in revisions[: len(kept)]] != [
-        r.model_dump() for r in kept
-    ]:
+    kept = [r.model_dump() for r in getattr(stored, "revisions", [])]
+    revisions = list(getattr(revised, "revisions", []))
+    if len(revisions) <= len(kept) or [r.model_dump() for r in revisions[: len(kept)]] != kept:
         return False
     before = revisions[len(kept)].before
     now = stored.model_dump(mode="json", exclude={"revisions", "embedding"})

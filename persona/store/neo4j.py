@@ -172,7 +172,7 @@ class Neo4jStore(Store):
         self.warming: threading.Thread | None = None
         """The background warm-up the app or the API started for this store (``persona.warmup``), if any."""
         self._shares: dict[str, tuple[float, float, int]] = {}
-        self._evolving: dict[str, tuple[float, int]] = {}
+        self._over_scan_limit: dict[str, tuple[float, int]] = {}
         """Users found with more goals and psyche memories than ``EVOLVING_SCAN_LIMIT``: (when, how many)."""
         self._evolving_vectors: dict[str, dict[str, np.ndarray]] = {}
         """Unit vectors of users' goals and psyche memories, by user and node id (see ``_nearest_evolving``)."""
@@ -411,7 +411,7 @@ class Neo4jStore(Store):
         again for ``SHARE_SECONDS``)."""
         if k <= 0 or not any(q.units for q in queries):
             return [[] for _ in queries]
-        known_big = self._evolving.get(user_id)
+        known_big = self._over_scan_limit.get(user_id)
         if known_big is not None and time.monotonic() - known_big[0] < SHARE_SECONDS:
             return None
         # The read runs under the lock too: the rows it skips (vectors kept already) must still be kept when it ends,
@@ -424,7 +424,7 @@ class Neo4jStore(Store):
             params = {"user_id": user_id, "known": known, "scan_limit": EVOLVING_SCAN_LIMIT}
             listing = self._read(cypher.EVOLVING_VECTORS, **params)[0]
             if listing["total"] > EVOLVING_SCAN_LIMIT:
-                self._evolving[user_id] = (time.monotonic(), listing["total"])
+                self._over_scan_limit[user_id] = (time.monotonic(), listing["total"])
                 self._evolving_vectors.pop(user_id, None)
                 return None
             for fresh in listing["fresh"]:
@@ -479,7 +479,7 @@ class _RolledBackStore(Neo4jStore):
         # remembers what it read, so that nothing seen inside the transaction outlives its rollback.
         self.__dict__.update(store.__dict__)
         self.warming = None
-        self._shares, self._evolving, self._evolving_vectors = {}, {}, {}
+        self._shares, self._over_scan_limit, self._evolving_vectors = {}, {}, {}
         self._vectors_lock = threading.Lock()
         self._tx = tx
         self._broken: Exception | None = None
